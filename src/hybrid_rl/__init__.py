@@ -1,0 +1,3 @@
+"""hybrid-rl: offline RL under corrupted datasets, and online recovery."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""The D4RL MuJoCo datasets this project knows: env ids, download URLs and reference scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+D4RL_BASE_URL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2"
+EPISODE_CAP = 1000
+
+# D4RL's random and expert returns (d4rl/infos.py REF_MIN_SCORE / REF_MAX_SCORE).
+_REFERENCE_SCORES = {
+    "halfcheetah": (-280.178953, 12135.0),
+    "hopper": (-20.272305, 3234.3),
+}
+_GYM_ENV_IDS = {"halfcheetah": "HalfCheetah-v4", "hopper": "Hopper-v4"}
+_QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the project needs to know about one D4RL dataset id."""
+
+    dataset_id: str
+    env_name: str  # "halfcheetah" | "hopper"
+    quality: str  # "random" | "medium" | ...
+    gym_env_id: str
+    ref_min_score: float
+    ref_max_score: float
+
+    @property
+    def url(self) -> str:
+        return f"{D4RL_BASE_URL}/{self.file_name}"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.env_name}_{self.quality.replace('-', '_')}-v2.hdf5"
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    f"{env}-{quality}-v2": DatasetSpec(
+        dataset_id=f"{env}-{quality}-v2",
+        env_name=env,
+        quality=quality,
+        gym_env_id=_GYM_ENV_IDS[env],
+        ref_min_score=_REFERENCE_SCORES[env][0],
+        ref_max_score=_REFERENCE_SCORES[env][1],
+    )
+    for env in _GYM_ENV_IDS
+    for quality in _QUALITIES
+}
+
+
+def get_dataset_spec(dataset_id: str) -> DatasetSpec:
+    """Return the spec of `dataset_id`; an unknown id raises a KeyError listing the valid ones."""
+    try:
+        return DATASETS[dataset_id]
+    except KeyError:
+        valid = ", ".join(sorted(DATASETS))
+        raise KeyError(f"unknown dataset id {dataset_id!r}; valid ids are: {valid}") from None
+
+
+def env_name_of(env_or_dataset_id: str) -> str:
+    """Map a dataset id ('hopper-medium-v2') or Gymnasium id ('Hopper-v4') to 'hopper'."""
+    lowered = env_or_dataset_id.lower()
+    for env in _GYM_ENV_IDS:
+        if lowered.startswith(env):
+            return env
+    raise KeyError(
+        f"no reference scores for {env_or_dataset_id!r}; known environments: "
+        f"{', '.join(sorted(_GYM_ENV_IDS))}"
+    )
+
+
+def gym_env_id_of(env_or_dataset_id: str) -> str:
+    """The Gymnasium id used for rollouts of a dataset id or env name."""
+    return _GYM_ENV_IDS[env_name_of(env_or_dataset_id)]
+
+
+def reference_scores(env_or_dataset_id: str) -> tuple[float, float]:
+    """D4RL's (random, expert) returns for the environment of `env_or_dataset_id`."""
+    return _REFERENCE_SCORES[env_name_of(env_or_dataset_id)]

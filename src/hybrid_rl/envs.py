@@ -1,0 +1,47 @@
+"""Gymnasium environments for rollouts, and D4RL's normalized score."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+
+from hybrid_rl.data.registry import gym_env_id_of, reference_scores
+
+
+def _resolve_env_id(env_id: str) -> str:
+    # Accept both Gymnasium ids ('Hopper-v4') and dataset ids ('hopper-medium-v2').
+    return env_id if env_id[0].isupper() else gym_env_id_of(env_id)
+
+
+def make_env(env_id: str, seed: int | None = None) -> gym.Env:
+    """One Gymnasium env (1000-step cap); `env_id` may be a dataset id like 'hopper-medium-v2'."""
+    with warnings.catch_warnings():
+        # v4 is deliberately used: its dims and dynamics match D4RL's v2 datasets.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        env = gym.make(_resolve_env_id(env_id))
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int | None = None) -> gym.vector.SyncVectorEnv:
+    """`num_envs` copies in a SyncVectorEnv (faster than Async on 2 cores), env i seeded seed+i.
+
+    Gymnasium 1.x autoresets on the step AFTER an episode ends (NEXT_STEP mode): that step's
+    output is a reset observation, not a transition, and callers must not store it.
+    """
+    env_fns = [lambda: make_env(env_id) for _ in range(num_envs)]
+    vec = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    if seed is not None:
+        vec.reset(seed=[seed + i for i in range(num_envs)])
+        vec.action_space.seed(seed)
+    return vec
+
+
+def normalized_score(env_or_dataset_id: str, returns: float | np.ndarray) -> float | np.ndarray:
+    """D4RL's normalized score 100·(return − random)/(expert − random)."""
+    low, high = reference_scores(env_or_dataset_id)
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - low) / (high - low)
