@@ -1,0 +1,225 @@
+"""Conservative Q-Learning, CQL(H) with importance sampling (Kumar et al. 2020), on top of SAC.
+
+The critic is one 2-member `QEnsemble` (twin Q, min target). The conservative term needs Q(s, ·)
+at the dataset action and at 3 × n sampled actions (uniform, π(s), π(s')); all of them, for both
+members, come out of a single critic call over B·(1 + 3n) rows, with the B states repeated once.
+Observations are normalized once per update by one `ObservationNormalizer` shared by the actor and
+the critics, and the normalizer is part of the checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hybrid_rl.algos.networks import (
+    ObservationNormalizer,
+    QEnsemble,
+    TanhGaussianActor,
+    soft_update,
+    tanh_gaussian_log_prob,
+)
+from hybrid_rl.data.batch import TransitionBatch
+
+
+@dataclass
+class CQLConfig:
+    critic_lr: float = 3e-4
+    actor_lr: float = 1e-4
+    # CORL steps the entropy temperature with the policy's learning rate.
+    alpha_lr: float = 1e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 256
+    init_alpha: float = 1.0
+    cql_alpha: float = 5.0  # weight of the conservative term (1.0 online in Phase II)
+    num_sampled_actions: int = 10  # per source: uniform, π(s), π(s')
+
+
+class CQLActionSamples(NamedTuple):
+    """The actions one update evaluates; n = `num_sampled_actions`, B = batch size."""
+
+    uniform: Tensor  # [n, B, act_dim] uniform in [−1, 1]
+    current: Tensor  # [n, B, act_dim] a ~ π(·|s)
+    current_log_prob: Tensor  # [n, B] log π(a|s)
+    next: Tensor  # [n, B, act_dim] a' ~ π(·|s'), evaluated as Q(s, a')
+    next_log_prob: Tensor  # [n, B] log π(a'|s')
+    target: Tensor  # [B, act_dim] a' ~ π(·|s') for the TD target, drawn apart from `next`
+
+
+class CQL:
+    """CQL agent: `update(batch)` does one critic, actor and temperature step."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, config: CQLConfig, device: str | torch.device = "cpu"
+    ) -> None:
+        self.config = config
+        self.act_dim = act_dim
+        self.device = torch.device(device)
+        self.normalizer = ObservationNormalizer(obs_dim).to(self.device)
+        self.actor = TanhGaussianActor(obs_dim, act_dim).to(self.device)
+        self.critic = QEnsemble(2, obs_dim, act_dim).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(
+            math.log(config.init_alpha), device=self.device, requires_grad=True
+        )
+        self.target_entropy = -float(act_dim)
+        self.actor_opt = torch.optim.Adam(
+            self.actor.parameters(), lr=config.actor_lr, foreach=True
+        )
+        self.critic_opt = torch.optim.Adam(
+            self.critic.parameters(), lr=config.critic_lr, foreach=True
+        )
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, foreach=True)
+
+    @torch.no_grad()
+    def sample_actions(self, obs: Tensor, next_obs: Tensor) -> CQLActionSamples:
+        """Draw every action of one update from normalized observations [B, obs_dim]."""
+        n = self.config.num_sampled_actions
+        current, current_log_prob = self._policy_samples(obs, n)
+        # One extra draw at s' serves the TD target, so it stays independent of the n others.
+        next_actions, next_log_prob = self._policy_samples(next_obs, n + 1)
+        uniform = torch.empty_like(current).uniform_(-1.0, 1.0)
+        return CQLActionSamples(
+            uniform=uniform,
+            current=current,
+            current_log_prob=current_log_prob,
+            next=next_actions[1:],
+            next_log_prob=next_log_prob[1:],
+            target=next_actions[0],
+        )
+
+    def _policy_samples(self, obs: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """n actions per state from one actor forward: [n, B, act_dim] and log-probs [n, B]."""
+        normal = self.actor.distribution(obs)
+        pre_tanh = normal.sample((n,))
+        return torch.tanh(pre_tanh), tanh_gaussian_log_prob(normal, pre_tanh)
+
+    def critic_loss(
+        self, obs: Tensor, next_obs: Tensor, batch: TransitionBatch, samples: CQLActionSamples
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """TD error of both members plus `cql_alpha` × (logsumexp Q(s, ·) − Q(s, a_data)).
+
+        `obs`/`next_obs` are normalized. Returns the loss summed over the two members and
+        detached statistics: the per-member mean penalty, Q at the data, and the logsumexp term.
+        """
+        with torch.no_grad():
+            next_q = self.critic_target(next_obs, samples.target).min(0).values
+            # No entropy bonus in the backup, as CORL's CQL default (backup_entropy=False).
+            # Terminals stop bootstrapping; timeouts are not terminal and keep it.
+            target = batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_q
+
+        batch_size = obs.shape[0]
+        sampled = torch.cat([samples.uniform, samples.current, samples.next])  # [3n, B, A]
+        actions = torch.cat([batch.actions, sampled.flatten(0, 1)])  # [(1 + 3n)·B, A]
+        q = self.critic(obs.repeat(1 + sampled.shape[0], 1), actions)  # [2, (1 + 3n)·B]
+        q_data = q[:, :batch_size]
+        q_sampled = q[:, batch_size:].unflatten(1, (sampled.shape[0], batch_size))
+
+        # Importance sampling: each term is Q minus the log-density its action was drawn
+        # from, so the logsumexp estimates log ∫ exp Q(s, a) da (up to a constant).
+        uniform_log_density = torch.full_like(
+            samples.current_log_prob, self.act_dim * math.log(0.5)
+        )
+        log_density = torch.cat(
+            [uniform_log_density, samples.current_log_prob, samples.next_log_prob]
+        )  # [3n, B]
+        q_ood = torch.logsumexp(q_sampled - log_density, dim=1)  # [2, B]
+        penalty = (q_ood - q_data).mean(dim=1)  # [2]
+        td_error = (q_data - target).pow(2).mean(dim=1)  # [2]
+        loss = (td_error + self.config.cql_alpha * penalty).sum()
+        stats = {
+            "cql_penalty": penalty.detach().mean(),
+            "q_data_mean": q_data.detach().mean(),
+            "q_data_std": q_data.detach().std(),
+            "q_ood_mean": q_ood.detach().mean(),
+        }
+        return loss, stats
+
+    def actor_loss(self, obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        """SAC policy loss α·log π(a|s) − min Q(s, a), a ~ π(s); also returns log π [B]."""
+        actions, log_prob = self.actor.sample(obs)
+        q = self.critic(obs, actions).min(0).values
+        return (alpha * log_prob - q).mean(), log_prob
+
+    def alpha_loss(self, log_prob: Tensor) -> Tensor:
+        """Temperature loss driving the policy entropy toward −|A|."""
+        return -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+
+    def update(self, batch: TransitionBatch) -> dict[str, Tensor]:
+        obs = self.normalizer(batch.observations)
+        next_obs = self.normalizer(batch.next_observations)
+
+        samples = self.sample_actions(obs, next_obs)
+        critic_loss, stats = self.critic_loss(obs, next_obs, batch, samples)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        alpha = self.log_alpha.exp().detach()
+        # The actor loss must not train the critic: keep its parameters out of the graph.
+        self.critic.requires_grad_(False)
+        actor_loss, log_prob = self.actor_loss(obs, alpha)
+        self.critic.requires_grad_(True)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        alpha_loss = self.alpha_loss(log_prob)
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+
+        soft_update(self.critic_target, self.critic, self.config.tau)
+        return {
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "alpha": alpha,
+            "entropy": -log_prob.detach().mean(),
+            **stats,
+        }
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool) -> Tensor:
+        """Actions [n, act_dim] in [−1, 1] for raw observations [n, obs_dim]."""
+        obs = self.normalizer(obs)
+        if deterministic:
+            return self.actor.deterministic(obs)
+        return self.actor.sample(obs)[0]
+
+    def set_observation_statistics(self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray) -> None:
+        """Dataset mean and std [obs_dim] used to normalize every observation."""
+        self.normalizer.set_statistics(
+            torch.as_tensor(mean, dtype=torch.float32, device=self.device),
+            torch.as_tensor(std, dtype=torch.float32, device=self.device),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume; "critic" holds the twin Q as members 0 (q1) and 1 (q2)."""
+        return {
+            "normalizer": self.normalizer.state_dict(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
