@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from hybrid_rl.data.registry import DATASETS, get_dataset_spec
-from hybrid_rl.envs import make_env, make_vector_env, normalized_score
+from hybrid_rl.data.registry import DATASETS, get_dataset_spec, normalized_score
+from hybrid_rl.envs import make_env, make_vector_env
 
 
 @pytest.mark.parametrize(

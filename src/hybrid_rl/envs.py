@@ -1,13 +1,12 @@
-"""Gymnasium environments for rollouts, and D4RL's normalized score."""
+"""Gymnasium environments for rollouts and data collection."""
 
 from __future__ import annotations
 
 import warnings
 
 import gymnasium as gym
-import numpy as np
 
-from hybrid_rl.data.registry import gym_env_id_of, reference_scores
+from hybrid_rl.data.registry import gym_env_id_of
 
 
 def _resolve_env_id(env_id: str) -> str:
@@ -27,7 +26,9 @@ def make_env(env_id: str, seed: int | None = None) -> gym.Env:
     return env
 
 
-def make_vector_env(env_id: str, num_envs: int, seed: int | None = None) -> gym.vector.SyncVectorEnv:
+def make_vector_env(
+    env_id: str, num_envs: int, seed: int | None = None
+) -> gym.vector.SyncVectorEnv:
     """`num_envs` copies in a SyncVectorEnv (faster than Async on 2 cores), env i seeded seed+i.
 
     Gymnasium 1.x autoresets on the step AFTER an episode ends (NEXT_STEP mode): that step's
@@ -39,9 +40,3 @@ def make_vector_env(env_id: str, num_envs: int, seed: int | None = None) -> gym.
         vec.reset(seed=[seed + i for i in range(num_envs)])
         vec.action_space.seed(seed)
     return vec
-
-
-def normalized_score(env_or_dataset_id: str, returns: float | np.ndarray) -> float | np.ndarray:
-    """D4RL's normalized score 100·(return − random)/(expert − random)."""
-    low, high = reference_scores(env_or_dataset_id)
-    return 100.0 * (np.asarray(returns, dtype=np.float64) - low) / (high - low)

@@ -6,6 +6,7 @@ Linear layers carry a leading member axis, so twin Q (2 members), a Phase II ens
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -54,7 +55,7 @@ class EnsembleMLP(nn.Module):
         self.members = members
         sizes = [in_dim, *hidden_sizes, out_dim]
         self.layers = nn.ModuleList(
-            BatchedLinear(members, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+            BatchedLinear(members, a, b) for a, b in itertools.pairwise(sizes)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -67,6 +68,9 @@ class EnsembleMLP(nn.Module):
 
 class ObservationNormalizer(nn.Module):
     """(obs − mean) / std with the statistics stored as buffers, so they travel in checkpoints."""
+
+    mean: Tensor
+    std: Tensor
 
     def __init__(self, obs_dim: int, eps: float = 1e-3) -> None:
         super().__init__()

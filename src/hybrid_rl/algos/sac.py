@@ -41,10 +41,11 @@ class SAC:
             math.log(config.init_alpha), device=self.device, requires_grad=True
         )
         self.target_entropy = -float(act_dim)
-        fused = {"foreach": True}
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, **fused)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, **fused)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, **fused)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
+        self.critic_opt = torch.optim.Adam(
+            self.critic.parameters(), lr=config.critic_lr, foreach=True
+        )
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, foreach=True)
 
     def critic_loss(self, batch: TransitionBatch, alpha: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():

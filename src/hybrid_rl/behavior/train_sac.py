@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -39,17 +40,21 @@ class BehaviorTrainConfig:
     sac: SACConfig = dataclasses.field(default_factory=SACConfig)
 
 
-def save_actor_snapshot(path: Path, agent: SAC, config: BehaviorTrainConfig, step: int,
-                        obs_dim: int, act_dim: int) -> None:
-    save_torch_atomic(path, {
-        "actor": agent.actor.state_dict(),
-        "actor_class": "TanhGaussianActor",
-        "env_id": config.env_id,
-        "obs_dim": obs_dim,
-        "act_dim": act_dim,
-        "train_step": step,
-        "seed": config.seed,
-    })
+def save_actor_snapshot(
+    path: Path, agent: SAC, config: BehaviorTrainConfig, step: int, obs_dim: int, act_dim: int
+) -> None:
+    save_torch_atomic(
+        path,
+        {
+            "actor": agent.actor.state_dict(),
+            "actor_class": "TanhGaussianActor",
+            "env_id": config.env_id,
+            "obs_dim": obs_dim,
+            "act_dim": act_dim,
+            "train_step": step,
+            "seed": config.seed,
+        },
+    )
 
 
 def plot_curve(curve: dict[str, list[float]], env_id: str, path: Path) -> None:
@@ -76,8 +81,8 @@ def train_behavior_policy(config: BehaviorTrainConfig) -> dict[str, list[float]]
     device = resolve_device(config.device)
     seed_everything(config.seed)
     env = make_env(config.env_id, seed=config.seed)
-    obs_dim = int(np.prod(env.observation_space.shape))
-    act_dim = int(np.prod(env.action_space.shape))
+    obs_dim = gym.spaces.flatdim(env.observation_space)
+    act_dim = gym.spaces.flatdim(env.action_space)
     agent = SAC(obs_dim, act_dim, config.sac, device=str(device))
     buffer = ReplayBuffer(config.total_steps, obs_dim, act_dim, device)
     curve: dict[str, list[float]] = {"steps": [], "deterministic": [], "stochastic": []}
@@ -94,8 +99,13 @@ def train_behavior_policy(config: BehaviorTrainConfig) -> dict[str, list[float]]
     write_json_atomic(out / "config.json", dataclasses.asdict(config))
 
     obs, _ = env.reset(seed=config.seed + start)
-    progress = tqdm(range(start, config.total_steps), initial=start, total=config.total_steps,
-                    desc=f"SAC {config.env_id}", mininterval=5)
+    progress = tqdm(
+        range(start, config.total_steps),
+        initial=start,
+        total=config.total_steps,
+        desc=f"SAC {config.env_id}",
+        mininterval=5,
+    )
     for step in progress:
         if step < config.learning_starts:
             action = env.action_space.sample()
@@ -103,7 +113,14 @@ def train_behavior_policy(config: BehaviorTrainConfig) -> dict[str, list[float]]
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
             action = agent.act(obs_t, deterministic=False)[0].cpu().numpy()
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs[None], action[None], [reward], next_obs[None], [terminated], [truncated])
+        buffer.add(
+            obs[None],
+            action[None],
+            np.array([reward], dtype=np.float32),
+            next_obs[None],
+            np.array([terminated]),
+            np.array([truncated]),
+        )
         obs = next_obs
         if terminated or truncated:
             obs, _ = env.reset()
@@ -113,23 +130,44 @@ def train_behavior_policy(config: BehaviorTrainConfig) -> dict[str, list[float]]
 
         done_steps = step + 1
         if done_steps % config.eval_every == 0:
-            det = evaluate_policy(lambda o: agent.act(o, True), config.env_id,
-                                  config.eval_episodes, seed=10_000 + done_steps, device=device)
-            sto = evaluate_policy(lambda o: agent.act(o, False), config.env_id,
-                                  config.eval_episodes, seed=20_000 + done_steps, device=device)
+            det = evaluate_policy(
+                lambda o: agent.act(o, True),
+                config.env_id,
+                config.eval_episodes,
+                seed=10_000 + done_steps,
+                device=device,
+            )
+            sto = evaluate_policy(
+                lambda o: agent.act(o, False),
+                config.env_id,
+                config.eval_episodes,
+                seed=20_000 + done_steps,
+                device=device,
+            )
             curve["steps"].append(done_steps)
             curve["deterministic"].append(det.normalized_mean)
             curve["stochastic"].append(sto.normalized_mean)
-            save_actor_snapshot(out / "actors" / f"actor_step{done_steps}.pt", agent, config,
-                                done_steps, obs_dim, act_dim)
+            save_actor_snapshot(
+                out / "actors" / f"actor_step{done_steps}.pt",
+                agent,
+                config,
+                done_steps,
+                obs_dim,
+                act_dim,
+            )
             write_json_atomic(out / "curve.json", curve)
             plot_curve(curve, config.env_id, out / "curve.png")
-            progress.set_postfix(det=f"{det.normalized_mean:.1f}",
-                                 sto=f"{sto.normalized_mean:.1f}")
+            progress.set_postfix(det=f"{det.normalized_mean:.1f}", sto=f"{sto.normalized_mean:.1f}")
         if done_steps % config.resume_every == 0 or done_steps == config.total_steps:
-            save_torch_atomic(resume_path, {
-                "agent": agent.state_dict(), "buffer": buffer.state_dict(),
-                "rng": rng_state(), "curve": curve, "step": done_steps,
-            })
+            save_torch_atomic(
+                resume_path,
+                {
+                    "agent": agent.state_dict(),
+                    "buffer": buffer.state_dict(),
+                    "rng": rng_state(),
+                    "curve": curve,
+                    "step": done_steps,
+                },
+            )
     env.close()
     return curve

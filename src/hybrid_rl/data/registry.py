@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 D4RL_BASE_URL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2"
 EPISODE_CAP = 1000
 
@@ -79,3 +81,9 @@ def gym_env_id_of(env_or_dataset_id: str) -> str:
 def reference_scores(env_or_dataset_id: str) -> tuple[float, float]:
     """D4RL's (random, expert) returns for the environment of `env_or_dataset_id`."""
     return _REFERENCE_SCORES[env_name_of(env_or_dataset_id)]
+
+
+def normalized_score(env_or_dataset_id: str, returns: float | np.ndarray) -> np.ndarray:
+    """D4RL's normalized score 100·(return − random)/(expert − random), elementwise (float64)."""
+    low, high = reference_scores(env_or_dataset_id)
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - low) / (high - low)

@@ -23,11 +23,11 @@ class ReplayBuffer:
             raise ValueError(f"replay buffer capacity must be positive, got {capacity}")
         self.capacity = capacity
         self.device = torch.device(device)
-        f32 = {"dtype": torch.float32, "device": self.device}
-        self.observations = torch.zeros(capacity, obs_dim, **f32)
-        self.actions = torch.zeros(capacity, act_dim, **f32)
-        self.rewards = torch.zeros(capacity, **f32)
-        self.next_observations = torch.zeros(capacity, obs_dim, **f32)
+        f32 = torch.float32
+        self.observations = torch.zeros(capacity, obs_dim, dtype=f32, device=self.device)
+        self.actions = torch.zeros(capacity, act_dim, dtype=f32, device=self.device)
+        self.rewards = torch.zeros(capacity, dtype=f32, device=self.device)
+        self.next_observations = torch.zeros(capacity, obs_dim, dtype=f32, device=self.device)
         self.terminated = torch.zeros(capacity, dtype=torch.bool, device=self.device)
         self.truncated = torch.zeros(capacity, dtype=torch.bool, device=self.device)
         self.position = 0  # next row to write
@@ -59,8 +59,10 @@ class ReplayBuffer:
             raise ValueError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
         rows = (self.position + torch.arange(n, device=self.device)) % self.capacity
         for store, values in columns:
-            store[rows] = torch.as_tensor(values, device=self.device).to(store.dtype).reshape(
-                n, *store.shape[1:]
+            store[rows] = (
+                torch.as_tensor(values, device=self.device)
+                .to(store.dtype)
+                .reshape(n, *store.shape[1:])
             )
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
@@ -69,9 +71,7 @@ class ReplayBuffer:
         """`batch_size` rows drawn uniformly with replacement."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
-        idx = torch.randint(
-            self.size, (batch_size,), device=self.device, generator=generator
-        )
+        idx = torch.randint(self.size, (batch_size,), device=self.device, generator=generator)
         return TransitionBatch(
             self.observations[idx],
             self.actions[idx],
@@ -100,7 +100,13 @@ class ReplayBuffer:
                 f"saved buffer has capacity {state['capacity']}, this one {self.capacity}"
             )
         n = state["size"]
-        for name in ("observations", "actions", "rewards", "next_observations", "terminated",
-                     "truncated"):
+        for name in (
+            "observations",
+            "actions",
+            "rewards",
+            "next_observations",
+            "terminated",
+            "truncated",
+        ):
             getattr(self, name)[:n] = state[name].to(self.device)
         self.position, self.size = state["position"], n

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hybrid_rl.envs import make_vector_env, normalized_score
+from hybrid_rl.data.registry import normalized_score
+from hybrid_rl.envs import make_vector_env
 
 PolicyFn = Callable[[Tensor], Tensor]  # observations [n, obs_dim] -> actions [n, act_dim]
 
@@ -51,4 +52,4 @@ def evaluate_policy(
         lengths += running
         running &= ~(terminated | truncated)
     envs.close()
-    return EvalResult(returns, lengths, np.asarray(normalized_score(env_id, returns)))
+    return EvalResult(returns, lengths, normalized_score(env_id, returns))

@@ -1,0 +1,49 @@
+"""The behaviour policies shipped inside the package, each with a JSON card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hybrid_rl.algos.networks import TanhGaussianActor
+
+POLICY_DIR = Path(__file__).parent / "policies"
+
+
+def policy_paths(env_name: str, quality: str = "medium") -> tuple[Path, Path]:
+    """(weights .pt, card .json) of the shipped policy for e.g. ('hopper', 'medium')."""
+    stem = POLICY_DIR / f"{env_name}_{quality}"
+    return stem.with_suffix(".pt"), stem.with_suffix(".json")
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_shipped_policy(
+    env_name: str, quality: str = "medium"
+) -> tuple[TanhGaussianActor, dict[str, Any]]:
+    """The actor and its card; raises if the weights do not match the card's sha256."""
+    weights, card_path = policy_paths(env_name, quality)
+    if not weights.exists() or not card_path.exists():
+        shipped = sorted(p.stem for p in POLICY_DIR.glob("*.pt"))
+        raise FileNotFoundError(
+            f"no shipped {quality} behaviour policy for {env_name!r} (looked for {weights}); "
+            f"shipped policies: {shipped or 'none'}"
+        )
+    card = json.loads(card_path.read_text())
+    digest = sha256_of(weights)
+    if digest != card["sha256"]:
+        raise ValueError(
+            f"{weights} has sha256 {digest} but its card {card_path} says {card['sha256']}: "
+            "the weights were changed or damaged; reinstall the package"
+        )
+    payload = torch.load(weights, map_location="cpu", weights_only=True)
+    actor = TanhGaussianActor(payload["obs_dim"], payload["act_dim"])
+    actor.load_state_dict(payload["actor"])
+    actor.eval()
+    return actor, card

@@ -1,0 +1,206 @@
+"""Replica D4RL datasets: roll out a shipped behaviour policy (or random actions) into an HDF5
+file with D4RL's layout, for when the real D4RL files cannot be downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hybrid_rl import __version__
+from hybrid_rl.algos.networks import TanhGaussianActor, tanh_gaussian_log_prob
+from hybrid_rl.behavior.policies import load_shipped_policy
+from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.data.registry import get_dataset_spec
+from hybrid_rl.envs import make_vector_env
+
+REPLICA_QUALITIES = ("medium", "random")
+DEFAULT_TRANSITIONS = 1_000_000
+
+
+def replica_cache_dir() -> Path:
+    """$HYBRID_RL_DATA_DIR, else ~/.cache/hybrid-rl/datasets."""
+    override = os.environ.get("HYBRID_RL_DATA_DIR")
+    return Path(override) if override else Path.home() / ".cache" / "hybrid-rl" / "datasets"
+
+
+def replica_path(dataset_id: str, n_transitions: int = DEFAULT_TRANSITIONS, seed: int = 0) -> Path:
+    suffix = (
+        "" if (n_transitions, seed) == (DEFAULT_TRANSITIONS, 0) else f"-n{n_transitions}-s{seed}"
+    )
+    return replica_cache_dir() / f"{dataset_id}-replica{suffix}.hdf5"
+
+
+@dataclass
+class _EpisodeBuffers:
+    """Per-env rows of the episodes in progress, [num_envs, 1000, ...]."""
+
+    columns: dict[str, np.ndarray]
+    lengths: np.ndarray
+
+    @classmethod
+    def allocate(
+        cls, num_envs: int, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, type]
+    ) -> _EpisodeBuffers:
+        columns = {k: np.zeros((num_envs, 1000, *s), dtype=dtypes[k]) for k, s in shapes.items()}
+        return cls(columns, np.zeros(num_envs, dtype=np.int64))
+
+
+def _mujoco_state(envs: gym.vector.SyncVectorEnv) -> tuple[np.ndarray, np.ndarray]:
+    """Simulator qpos and qvel of every env, [num_envs, nq] and [num_envs, nv]."""
+    data = [env.unwrapped.data for env in envs.envs]  # type: ignore[attr-defined]
+    return np.stack([d.qpos for d in data]), np.stack([d.qvel for d in data])
+
+
+def collect_transitions(
+    env_id: str,
+    actor: TanhGaussianActor | None,
+    n_transitions: int,
+    seed: int,
+    num_envs: int = 20,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """`n_transitions` rows in D4RL's layout from whole episodes laid end to end.
+
+    Actions are sampled (stochastic) from `actor`, or uniform in [-1, 1] when it is None. The
+    episodes run in a vector env with one batched policy forward per step; an episode is
+    written out when it ends, so each trajectory's rows are contiguous. The last episode is cut
+    at `n_transitions` rows (its final row then carries neither flag, as in D4RL's own files).
+    """
+    envs = make_vector_env(env_id, num_envs, seed=seed)
+    obs, _ = envs.reset(seed=[seed + i for i in range(num_envs)])
+    obs_dim, act_dim = obs.shape[1], gym.spaces.flatdim(envs.single_action_space)
+    qpos, qvel = _mujoco_state(envs)
+    qpos_dim, qvel_dim = qpos.shape[1], qvel.shape[1]
+    shapes: dict[str, tuple[int, ...]] = {
+        "observations": (obs_dim,),
+        "actions": (act_dim,),
+        "rewards": (),
+        "next_observations": (obs_dim,),
+        "terminals": (),
+        "timeouts": (),
+        "infos/qpos": (qpos_dim,),
+        "infos/qvel": (qvel_dim,),
+        "infos/action_log_probs": (),
+    }
+    dtypes: dict[str, type] = {k: np.float32 for k in shapes}
+    dtypes.update(
+        {
+            "terminals": np.bool_,
+            "timeouts": np.bool_,
+            "infos/qpos": np.float64,
+            "infos/qvel": np.float64,
+        }
+    )
+    out = {k: np.zeros((n_transitions, *s), dtype=dtypes[k]) for k, s in shapes.items()}
+    episodes = _EpisodeBuffers.allocate(num_envs, shapes, dtypes)
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    uniform_log_prob = -act_dim * math.log(2.0)
+    # After an episode ends, Gymnasium's NEXT_STEP autoreset spends that env's next step on a
+    # reset: its output is a new first observation, not a transition, and is not stored.
+    resetting = np.zeros(num_envs, dtype=bool)
+    filled = 0
+    bar = tqdm(total=n_transitions, desc=f"replica {env_id}", disable=not progress, mininterval=2)
+    while filled < n_transitions:
+        qpos, qvel = _mujoco_state(envs)
+        if actor is None:
+            actions = rng.uniform(-1.0, 1.0, size=(num_envs, act_dim)).astype(np.float32)
+            log_probs = np.full(num_envs, uniform_log_prob, dtype=np.float32)
+        else:
+            with torch.no_grad():
+                dist = actor.distribution(torch.as_tensor(obs, dtype=torch.float32))
+                pre_tanh = dist.mean + dist.stddev * torch.randn(
+                    dist.mean.shape, generator=generator
+                )
+                actions = torch.tanh(pre_tanh).numpy()
+                log_probs = tanh_gaussian_log_prob(dist, pre_tanh).numpy()
+        next_obs, rewards, terminated, truncated, _ = envs.step(actions)
+        rows = {
+            "observations": obs,
+            "actions": actions,
+            "rewards": rewards,
+            "next_observations": next_obs,
+            "terminals": terminated,
+            "timeouts": truncated & ~terminated,
+            "infos/qpos": qpos,
+            "infos/qvel": qvel,
+            "infos/action_log_probs": log_probs,
+        }
+        live = np.flatnonzero(~resetting)
+        t = episodes.lengths[live]
+        for key, values in rows.items():
+            episodes.columns[key][live, t] = values[live]
+        episodes.lengths[live] += 1
+        ended = ~resetting & (terminated | truncated)
+        for i in np.flatnonzero(ended):
+            take = min(int(episodes.lengths[i]), n_transitions - filled)
+            for key in out:
+                out[key][filled : filled + take] = episodes.columns[key][i, :take]
+            filled += take
+            bar.update(take)
+            episodes.lengths[i] = 0
+            if filled == n_transitions:
+                break
+        resetting = ended
+        obs = next_obs
+    bar.close()
+    envs.close()
+    return out
+
+
+def build_replica(
+    dataset_id: str,
+    n_transitions: int = DEFAULT_TRANSITIONS,
+    seed: int = 0,
+    path: Path | None = None,
+    num_envs: int = 20,
+    progress: bool = True,
+) -> Path:
+    """Build the replica of `dataset_id` ('{halfcheetah,hopper}-{medium,random}-v2') atomically."""
+    spec = get_dataset_spec(dataset_id)
+    if spec.quality not in REPLICA_QUALITIES:
+        raise ValueError(
+            f"no replica recipe for {dataset_id!r}: replicas exist for the qualities "
+            f"{', '.join(REPLICA_QUALITIES)} (e.g. {spec.env_name}-medium-v2)"
+        )
+    if n_transitions <= 0:
+        raise ValueError(f"--n must be positive, got {n_transitions}")
+    metadata: dict[str, str | int | float] = {
+        "source": "replica",
+        "dataset_id": dataset_id,
+        "env_id": spec.gym_env_id,
+        "seed": seed,
+        "n_transitions": n_transitions,
+        "hybrid_rl_version": __version__,
+        "gymnasium_version": importlib.metadata.version("gymnasium"),
+        "mujoco_version": importlib.metadata.version("mujoco"),
+    }
+    actor = None
+    if spec.quality == "medium":
+        actor, card = load_shipped_policy(spec.env_name, "medium")
+        metadata["policy_sha256"] = card["sha256"]
+        metadata["policy_train_step"] = card["train_step"]
+        metadata["policy"] = "SAC actor (stochastic actions)"
+    else:
+        metadata["policy"] = "uniform random actions"
+    arrays = collect_transitions(spec.gym_env_id, actor, n_transitions, seed, num_envs, progress)
+    target = path or replica_path(dataset_id, n_transitions, seed)
+    write_d4rl_hdf5(target, arrays, metadata)
+    return target
+
+
+def ensure_replica(dataset_id: str) -> Path:
+    """The default replica of `dataset_id`, built on first use (the loader's `auto` fallback)."""
+    path = replica_path(dataset_id)
+    if not path.exists():
+        build_replica(dataset_id, path=path)
+    return path

@@ -1,0 +1,137 @@
+"""Pick the behaviour-policy snapshot whose stochastic score is nearest a target; ship it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hybrid_rl.algos.networks import TanhGaussianActor
+from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
+from hybrid_rl.behavior.policies import POLICY_DIR, sha256_of
+from hybrid_rl.data.registry import env_name_of
+from hybrid_rl.eval.rollout import EvalResult, PolicyFn, evaluate_policy
+
+
+@dataclass
+class SelectionConfig:
+    run_dir: str
+    target: float  # D4RL normalized score the dataset should average
+    band: float  # acceptable distance from the target
+    episodes: int = 30
+    seed: int = 123
+    quality: str = "medium"
+    policy_dir: str = str(POLICY_DIR)
+
+
+def _load_snapshot(path: Path) -> tuple[TanhGaussianActor, dict[str, Any]]:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    actor = TanhGaussianActor(payload["obs_dim"], payload["act_dim"])
+    actor.load_state_dict(payload["actor"])
+    return actor, payload
+
+
+def _sampling_policy(actor: TanhGaussianActor) -> PolicyFn:
+    return lambda obs: actor.sample(obs)[0]
+
+
+def _summary(result: EvalResult) -> dict[str, float]:
+    return {
+        "episodes": len(result.returns),
+        "return_mean": float(result.returns.mean()),
+        "return_std": float(result.returns.std()),
+        "normalized_mean": result.normalized_mean,
+        "normalized_std": result.normalized_std,
+        "length_mean": float(result.lengths.mean()),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
+    """Re-evaluate the snapshots near the target and write `<env>_<quality>.pt` plus its card."""
+    run = Path(config.run_dir)
+    curve = json.loads((run / "curve.json").read_text())
+    train_config = json.loads((run / "config.json").read_text())
+    # The training curve's 10-episode scores are noisy: shortlist generously, then re-evaluate.
+    shortlist = [
+        step
+        for step, score in zip(curve["steps"], curve["stochastic"], strict=True)
+        if abs(score - config.target) <= 3 * config.band
+    ]
+    if not shortlist:
+        best = max(curve["stochastic"])
+        raise RuntimeError(
+            f"no snapshot of {run} scored within {3 * config.band} of {config.target} "
+            f"(best stochastic score {best:.1f}); train longer or choose another seed"
+        )
+    scored = []
+    for step in shortlist:
+        actor, payload = _load_snapshot(run / "actors" / f"actor_step{step}.pt")
+        torch.manual_seed(config.seed)
+        result = evaluate_policy(
+            _sampling_policy(actor), payload["env_id"], config.episodes, seed=config.seed
+        )
+        print(
+            f"step {step}: stochastic normalized {result.normalized_mean:.1f} "
+            f"± {result.normalized_std:.1f}"
+        )
+        scored.append((abs(result.normalized_mean - config.target), step, result))
+    _, step, stochastic = min(scored, key=lambda item: (item[0], item[1]))
+    actor, payload = _load_snapshot(run / "actors" / f"actor_step{step}.pt")
+    deterministic = evaluate_policy(
+        actor.deterministic, payload["env_id"], config.episodes, seed=config.seed
+    )
+
+    env_name = env_name_of(payload["env_id"])
+    weights = Path(config.policy_dir) / f"{env_name}_{config.quality}.pt"
+    save_torch_atomic(
+        weights,
+        {
+            "actor": actor.state_dict(),
+            "obs_dim": payload["obs_dim"],
+            "act_dim": payload["act_dim"],
+            "env_id": payload["env_id"],
+        },
+    )
+    card = {
+        "dataset": f"{env_name}-{config.quality}-v2 (replica)",
+        "env_id": payload["env_id"],
+        "algorithm": "SAC (hybrid_rl.algos.sac), automatic entropy tuning",
+        "train_step": step,
+        "seed": train_config["seed"],
+        "target_normalized": config.target,
+        "target_band": config.band,
+        "stochastic_eval": _summary(stochastic),
+        "deterministic_eval": _summary(deterministic),
+        "train_command": (
+            f"hybrid-rl behavior train --env {payload['env_id']} "
+            f"--steps {train_config['total_steps']} --seed {train_config['seed']} "
+            f"--eval-every {train_config['eval_every']} --threads 1"
+        ),
+        "select_command": (
+            f"hybrid-rl behavior select --run {config.run_dir} "
+            f"--target {config.target} --band {config.band} "
+            f"--episodes {config.episodes} --seed {config.seed}"
+        ),
+        "git_commit": _git_commit(),
+        "sha256": sha256_of(weights),
+    }
+    write_json_atomic(weights.with_suffix(".json"), card)
+    return card
