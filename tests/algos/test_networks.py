@@ -45,4 +45,6 @@ def test_normalizer_statistics_travel_in_the_state_dict():
     norm.set_statistics(torch.tensor([1.0, 2.0]), torch.tensor([2.0, 4.0]))
     restored = ObservationNormalizer(2)
     restored.load_state_dict(norm.state_dict())
-    torch.testing.assert_close(restored(torch.tensor([[3.0, 6.0]])), norm(torch.tensor([[3.0, 6.0]])))
+    torch.testing.assert_close(
+        restored(torch.tensor([[3.0, 6.0]])), norm(torch.tensor([[3.0, 6.0]]))
+    )

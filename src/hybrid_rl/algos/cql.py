@@ -70,9 +70,7 @@ class CQL:
             math.log(config.init_alpha), device=self.device, requires_grad=True
         )
         self.target_entropy = -float(act_dim)
-        self.actor_opt = torch.optim.Adam(
-            self.actor.parameters(), lr=config.actor_lr, foreach=True
-        )
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
         self.critic_opt = torch.optim.Adam(
             self.critic.parameters(), lr=config.critic_lr, foreach=True
         )
@@ -193,7 +191,9 @@ class CQL:
             return self.actor.deterministic(obs)
         return self.actor.sample(obs)[0]
 
-    def set_observation_statistics(self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray) -> None:
+    def set_observation_statistics(
+        self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray
+    ) -> None:
         """Dataset mean and std [obs_dim] used to normalize every observation."""
         self.normalizer.set_statistics(
             torch.as_tensor(mean, dtype=torch.float32, device=self.device),

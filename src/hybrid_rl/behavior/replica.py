@@ -50,7 +50,9 @@ class _EpisodeBuffers:
     def allocate(
         cls, num_envs: int, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, type]
     ) -> _EpisodeBuffers:
-        columns = {k: np.zeros((num_envs, 1000, *s), dtype=dtypes[k]) for k, s in shapes.items()}
+        columns: dict[str, np.ndarray] = {
+            k: np.zeros((num_envs, 1000, *s), dtype=dtypes[k]) for k, s in shapes.items()
+        }
         return cls(columns, np.zeros(num_envs, dtype=np.int64))
 
 
@@ -100,7 +102,9 @@ def collect_transitions(
             "infos/qvel": np.float64,
         }
     )
-    out = {k: np.zeros((n_transitions, *s), dtype=dtypes[k]) for k, s in shapes.items()}
+    out: dict[str, np.ndarray] = {
+        k: np.zeros((n_transitions, *s), dtype=dtypes[k]) for k, s in shapes.items()
+    }
     episodes = _EpisodeBuffers.allocate(num_envs, shapes, dtypes)
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)

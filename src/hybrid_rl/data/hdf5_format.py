@@ -25,6 +25,7 @@ METADATA_GROUP = "metadata"
 # Metadata names this project writes and reads back.
 METADATA_SOURCE = "source"  # e.g. "replica"
 METADATA_ENV_ID = "env_id"  # Gymnasium id the data was collected on
+METADATA_DATASET_ID = "dataset_id"  # registry id the file stands for, e.g. "hopper-medium-v2"
 
 MetadataValue = str | int | float
 
@@ -41,7 +42,24 @@ _NDIM = {
 
 
 class DatasetFormatError(ValueError):
-    """A dataset file that is unreadable or does not follow the D4RL layout."""
+    """A dataset that is unreadable or does not follow the D4RL layout.
+
+    `where` names the file (or dataset), `problem` says what is wrong; `unreadable` marks a
+    truncated or corrupt file, whose message also says to delete it and fetch it again.
+    """
+
+    def __init__(self, where: str | os.PathLike[str], problem: str, *, unreadable: bool = False):
+        self.where = str(where)
+        self.problem = problem
+        self.unreadable = unreadable
+        message = f"{self.where}: {problem}"
+        if unreadable:
+            message += (
+                f". The file is truncated or corrupt: delete it (rm '{self.where}') and fetch it "
+                "again: download it again, or rebuild it with `hybrid-rl dataset build <id>` "
+                "if it is a replica."
+            )
+        super().__init__(message)
 
 
 def read_d4rl_hdf5(
@@ -85,8 +103,9 @@ def read_d4rl_hdf5(
     transitions = _apply_qlearning_rules(obs, actions, rewards, terminals, timeouts)
     if len(transitions) == 0:
         raise DatasetFormatError(
-            f"{path}: no transitions are left after dropping timeout rows and the last row "
-            f"(the file has {len(rewards)} rows and no next_observations)"
+            path,
+            f"no transitions are left after dropping timeout rows and the last row "
+            f"(the file has {len(rewards)} rows and no next_observations)",
         )
     return transitions
 
@@ -108,7 +127,7 @@ def read_d4rl_metadata(path: str | os.PathLike[str]) -> dict[str, MetadataValue]
                     metadata[name] = _python_scalar(item[()])
             return metadata
     except (OSError, KeyError, RuntimeError) as exc:
-        raise DatasetFormatError(_unreadable_message(path, exc)) from exc
+        raise _unreadable(path, exc) from exc
 
 
 def write_d4rl_hdf5(
@@ -130,7 +149,9 @@ def write_d4rl_hdf5(
         raise ValueError(f"cannot write {path}: pass {clashing} through `metadata`, not `arrays`")
     for name, value in metadata.items():
         if "/" in name or not name:
-            raise ValueError(f"cannot write {path}: metadata name {name!r} must be non-empty, no '/'")
+            raise ValueError(
+                f"cannot write {path}: metadata name {name!r} must be non-empty, no '/'"
+            )
         if not isinstance(value, str | int | float):
             raise ValueError(
                 f"cannot write {path}: metadata {name!r} is a {type(value).__name__}; "
@@ -156,12 +177,8 @@ def file_sha256(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
     return digest.hexdigest()
 
 
-def _unreadable_message(path: Path, exc: BaseException) -> str:
-    return (
-        f"{path} cannot be read as HDF5 ({exc}): the file is truncated or corrupt. "
-        f"Delete it (rm '{path}') and fetch it again: download it again, or rebuild it with "
-        "`hybrid-rl dataset build <id>` if it is a replica."
-    )
+def _unreadable(path: Path, exc: BaseException) -> DatasetFormatError:
+    return DatasetFormatError(path, f"cannot be read as HDF5 ({exc})", unreadable=True)
 
 
 def _read_datasets(path: Path) -> dict[str, np.ndarray]:
@@ -170,19 +187,20 @@ def _read_datasets(path: Path) -> dict[str, np.ndarray]:
             missing = [key for key in REQUIRED_KEYS if key not in f]
             if missing:
                 raise DatasetFormatError(
-                    f"{path}: missing required dataset(s) {missing}; a D4RL-layout file needs "
+                    path,
+                    f"missing required dataset(s) {missing}; a D4RL-layout file needs "
                     f"{list(REQUIRED_KEYS)} (and optionally {list(OPTIONAL_KEYS)}), "
-                    f"found top-level keys {sorted(f.keys())}"
+                    f"found top-level keys {sorted(f.keys())}",
                 )
             present = [key for key in (*REQUIRED_KEYS, *OPTIONAL_KEYS) if key in f]
             not_datasets = [key for key in present if not isinstance(f[key], h5py.Dataset)]
             if not_datasets:
-                raise DatasetFormatError(f"{path}: {not_datasets} must be datasets, not groups")
+                raise DatasetFormatError(path, f"{not_datasets} must be datasets, not groups")
             return {key: np.asarray(f[key][()]) for key in present}
     except DatasetFormatError:
         raise
     except (OSError, KeyError, RuntimeError, ValueError) as exc:
-        raise DatasetFormatError(_unreadable_message(path, exc)) from exc
+        raise _unreadable(path, exc) from exc
 
 
 def _validate(
@@ -194,34 +212,37 @@ def _validate(
     for key, array in raw.items():
         # b: bool, i/u: integers, f: floats; strings, objects and complex numbers are refused.
         if array.dtype.kind not in "biuf":
-            raise DatasetFormatError(f"{path}: {key} has non-numeric dtype {array.dtype}")
+            raise DatasetFormatError(path, f"{key} has non-numeric dtype {array.dtype}")
         if array.ndim != _NDIM[key]:
             expected = "[N, dim]" if _NDIM[key] == 2 else "[N]"
             raise DatasetFormatError(
-                f"{path}: {key} must have shape {expected}, got shape {array.shape}"
+                path, f"{key} must have shape {expected}, got shape {array.shape}"
             )
     lengths = {key: int(array.shape[0]) for key, array in raw.items()}
     if len(set(lengths.values())) != 1:
-        raise DatasetFormatError(f"{path}: datasets have different lengths {lengths}")
+        raise DatasetFormatError(path, f"datasets have different lengths {lengths}")
     if lengths["rewards"] == 0:
-        raise DatasetFormatError(f"{path}: the file holds no transitions (0 rows)")
+        raise DatasetFormatError(path, "the file holds no transitions (0 rows)")
 
     obs_dim = int(raw["observations"].shape[1])
     act_dim = int(raw["actions"].shape[1])
     if "next_observations" in raw and raw["next_observations"].shape[1] != obs_dim:
         raise DatasetFormatError(
-            f"{path}: next_observations has dim {raw['next_observations'].shape[1]}, "
-            f"observations has dim {obs_dim}"
+            path,
+            f"next_observations has dim {raw['next_observations'].shape[1]}, "
+            f"observations has dim {obs_dim}",
         )
     if expected_obs_dim is not None and obs_dim != expected_obs_dim:
         raise DatasetFormatError(
-            f"{path}: observation dim is {obs_dim}, the environment's is {expected_obs_dim}; "
-            "is this file for another environment?"
+            path,
+            f"observation dim is {obs_dim}, the environment's is {expected_obs_dim}; "
+            "is this file for another environment?",
         )
     if expected_act_dim is not None and act_dim != expected_act_dim:
         raise DatasetFormatError(
-            f"{path}: action dim is {act_dim}, the environment's is {expected_act_dim}; "
-            "is this file for another environment?"
+            path,
+            f"action dim is {act_dim}, the environment's is {expected_act_dim}; "
+            "is this file for another environment?",
         )
 
     for key in _FLOAT_KEYS:
@@ -231,15 +252,17 @@ def _validate(
         if not finite.all():
             bad_rows = np.flatnonzero(~finite.reshape(len(finite), -1).all(axis=1))
             raise DatasetFormatError(
-                f"{path}: {key} has {int((~finite).sum())} non-finite value(s) (NaN or inf), "
-                f"first in row {int(bad_rows[0])}"
+                path,
+                f"{key} has {int((~finite).sum())} non-finite value(s) (NaN or inf), "
+                f"first in row {int(bad_rows[0])}",
             )
     for key in _FLAG_KEYS:
         flags = raw[key]
         if flags.dtype.kind != "b" and not np.isin(flags, (0, 1)).all():
             raise DatasetFormatError(
-                f"{path}: {key} must hold only 0/1 (or bool), found values "
-                f"{np.unique(flags[~np.isin(flags, (0, 1))])[:5].tolist()}"
+                path,
+                f"{key} must hold only 0/1 (or bool), found values "
+                f"{np.unique(flags[~np.isin(flags, (0, 1))])[:5].tolist()}",
             )
 
 
