@@ -104,12 +104,15 @@ class CQL:
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """TD error of both members plus `cql_alpha` × (logsumexp Q(s, ·) − Q(s, a_data)).
 
-        `obs`/`next_obs` are normalized. Returns the loss summed over the two members and
-        detached statistics: the per-member mean penalty, Q at the data, and the logsumexp term.
+        `obs`/`next_obs` are normalized. Returns the loss summed over the two members (as
+        CORL's qf1_loss + qf2_loss) and detached statistics: `cql_penalty` is logsumexp − Q(s,
+        a_data) averaged over batch and members, before the `cql_alpha` factor; `q_ood_mean`
+        is the logsumexp term alone.
         """
         with torch.no_grad():
             next_q = self.critic_target(next_obs, samples.target).min(0).values
-            # No entropy bonus in the backup, as CORL's CQL default (backup_entropy=False).
+            # No entropy bonus in the backup: CORL's CQL default
+            # (algorithms/offline/cql.py, TrainConfig.backup_entropy = False).
             # Terminals stop bootstrapping; timeouts are not terminal and keep it.
             target = batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_q
 

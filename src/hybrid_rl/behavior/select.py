@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
 from hybrid_rl.behavior.policies import POLICY_DIR, sha256_of
 from hybrid_rl.data.registry import env_name_of
 from hybrid_rl.eval.rollout import EvalResult, PolicyFn, evaluate_policy
+from hybrid_rl.provenance import git_commit
 
 
 @dataclass
@@ -48,20 +48,6 @@ def _summary(result: EvalResult) -> dict[str, float]:
         "normalized_std": result.normalized_std,
         "length_mean": float(result.lengths.mean()),
     }
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
@@ -130,7 +116,7 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
             f"--target {config.target} --band {config.band} "
             f"--episodes {config.episodes} --seed {config.seed}"
         ),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "sha256": sha256_of(weights),
     }
     write_json_atomic(weights.with_suffix(".json"), card)

@@ -178,7 +178,7 @@ def remove_top_k(
     trajectories = split_trajectories(transitions)
     count = removal_count(len(trajectories), k_percent)
     # lexsort's last key is the primary one: return descending, then index ascending.
-    ranking = np.lexsort((-np.arange(len(trajectories)), -trajectories.returns))
+    ranking = np.lexsort((np.arange(len(trajectories)), -trajectories.returns))
     return _remove(transitions, trajectories, ranking[:count], "top", k_percent, None)
 
 

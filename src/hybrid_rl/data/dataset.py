@@ -95,9 +95,7 @@ class OfflineDataset:
         """`batch_size` rows drawn uniformly with replacement, with one index draw on the device."""
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        idx = torch.randint(
-            len(self), (batch_size,), device=self.device, generator=self._generator
-        )
+        idx = torch.randint(len(self), (batch_size,), device=self.device, generator=self._generator)
         return TransitionBatch(
             self.observations[idx],
             self.actions[idx],

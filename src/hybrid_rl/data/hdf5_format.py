@@ -48,7 +48,7 @@ class DatasetFormatError(ValueError):
     truncated or corrupt file, whose message also says to delete it and fetch it again.
     """
 
-    def __init__(self, where: str | os.PathLike[str], problem: str, *, unreadable: bool = False):
+    def __init__(self, where: str | os.PathLike[str], problem: str, unreadable: bool = False):
         self.where = str(where)
         self.problem = problem
         self.unreadable = unreadable
@@ -60,6 +60,10 @@ class DatasetFormatError(ValueError):
                 "if it is a replica."
             )
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, bool]]:
+        # Rebuild from the fields, so the error survives a process pool's pickling.
+        return type(self), (self.where, self.problem, self.unreadable)
 
 
 def read_d4rl_hdf5(

@@ -1,0 +1,80 @@
+"""Behaviour cloning: maximum likelihood of the dataset actions.
+
+The policy is IQL's `GaussianActor`, so BC is exactly IQL's actor step with every weight equal
+to 1; the gap between the two isolates what IQL's value weighting adds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hybrid_rl.algos.networks import GaussianActor, ObservationNormalizer
+from hybrid_rl.data.batch import TransitionBatch
+
+
+@dataclass
+class BCConfig:
+    lr: float = 3e-4
+    batch_size: int = 256
+
+
+class BC:
+    """BC agent: `update(batch)` does one maximum-likelihood step of the actor."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, config: BCConfig, device: str | torch.device = "cpu"
+    ) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.normalizer = ObservationNormalizer(obs_dim).to(self.device)
+        self.actor = GaussianActor(obs_dim, act_dim).to(self.device)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr, foreach=True)
+
+    def actor_loss(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """−mean log π(a|s) over the batch; also the mean squared error of the policy mean."""
+        distribution = self.actor.distribution(obs)
+        log_prob = distribution.log_prob(actions).sum(-1)
+        mse = (distribution.mean - actions).pow(2).mean()
+        return -log_prob.mean(), mse
+
+    def update(self, batch: TransitionBatch) -> dict[str, Tensor]:
+        obs = self.normalizer(batch.observations)
+        actor_loss, mse = self.actor_loss(obs, batch.actions)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        return {"actor_loss": actor_loss.detach(), "action_mse": mse.detach()}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool) -> Tensor:
+        """Actions [n, act_dim] in [−1, 1] for raw observations [n, obs_dim]."""
+        obs = self.normalizer(obs)
+        if deterministic:
+            return self.actor.deterministic(obs)
+        return self.actor.sample(obs)
+
+    def set_observation_statistics(
+        self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray
+    ) -> None:
+        """Dataset mean and std [obs_dim] used to normalize every observation."""
+        self.normalizer.set_statistics(
+            torch.as_tensor(mean, dtype=torch.float32, device=self.device),
+            torch.as_tensor(std, dtype=torch.float32, device=self.device),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "normalizer": self.normalizer.state_dict(),
+            "actor": self.actor.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.actor.load_state_dict(state["actor"])
+        self.actor_opt.load_state_dict(state["actor_opt"])

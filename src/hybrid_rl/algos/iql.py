@@ -1,0 +1,189 @@
+"""Implicit Q-Learning (Kostrikov et al. 2021).
+
+V(s) is fitted by expectile regression toward min Q_target(s, a) at dataset actions only, the twin
+Q toward r + γ(1 − d)·V(s'), and the Gaussian actor by advantage-weighted log-likelihood of the
+dataset actions. No action outside the dataset is ever evaluated.
+
+Rewards are used as they arrive: the locomotion reward scaling of DESIGN.md (1000 / return range)
+is applied by the dataset layer before batches reach this module, not here.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hybrid_rl.algos.networks import (
+    GaussianActor,
+    ObservationNormalizer,
+    QEnsemble,
+    ValueNetwork,
+    soft_update,
+)
+from hybrid_rl.data.batch import TransitionBatch
+
+
+@dataclass
+class IQLConfig:
+    critic_lr: float = 3e-4
+    value_lr: float = 3e-4
+    actor_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 256
+    expectile: float = 0.7
+    temperature: float = 3.0  # β in exp(β·advantage)
+    max_weight: float = 100.0  # exp-advantage weights are clipped here
+    # The actor lr follows a cosine from actor_lr to 0 over this many updates, then stays at 0:
+    # set it to the run's number of gradient steps.
+    max_steps: int = 500_000
+
+
+def expectile_loss(diff: Tensor, expectile: float) -> Tensor:
+    """Mean of w·diff² with w = `expectile` where diff > 0 and 1 − `expectile` where diff < 0.
+
+    With diff = target − prediction and expectile > 0.5, under-estimates cost more, so the
+    prediction approaches an upper expectile of the target.
+    """
+    weight = torch.where(diff > 0, expectile, 1.0 - expectile)
+    return (weight * diff.pow(2)).mean()
+
+
+def cosine_decay(step: int, max_steps: int) -> float:
+    """Learning-rate factor 0.5·(1 + cos(π·t/T)) for t ≤ T, and 0 after."""
+    progress = min(step, max_steps) / max_steps
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class IQL:
+    """IQL agent: `update(batch)` does one value, critic and actor step."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, config: IQLConfig, device: str | torch.device = "cpu"
+    ) -> None:
+        if config.max_steps <= 0:
+            raise ValueError(
+                f"IQLConfig.max_steps must be positive (the actor lr decays over it), "
+                f"got {config.max_steps}; set it to the run's number of gradient steps"
+            )
+        self.config = config
+        self.device = torch.device(device)
+        self.normalizer = ObservationNormalizer(obs_dim).to(self.device)
+        self.actor = GaussianActor(obs_dim, act_dim).to(self.device)
+        self.critic = QEnsemble(2, obs_dim, act_dim).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.value = ValueNetwork(obs_dim).to(self.device)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
+        self.critic_opt = torch.optim.Adam(
+            self.critic.parameters(), lr=config.critic_lr, foreach=True
+        )
+        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=config.value_lr, foreach=True)
+        self.actor_scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.actor_opt, lambda step: cosine_decay(step, config.max_steps)
+        )
+
+    def value_loss(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Expectile loss of V(s) toward min Q_target(s, a); also the detached advantage [B]."""
+        with torch.no_grad():
+            target_q = self.critic_target(obs, actions).min(0).values
+        advantage = target_q - self.value(obs)
+        return expectile_loss(advantage, self.config.expectile), advantage.detach()
+
+    def critic_loss(
+        self, obs: Tensor, next_obs: Tensor, batch: TransitionBatch
+    ) -> tuple[Tensor, Tensor]:
+        """MSE of each Q member toward r + γ(1 − d)·V(s'), summed over members; also Q [2, B]."""
+        with torch.no_grad():
+            # Terminals stop bootstrapping; timeouts are not terminal and keep it.
+            target = batch.rewards + self.config.gamma * (1.0 - batch.terminals) * self.value(
+                next_obs
+            )
+        q = self.critic(obs, batch.actions)  # [2, B]
+        # Sum over members as in the IQL paper's code and d3rlpy (CORL averages instead).
+        return (q - target).pow(2).mean(dim=1).sum(), q.detach()
+
+    def actor_loss(self, obs: Tensor, actions: Tensor, advantage: Tensor) -> tuple[Tensor, Tensor]:
+        """−mean(w·log π(a|s)) with w = min(exp(β·advantage), max_weight); also w [B]."""
+        weight = torch.exp(self.config.temperature * advantage).clamp(max=self.config.max_weight)
+        return -(weight * self.actor.log_prob(obs, actions)).mean(), weight
+
+    def update(self, batch: TransitionBatch) -> dict[str, Tensor]:
+        obs = self.normalizer(batch.observations)
+        next_obs = self.normalizer(batch.next_observations)
+
+        # The value step comes first; the critic's target and the actor's advantage both use
+        # V before this step (as CORL does).
+        value_loss, advantage = self.value_loss(obs, batch.actions)
+        critic_loss, q = self.critic_loss(obs, next_obs, batch)
+        self.value_opt.zero_grad(set_to_none=True)
+        value_loss.backward()
+        self.value_opt.step()
+
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        soft_update(self.critic_target, self.critic, self.config.tau)
+
+        actor_loss, weight = self.actor_loss(obs, batch.actions, advantage)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.actor_scheduler.step()
+
+        return {
+            "value_loss": value_loss.detach(),
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "q_data_mean": q.mean(),
+            "q_data_std": q.std(),
+            "advantage_mean": advantage.mean(),
+            "weight_mean": weight.detach().mean(),
+        }
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool) -> Tensor:
+        """Actions [n, act_dim] in [−1, 1] for raw observations [n, obs_dim]."""
+        obs = self.normalizer(obs)
+        if deterministic:
+            return self.actor.deterministic(obs)
+        return self.actor.sample(obs)
+
+    def set_observation_statistics(
+        self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray
+    ) -> None:
+        """Dataset mean and std [obs_dim] used to normalize every observation."""
+        self.normalizer.set_statistics(
+            torch.as_tensor(mean, dtype=torch.float32, device=self.device),
+            torch.as_tensor(std, dtype=torch.float32, device=self.device),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume; "critic" holds the twin Q as members 0 (q1) and 1 (q2)."""
+        return {
+            "normalizer": self.normalizer.state_dict(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "value": self.value.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "value_opt": self.value_opt.state_dict(),
+            "actor_scheduler": self.actor_scheduler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        self.value.load_state_dict(state["value"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.value_opt.load_state_dict(state["value_opt"])
+        self.actor_scheduler.load_state_dict(state["actor_scheduler"])

@@ -1,0 +1,103 @@
+"""The offline loop on a small real dataset: outputs, resume after a kill, divergence."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hybrid_rl.behavior.replica import collect_transitions
+from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.train import TrainConfig, train_offline
+
+
+@pytest.fixture(scope="module")
+def hopper_file(tmp_path_factory) -> Path:
+    """2,000 random-action Hopper transitions (short episodes, varied returns)."""
+    path = tmp_path_factory.mktemp("data") / "hopper-tiny.hdf5"
+    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
+    write_d4rl_hdf5(path, arrays, {"source": "test", "env_id": "Hopper-v4"})
+    return path
+
+
+def small_settings(dataset: Path, results: Path, **overrides) -> dict:
+    settings = dict(algo="bc", dataset=str(dataset), total_steps=1_500, log_every=250,
+                    eval_every=500, eval_episodes=2, device="cpu", results_dir=str(results))
+    return {**settings, **overrides}
+
+
+def small_config(dataset: Path, results: Path, **overrides) -> TrainConfig:
+    return TrainConfig(**small_settings(dataset, results, **overrides))
+
+
+def test_run_writes_config_metrics_and_checkpoint(hopper_file, tmp_path):
+    config = small_config(hopper_file, tmp_path, k_percent=30)
+    metrics = train_offline(config, progress=False)
+    run = config.run_dir
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["config"]["k_percent"] == 30
+    assert saved["dataset"]["sha256"] and saved["git_commit"]
+    assert saved["corruption"]["trajectories_after"] < saved["corruption"]["trajectories_before"]
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert on_disk == metrics and metrics["status"] == "completed"
+    assert metrics["eval"]["steps"] == [0, 500, 1000, 1500]
+    assert metrics["train"]["steps"] == [250, 500, 750, 1000, 1250, 1500]
+    assert len(metrics["train"]["critic_loss_rolling_var"]) == 6
+    assert (run / "checkpoint.pt").exists()
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(hopper_file, tmp_path):
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    settings = small_settings(hopper_file, killed_dir, total_steps=3_000)
+    config = TrainConfig(**settings)
+    script = (
+        "import torch\n"
+        "torch.set_num_threads(1)  # as the conftest fixture does in-process\n"
+        "from hybrid_rl.train import TrainConfig, train_offline\n"
+        f"train_offline(TrainConfig(**{settings!r}), progress=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    metrics_file = config.run_dir / "metrics.json"
+    deadline = time.monotonic() + 120
+    while not metrics_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = json.loads(metrics_file.read_text())
+    assert partial["status"] == "running", "the run finished before it could be killed"
+
+    resumed = train_offline(config, progress=False)
+    clean_config = small_config(hopper_file, clean_dir, total_steps=3_000)
+    clean = train_offline(clean_config, progress=False)
+
+    assert resumed["status"] == clean["status"] == "completed"
+    assert resumed["train"]["steps"] == clean["train"]["steps"]
+    assert resumed["eval"] == clean["eval"]  # same sampler and RNG streams: same scores
+    saved = json.loads((config.run_dir / "config.json").read_text())["config"]
+    assert saved == {**json.loads((clean_config.run_dir / "config.json").read_text())["config"],
+                     "results_dir": str(killed_dir)}
+
+
+def test_completed_run_is_skipped(hopper_file, tmp_path):
+    config = small_config(hopper_file, tmp_path, total_steps=500)
+    first = train_offline(config, progress=False)
+    stamp = (config.run_dir / "checkpoint.pt").stat().st_mtime_ns
+    assert train_offline(config, progress=False) == first
+    assert (config.run_dir / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
+def test_diverging_run_is_recorded_not_raised(hopper_file, tmp_path):
+    # Rewards of ~1e30 square past float32's range in the critic loss.
+    config = small_config(hopper_file, tmp_path, algo="cql", total_steps=100, log_every=50,
+                          eval_every=50, reward_noise_std=1e30)
+    metrics = train_offline(config, progress=False)
+    assert metrics["status"] == "diverged"
+    assert metrics["summary"]["diverged_at_step"] == 50
+    assert "critic_loss" in metrics["summary"]["non_finite_metrics"]
+    assert json.loads((config.run_dir / "metrics.json").read_text())["status"] == "diverged"
