@@ -1,0 +1,83 @@
+"""The replica builder on tiny budgets, checked against the loader and the real envs."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from hybrid_rl.behavior.replica import build_replica, collect_transitions
+from hybrid_rl.data.loader import load_dataset
+from hybrid_rl.data.transitions import split_trajectories
+from hybrid_rl.envs import make_env
+
+
+@pytest.fixture(scope="module")
+def hopper_random(tmp_path_factory):
+    path = tmp_path_factory.mktemp("replica") / "hopper-random.hdf5"
+    build_replica(
+        "hopper-random-v2", n_transitions=3_000, seed=0, path=path, num_envs=4, progress=False
+    )
+    return path
+
+
+def test_loader_accepts_the_replica_and_labels_it(hopper_random):
+    loaded = load_dataset(hopper_random)
+    assert loaded.provenance.source == "replica"
+    assert loaded.provenance.env_id == "Hopper-v4"
+    assert loaded.provenance.dataset_id == "hopper-random-v2"
+    assert len(loaded.transitions) == 3_000
+    with h5py.File(hopper_random) as f:
+        for key in ("infos/qpos", "infos/qvel", "infos/action_log_probs"):
+            assert f[key].shape[0] == 3_000
+        assert f["metadata/gymnasium_version"][()]
+
+
+def test_hopper_falls_are_terminals_reproduced_by_the_env(hopper_random):
+    with h5py.File(hopper_random) as f:
+        qpos, qvel = f["infos/qpos"][:], f["infos/qvel"][:]
+        actions, terminals = f["actions"][:], f["terminals"][:]
+        next_obs = f["next_observations"][:]
+    env = make_env("Hopper-v4", seed=0)
+    env.reset(seed=0)
+    terminal_rows = np.flatnonzero(terminals)
+    assert terminal_rows.size > 10  # random actions make Hopper fall every few dozen steps
+    non_terminal_rows = np.flatnonzero(~terminals)[:50]
+    for row in [*terminal_rows[:20], *non_terminal_rows]:
+        env.unwrapped.set_state(qpos[row], qvel[row])
+        observed, _, terminated, _, _ = env.step(actions[row])
+        assert terminated == terminals[row], f"row {row}"
+        np.testing.assert_allclose(observed, next_obs[row], rtol=1e-5, atol=1e-5)
+
+
+def test_trajectories_are_contiguous_and_never_cross_a_reset(hopper_random):
+    transitions = load_dataset(hopper_random).transitions
+    trajectories = split_trajectories(transitions)
+    for start, end in zip(trajectories.starts, trajectories.ends, strict=True):
+        # Inside a trajectory each next observation is the following row's observation.
+        np.testing.assert_array_equal(
+            transitions.next_observations[start : end - 1],
+            transitions.observations[start + 1 : end],
+        )
+
+
+def test_halfcheetah_episodes_end_in_a_timeout_at_step_1000():
+    arrays = collect_transitions("HalfCheetah-v4", None, 2_500, seed=1, num_envs=2, progress=False)
+    assert not arrays["terminals"].any()
+    np.testing.assert_array_equal(np.flatnonzero(arrays["timeouts"]), [999, 1999])
+    # The last episode is cut at the budget: its final row carries no flag.
+    assert not arrays["timeouts"][-1]
+
+
+def test_same_seed_gives_the_same_data_and_another_seed_does_not():
+    first = collect_transitions("Hopper-v4", None, 500, seed=3, num_envs=3, progress=False)
+    again = collect_transitions("Hopper-v4", None, 500, seed=3, num_envs=3, progress=False)
+    other = collect_transitions("Hopper-v4", None, 500, seed=4, num_envs=3, progress=False)
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+    assert not np.array_equal(first["observations"], other["observations"])
+
+
+def test_unsupported_quality_is_refused_with_the_supported_ones(tmp_path):
+    with pytest.raises(ValueError, match="medium, random"):
+        build_replica("hopper-expert-v2", 100, path=tmp_path / "x.hdf5", progress=False)
