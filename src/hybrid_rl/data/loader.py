@@ -3,7 +3,6 @@ Minari datasets and replicas, each returned with its provenance."""
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -28,7 +27,13 @@ from hybrid_rl.data.hdf5_format import (
     read_d4rl_hdf5,
     read_d4rl_metadata,
 )
-from hybrid_rl.data.registry import D4RL_BASE_URL, DATASETS, DatasetSpec, get_dataset_spec
+from hybrid_rl.data.registry import (
+    D4RL_BASE_URL,
+    DATASETS,
+    DatasetSpec,
+    env_dims,
+    get_dataset_spec,
+)
 from hybrid_rl.data.transitions import TransitionArrays
 
 SOURCES = ("auto", "d4rl", "minari", "replica")
@@ -119,7 +124,7 @@ def _load_local_file(path: Path) -> LoadedDataset:
         )
     metadata = read_d4rl_metadata(path)
     env_id = _metadata_str(metadata, METADATA_ENV_ID)
-    obs_dim, act_dim = _env_dims(env_id) if env_id in _known_env_ids() else (None, None)
+    obs_dim, act_dim = env_dims(env_id) if env_id in _known_env_ids() else (None, None)
     transitions = read_d4rl_hdf5(path, obs_dim, act_dim)
     is_replica = metadata.get(METADATA_SOURCE) == "replica"
     provenance = DatasetProvenance(
@@ -152,7 +157,7 @@ def _load_minari(dataset_id: str) -> LoadedDataset:
 def _load_d4rl(spec: DatasetSpec, progress: bool) -> LoadedDataset:
     cached = d4rl_cache_dir() / spec.file_name
     if cached.is_file():
-        transitions = read_d4rl_hdf5(cached, *_env_dims(spec.gym_env_id))
+        transitions = read_d4rl_hdf5(cached, *env_dims(spec.gym_env_id))
         return _d4rl_loaded(spec, transitions, cached, f"using D4RL cache {cached}")
     transitions = _download_d4rl(spec, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S, progress)
     note = f"no D4RL cache at {cached}; downloaded {d4rl_url(spec)} there"
@@ -169,7 +174,7 @@ def _download_d4rl(
 
     def check(tmp: Path) -> None:
         try:
-            read.append(read_d4rl_hdf5(tmp, *_env_dims(spec.gym_env_id)))
+            read.append(read_d4rl_hdf5(tmp, *env_dims(spec.gym_env_id)))
         except DatasetFormatError as exc:
             raise DatasetFormatError(
                 url,
@@ -214,7 +219,7 @@ def _load_replica(
             "pass load_dataset(..., replica_provider=...)"
         )
     path = Path(replica_provider(spec.dataset_id))
-    transitions = read_d4rl_hdf5(path, *_env_dims(spec.gym_env_id))
+    transitions = read_d4rl_hdf5(path, *env_dims(spec.gym_env_id))
     env_id = _metadata_str(read_d4rl_metadata(path), METADATA_ENV_ID) or spec.gym_env_id
     provenance = DatasetProvenance(
         source="replica",
@@ -236,7 +241,7 @@ def _load_auto(
     last_error: Exception | None = None
     if cached.is_file():
         try:
-            transitions = read_d4rl_hdf5(cached, *_env_dims(spec.gym_env_id))
+            transitions = read_d4rl_hdf5(cached, *env_dims(spec.gym_env_id))
             loaded = _d4rl_loaded(spec, transitions, cached, f"using D4RL cache {cached}")
         except DatasetFormatError as exc:
             # A fresh download below replaces the bad copy, but only if it validates.
@@ -288,19 +293,3 @@ def _metadata_str(metadata: dict[str, str | int | float], name: str) -> str | No
 
 def _known_env_ids() -> set[str]:
     return {spec.gym_env_id for spec in DATASETS.values()}
-
-
-@functools.cache
-def _env_dims(gym_env_id: str) -> tuple[int, int]:
-    """(obs_dim, act_dim) of the Gymnasium env, read from its spaces."""
-    # Imported here: hybrid_rl.envs imports the registry, so a module-level import would make
-    # `import hybrid_rl.data` and `import hybrid_rl.envs` depend on their order.
-    from gymnasium.spaces import flatdim
-
-    from hybrid_rl.envs import make_env
-
-    env = make_env(gym_env_id)
-    try:
-        return flatdim(env.observation_space), flatdim(env.action_space)
-    finally:
-        env.close()

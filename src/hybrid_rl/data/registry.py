@@ -15,6 +15,8 @@ _REFERENCE_SCORES = {
     "hopper": (-20.272305, 3234.3),
 }
 _GYM_ENV_IDS = {"halfcheetah": "HalfCheetah-v4", "hopper": "Hopper-v4"}
+# (obs_dim, act_dim) of D4RL's v2 datasets, equal to the Gymnasium v4 envs' spaces.
+_DIMS = {"halfcheetah": (17, 6), "hopper": (11, 3)}
 _QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
 
 
@@ -28,6 +30,8 @@ class DatasetSpec:
     gym_env_id: str
     ref_min_score: float
     ref_max_score: float
+    obs_dim: int
+    act_dim: int
 
     @property
     def url(self) -> str:
@@ -46,6 +50,8 @@ DATASETS: dict[str, DatasetSpec] = {
         gym_env_id=_GYM_ENV_IDS[env],
         ref_min_score=_REFERENCE_SCORES[env][0],
         ref_max_score=_REFERENCE_SCORES[env][1],
+        obs_dim=_DIMS[env][0],
+        act_dim=_DIMS[env][1],
     )
     for env in _GYM_ENV_IDS
     for quality in _QUALITIES
@@ -76,6 +82,11 @@ def env_name_of(env_or_dataset_id: str) -> str:
 def gym_env_id_of(env_or_dataset_id: str) -> str:
     """The Gymnasium id used for rollouts of a dataset id or env name."""
     return _GYM_ENV_IDS[env_name_of(env_or_dataset_id)]
+
+
+def env_dims(env_or_dataset_id: str) -> tuple[int, int]:
+    """(obs_dim, act_dim) of a known environment, e.g. 'Hopper-v4' -> (11, 3)."""
+    return _DIMS[env_name_of(env_or_dataset_id)]
 
 
 def reference_scores(env_or_dataset_id: str) -> tuple[float, float]:

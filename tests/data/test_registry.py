@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+from hybrid_rl.data.registry import DATASETS, get_dataset_spec, normalized_score
+
+
+def test_normalized_score_matches_d4rl_reference_points():
+    spec = get_dataset_spec("hopper-medium-v2")
+    assert normalized_score("hopper-medium-v2", spec.ref_min_score) == pytest.approx(0.0)
+    assert normalized_score("Hopper-v4", spec.ref_max_score) == pytest.approx(100.0)
+    halfway = (spec.ref_min_score + spec.ref_max_score) / 2
+    assert normalized_score("hopper", np.array([halfway]))[0] == pytest.approx(50.0)
+
+
+def test_unknown_dataset_id_lists_valid_ids():
+    with pytest.raises(KeyError) as err:
+        get_dataset_spec("walker2d-medium-v2")
+    for valid in DATASETS:
+        assert valid in str(err.value)
+
+
+def test_registry_urls_follow_d4rl_file_naming():
+    spec = get_dataset_spec("halfcheetah-medium-replay-v2")
+    assert spec.url.endswith("gym_mujoco_v2/halfcheetah_medium_replay-v2.hdf5")
+    assert spec.gym_env_id == "HalfCheetah-v4"
+    assert len(DATASETS) == 10
