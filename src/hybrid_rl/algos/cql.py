@@ -1,8 +1,10 @@
 """Conservative Q-Learning, CQL(H) with importance sampling (Kumar et al. 2020), on top of SAC.
 
-The critic is one 2-member `QEnsemble` (twin Q, min target). The conservative term needs Q(s, ·)
-at the dataset action and at 3 × n sampled actions (uniform, π(s), π(s')); all of them, for both
-members, come out of a single critic call over B·(1 + 3n) rows, with the B states repeated once.
+The critic is one `EnsembleQNetwork` of `critic_members` members: 2 offline (twin Q), N in
+Phase II; targets and the actor use the min over all members. The conservative term needs
+Q(s, ·) at the dataset action and at 3 × n sampled actions (uniform, π(s), π(s')); all of them,
+for every member, come out of a single critic call over B·(1 + 3n) rows, with the B states
+repeated once.
 Observations are normalized once per update by one `ObservationNormalizer` shared by the actor and
 the critics, and the normalizer is part of the checkpoint.
 """
@@ -18,9 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hybrid_rl.algos.ensemble import EnsembleQNetwork
 from hybrid_rl.algos.networks import (
     ObservationNormalizer,
-    QEnsemble,
     TanhGaussianActor,
     soft_update,
     tanh_gaussian_log_prob,
@@ -40,6 +42,7 @@ class CQLConfig:
     init_alpha: float = 1.0
     cql_alpha: float = 5.0  # weight of the conservative term (1.0 online in Phase II)
     num_sampled_actions: int = 10  # per source: uniform, π(s), π(s')
+    critic_members: int = 2  # twin Q offline; the Phase II ensemble size online
 
 
 class CQLActionSamples(NamedTuple):
@@ -64,7 +67,7 @@ class CQL:
         self.device = torch.device(device)
         self.normalizer = ObservationNormalizer(obs_dim).to(self.device)
         self.actor = TanhGaussianActor(obs_dim, act_dim).to(self.device)
-        self.critic = QEnsemble(2, obs_dim, act_dim).to(self.device)
+        self.critic = EnsembleQNetwork(obs_dim, act_dim, config.critic_members).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(
             math.log(config.init_alpha), device=self.device, requires_grad=True
@@ -102,15 +105,15 @@ class CQL:
     def critic_loss(
         self, obs: Tensor, next_obs: Tensor, batch: TransitionBatch, samples: CQLActionSamples
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """TD error of both members plus `cql_alpha` × (logsumexp Q(s, ·) − Q(s, a_data)).
+        """TD error of each member plus `cql_alpha` × (logsumexp Q(s, ·) − Q(s, a_data)).
 
-        `obs`/`next_obs` are normalized. Returns the loss summed over the two members (as
-        CORL's qf1_loss + qf2_loss) and detached statistics: `cql_penalty` is logsumexp − Q(s,
+        `obs`/`next_obs` are normalized. Returns the loss summed over the members (for twin Q
+        as CORL's qf1_loss + qf2_loss) and detached statistics: `cql_penalty` is logsumexp − Q(s,
         a_data) averaged over batch and members, before the `cql_alpha` factor; `q_ood_mean`
         is the logsumexp term alone.
         """
         with torch.no_grad():
-            next_q = self.critic_target(next_obs, samples.target).min(0).values
+            next_q = self.critic_target.q_min(next_obs, samples.target)
             # No entropy bonus in the backup: CORL's CQL default
             # (algorithms/offline/cql.py, TrainConfig.backup_entropy = False).
             # Terminals stop bootstrapping; timeouts are not terminal and keep it.
@@ -119,7 +122,7 @@ class CQL:
         batch_size = obs.shape[0]
         sampled = torch.cat([samples.uniform, samples.current, samples.next])  # [3n, B, A]
         actions = torch.cat([batch.actions, sampled.flatten(0, 1)])  # [(1 + 3n)·B, A]
-        q = self.critic(obs.repeat(1 + sampled.shape[0], 1), actions)  # [2, (1 + 3n)·B]
+        q = self.critic(obs.repeat(1 + sampled.shape[0], 1), actions)  # [M, (1 + 3n)·B]
         q_data = q[:, :batch_size]
         q_sampled = q[:, batch_size:].unflatten(1, (sampled.shape[0], batch_size))
 
@@ -131,9 +134,9 @@ class CQL:
         log_density = torch.cat(
             [uniform_log_density, samples.current_log_prob, samples.next_log_prob]
         )  # [3n, B]
-        q_ood = torch.logsumexp(q_sampled - log_density, dim=1)  # [2, B]
-        penalty = (q_ood - q_data).mean(dim=1)  # [2]
-        td_error = (q_data - target).pow(2).mean(dim=1)  # [2]
+        q_ood = torch.logsumexp(q_sampled - log_density, dim=1)  # [M, B]
+        penalty = (q_ood - q_data).mean(dim=1)  # [M]
+        td_error = (q_data - target).pow(2).mean(dim=1)  # [M]
         loss = (td_error + self.config.cql_alpha * penalty).sum()
         stats = {
             "cql_penalty": penalty.detach().mean(),
@@ -146,7 +149,7 @@ class CQL:
     def actor_loss(self, obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """SAC policy loss α·log π(a|s) − min Q(s, a), a ~ π(s); also returns log π [B]."""
         actions, log_prob = self.actor.sample(obs)
-        q = self.critic(obs, actions).min(0).values
+        q = self.critic.q_min(obs, actions)
         return (alpha * log_prob - q).mean(), log_prob
 
     def alpha_loss(self, log_prob: Tensor) -> Tensor:
@@ -204,7 +207,7 @@ class CQL:
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume; "critic" holds the twin Q as members 0 (q1) and 1 (q2)."""
+        """Everything needed to resume; "critic" holds q1, q2 (, ...) as members 0, 1 (, ...)."""
         return {
             "normalizer": self.normalizer.state_dict(),
             "actor": self.actor.state_dict(),

@@ -1,8 +1,9 @@
 """Implicit Q-Learning (Kostrikov et al. 2021).
 
-V(s) is fitted by expectile regression toward min Q_target(s, a) at dataset actions only, the twin
-Q toward r + γ(1 − d)·V(s'), and the Gaussian actor by advantage-weighted log-likelihood of the
-dataset actions. No action outside the dataset is ever evaluated.
+V(s) is fitted by expectile regression toward min Q_target(s, a) at dataset actions only, each Q
+member (twin Q offline, `critic_members` in Phase II) toward r + γ(1 − d)·V(s'), and the
+Gaussian actor by advantage-weighted log-likelihood of the dataset actions. No action outside the
+dataset is ever evaluated.
 
 Rewards are used as they arrive: the locomotion reward scaling of DESIGN.md (1000 / return range)
 is applied by the dataset layer before batches reach this module, not here.
@@ -19,10 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hybrid_rl.algos.ensemble import EnsembleQNetwork
 from hybrid_rl.algos.networks import (
     GaussianActor,
     ObservationNormalizer,
-    QEnsemble,
     ValueNetwork,
     soft_update,
 )
@@ -43,6 +44,9 @@ class IQLConfig:
     # The actor lr follows a cosine from actor_lr to 0 over this many updates, then stays at 0:
     # set it to the run's number of gradient steps.
     max_steps: int = 500_000
+    # False keeps the actor lr constant (IQL's online fine-tuning does not decay it).
+    actor_lr_cosine_decay: bool = True
+    critic_members: int = 2  # twin Q offline; the Phase II ensemble size online
 
 
 def expectile_loss(diff: Tensor, expectile: float) -> Tensor:
@@ -76,7 +80,7 @@ class IQL:
         self.device = torch.device(device)
         self.normalizer = ObservationNormalizer(obs_dim).to(self.device)
         self.actor = GaussianActor(obs_dim, act_dim).to(self.device)
-        self.critic = QEnsemble(2, obs_dim, act_dim).to(self.device)
+        self.critic = EnsembleQNetwork(obs_dim, act_dim, config.critic_members).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = ValueNetwork(obs_dim).to(self.device)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
@@ -85,26 +89,29 @@ class IQL:
         )
         self.value_opt = torch.optim.Adam(self.value.parameters(), lr=config.value_lr, foreach=True)
         self.actor_scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.actor_opt, lambda step: cosine_decay(step, config.max_steps)
+            self.actor_opt,
+            lambda step: (
+                cosine_decay(step, config.max_steps) if config.actor_lr_cosine_decay else 1.0
+            ),
         )
 
     def value_loss(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """Expectile loss of V(s) toward min Q_target(s, a); also the detached advantage [B]."""
         with torch.no_grad():
-            target_q = self.critic_target(obs, actions).min(0).values
+            target_q = self.critic_target.q_min(obs, actions)
         advantage = target_q - self.value(obs)
         return expectile_loss(advantage, self.config.expectile), advantage.detach()
 
     def critic_loss(
         self, obs: Tensor, next_obs: Tensor, batch: TransitionBatch
     ) -> tuple[Tensor, Tensor]:
-        """MSE of each Q member toward r + γ(1 − d)·V(s'), summed over members; also Q [2, B]."""
+        """MSE of each Q member toward r + γ(1 − d)·V(s'), summed over members; also Q [M, B]."""
         with torch.no_grad():
             # Terminals stop bootstrapping; timeouts are not terminal and keep it.
             target = batch.rewards + self.config.gamma * (1.0 - batch.terminals) * self.value(
                 next_obs
             )
-        q = self.critic(obs, batch.actions)  # [2, B]
+        q = self.critic(obs, batch.actions)  # [M, B]
         # Sum over members as in the IQL paper's code and d3rlpy (CORL averages instead).
         return (q - target).pow(2).mean(dim=1).sum(), q.detach()
 
@@ -164,7 +171,7 @@ class IQL:
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume; "critic" holds the twin Q as members 0 (q1) and 1 (q2)."""
+        """Everything needed to resume; "critic" holds q1, q2 (, ...) as members 0, 1 (, ...)."""
         return {
             "normalizer": self.normalizer.state_dict(),
             "actor": self.actor.state_dict(),

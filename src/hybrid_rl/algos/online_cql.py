@@ -1,0 +1,62 @@
+"""CQL fine-tuned online (Phase II): the Phase I `CQL` update, unchanged, on an N-member critic.
+
+Nothing is re-implemented here: `CQL` already trains any number of critic members (TD error and
+conservative penalty per member, min over members for targets and the actor). This module only
+sets the online hyperparameters and loads a Phase I checkpoint into the wider agent.
+
+Online changes, and only these: α_cql 5.0 → 1.0 (DESIGN.md §6: online data is no longer
+out-of-distribution, so the pessimism is relaxed), `critic_members` = N.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+
+from hybrid_rl.algos.cql import CQL, CQLConfig
+from hybrid_rl.algos.ensemble import (
+    DEFAULT_MEMBERS,
+    load_phase1_critics,
+    phase1_dims,
+    read_phase1_agent_state,
+)
+
+ONLINE_CQL_ALPHA = 1.0
+
+
+def online_cql_config(phase1: CQLConfig, n_ensemble: int = DEFAULT_MEMBERS) -> CQLConfig:
+    """The Phase I hyperparameters with α_cql = 1.0 and an `n_ensemble`-member critic."""
+    return dataclasses.replace(phase1, cql_alpha=ONLINE_CQL_ALPHA, critic_members=n_ensemble)
+
+
+def from_phase1_checkpoint(
+    path: str | os.PathLike[str],
+    n_ensemble: int = DEFAULT_MEMBERS,
+    phase1_config: CQLConfig | None = None,
+    device: str | torch.device = "cpu",
+) -> CQL:
+    """A CQL agent for online fine-tuning, started from a Phase I CQL `checkpoint.pt`.
+
+    `phase1_config` is the config the checkpoint was trained with (None: DESIGN.md defaults).
+    Loaded: observation normalizer, actor, entropy temperature, the actor's and temperature's
+    Adam states, and q1/q2 (and their targets) as critic members 0 and 1. Members 2 .. N − 1
+    are freshly initialized, each with its target equal to itself.
+
+    The critic's Adam starts fresh for all members: its Phase I moments exist for two members
+    only, and splicing them next to zero moments would give the new members Phase I's step
+    count, so Adam's bias correction would scale their first updates wrongly.
+    """
+    state = read_phase1_agent_state(path, device)
+    obs_dim, act_dim = phase1_dims(state)
+    config = online_cql_config(phase1_config or CQLConfig(), n_ensemble)
+    agent = CQL(obs_dim, act_dim, config, device)
+    agent.normalizer.load_state_dict(state["normalizer"])
+    agent.actor.load_state_dict(state["actor"])
+    load_phase1_critics(agent.critic, agent.critic_target, state)
+    with torch.no_grad():
+        agent.log_alpha.copy_(state["log_alpha"])
+    agent.actor_opt.load_state_dict(state["actor_opt"])
+    agent.alpha_opt.load_state_dict(state["alpha_opt"])
+    return agent

@@ -1,0 +1,620 @@
+"""The online loop of Phase II: fine-tune a Phase I agent online, with an optional ensemble bonus.
+
+A run starts from the Phase I checkpoint of the same algo, dataset, corruption and seed, and
+keeps training on a hybrid replay: each batch holds `round(online_ratio · B)` rows from the
+online buffer followed by the rest from the same corrupted offline dataset Phase I used.
+
+- Collection: one env, the stochastic policy from the first step, one gradient update per env
+  step once the online buffer holds `batch_size` rows (before that, steps only collect).
+- Bonus (`bonus_type="ensemble"`): each online transition is stored with reward
+  `reward_scale · r_env + λ · disagreement(s, a)`, where disagreement is the unbiased std over
+  the critic members of Q(s, a). The bonus is computed once, at collection, by the critic of
+  that moment. Offline rewards are never touched. With `bonus_type="none"` the stored reward
+  is `reward_scale · r_env`.
+- Reward units: the critic is trained in the offline data's reward units, so online env
+  rewards get the same `reward_scale` (IQL: 1000 / return range of the corrupted data; CQL:
+  1). The disagreement is a std of Q values, already in those units, so the bonus is added
+  as is, not scaled again: λ means "λ critic stds" for every algorithm.
+- Checkpoints (every `eval_every` steps, atomic) hold the agent with its optimizers, the
+  samplers, the online buffer, the RNG states and the step. At every checkpoint the collecting
+  episode is restarted from a seed derived from (seed, step); a resumed run restarts it in the
+  same way, so it continues exactly as an uninterrupted run. The restart cuts at most one
+  episode per checkpoint; the transition before the cut is stored as it happened (not
+  terminal), so no data is falsified.
+
+A run writes `results_dir/<run name>/config.json`, `metrics.json` and `checkpoint.pt`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from hybrid_rl.algos import online_cql, online_iql
+from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS, EnsembleQNetwork
+from hybrid_rl.algos.networks import ObservationNormalizer
+from hybrid_rl.algos.registry import Agent, AgentConfig, default_config
+from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
+from hybrid_rl.data.batch import TransitionBatch, concat_batches
+from hybrid_rl.data.corruption import RemovalMode
+from hybrid_rl.data.dataset import OfflineDataset
+from hybrid_rl.data.hdf5_format import file_sha256
+from hybrid_rl.data.loader import DatasetProvenance
+from hybrid_rl.data.replay_buffer import ReplayBuffer
+from hybrid_rl.envs import make_env
+from hybrid_rl.eval.rollout import evaluate_policy
+from hybrid_rl.provenance import git_commit, software_versions
+from hybrid_rl.seeding import resolve_device, restore_rng_state, rng_state, seed_everything
+from hybrid_rl.train import LossWindow, MetricsLog, TrainConfig, prepare_dataset
+
+BonusType = Literal["ensemble", "none"]
+BONUS_TYPES = ("ensemble", "none")
+# Settings that may differ between the start and the resumption of one run.
+_RESUMABLE_CHANGES = frozenset({"device", "results_dir", "phase1_results_dir"})
+# Streams of derived seeds, so no two random streams of a run share their bits.
+_ONLINE_SAMPLER_STREAM, _EPISODE_STREAM = 1, 2
+
+
+class OnlineAgent(Agent, Protocol):
+    """An agent with an ensemble critic over normalized observations (online CQL / IQL)."""
+
+    normalizer: ObservationNormalizer
+    critic: EnsembleQNetwork
+
+    @property
+    def config(self) -> AgentConfig: ...
+
+
+_FROM_PHASE1: dict[str, Callable[..., OnlineAgent]] = {
+    "cql": online_cql.from_phase1_checkpoint,
+    "iql": online_iql.from_phase1_checkpoint,
+}
+PHASE2_ALGORITHMS = tuple(_FROM_PHASE1)
+
+
+@dataclass
+class FinetuneConfig:
+    algo: str = "iql"
+    dataset: str = "halfcheetah-medium-v2"
+    k_percent: float = 0.0
+    reward_noise_std: float = 0.0
+    removal: RemovalMode = "top"
+    seed: int = 0
+    n_ensemble: int = 3
+    bonus_type: BonusType = "ensemble"
+    bonus_coeff: float = 1.0  # λ
+    online_ratio: float = 0.5  # share of each batch drawn from the online buffer
+    online_steps: int = 250_000  # env steps (= gradient updates + batch_size − 1 warm-up steps)
+    eval_every: int = 5_000
+    eval_episodes: int = 10
+    log_every: int = 1_000
+    loss_variance_window: int = 1_000  # updates of critic loss behind each rolling variance
+    batch_size: int = 256
+    phase1_results_dir: str = "results"
+    results_dir: str = "results_phase2"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.algo not in PHASE2_ALGORITHMS:
+            raise ValueError(
+                f"Phase II fine-tunes {' or '.join(PHASE2_ALGORITHMS)}, got algo={self.algo!r}"
+            )
+        if self.bonus_type not in BONUS_TYPES:
+            raise ValueError(
+                f"bonus_type must be one of {', '.join(BONUS_TYPES)}, got {self.bonus_type!r}"
+            )
+        if not MIN_MEMBERS <= self.n_ensemble <= MAX_MEMBERS:
+            raise ValueError(
+                f"n_ensemble must be in [{MIN_MEMBERS}, {MAX_MEMBERS}], got {self.n_ensemble}"
+            )
+        if not (math.isfinite(self.bonus_coeff) and self.bonus_coeff >= 0):
+            raise ValueError(f"bonus_coeff must be finite and ≥ 0, got {self.bonus_coeff}")
+        if not 0.0 <= self.online_ratio <= 1.0:
+            raise ValueError(f"online_ratio must be in [0, 1], got {self.online_ratio}")
+        for name in (
+            "online_steps",
+            "eval_every",
+            "eval_episodes",
+            "log_every",
+            "loss_variance_window",
+            "batch_size",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.online_steps % self.log_every or self.eval_every % self.log_every:
+            raise ValueError(
+                f"online_steps ({self.online_steps}) and eval_every ({self.eval_every}) must "
+                f"be multiples of log_every ({self.log_every}), so that the last step is "
+                "logged and checkpoints fall on logged steps"
+            )
+        if self.log_every < self.batch_size:
+            raise ValueError(
+                f"log_every ({self.log_every}) must be ≥ batch_size ({self.batch_size}): "
+                "updates start once the online buffer holds batch_size rows, and every log "
+                "interval must contain updates"
+            )
+
+    @property
+    def online_rows(self) -> int:
+        """Rows of each batch from the online buffer: online_ratio · B rounded half up."""
+        return math.floor(self.online_ratio * self.batch_size + 0.5)
+
+    def phase1_train_config(self) -> TrainConfig:
+        """The Phase I run this run starts from (its name and folder; not its full settings)."""
+        return TrainConfig(
+            algo=self.algo,
+            dataset=self.dataset,
+            removal=self.removal,
+            k_percent=self.k_percent,
+            reward_noise_std=self.reward_noise_std,
+            seed=self.seed,
+            results_dir=self.phase1_results_dir,
+        )
+
+    @property
+    def run_name(self) -> str:
+        """`ft_{Phase I run name with _{bonus_type} before _s{seed}}`."""
+        phase1 = self.phase1_train_config().run_name
+        seed_suffix = f"_s{self.seed}"
+        return f"ft_{phase1.removesuffix(seed_suffix)}_{self.bonus_type}{seed_suffix}"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.results_dir) / self.run_name
+
+
+class Phase1RunError(RuntimeError):
+    """The Phase I run a Phase II run starts from is missing, unfinished or unusable."""
+
+
+def phase1_command(config: FinetuneConfig) -> str:
+    """The `run_phase1.py` command that creates the Phase I run `config` starts from."""
+    parts = [
+        "python run_phase1.py",
+        f"--algo {config.algo}",
+        f"--env {config.dataset}",
+        f"--remove_top_k {config.k_percent:g}",
+        f"--seed {config.seed}",
+    ]
+    if config.removal != "top":
+        parts.append(f"--removal {config.removal}")
+    if config.reward_noise_std:
+        parts.append(f"--reward_noise {config.reward_noise_std:g}")
+    if config.phase1_results_dir != "results":
+        parts.append(f"--results_dir {config.phase1_results_dir}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Phase1Run:
+    """A completed Phase I run, as a Phase II run needs it."""
+
+    train_config: TrainConfig  # the full settings it was trained with
+    checkpoint: Path
+    checkpoint_sha256: str
+    saved_config: dict[str, Any]  # its config.json
+    final_normalized_return: float | None
+
+
+def find_phase1_run(config: FinetuneConfig) -> Phase1Run:
+    """The completed Phase I run of `config`; Phase1RunError (naming the command) otherwise."""
+    run_dir = config.phase1_train_config().run_dir
+    checkpoint = run_dir / "checkpoint.pt"
+    command = phase1_command(config)
+    if not checkpoint.exists():
+        raise Phase1RunError(
+            f"Phase II run {config.run_name} starts from the Phase I checkpoint {checkpoint}, "
+            f"which does not exist. Create it with:\n  {command}"
+        )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    status = metrics["status"]
+    if status == "running":
+        raise Phase1RunError(
+            f"the Phase I run in {run_dir} is unfinished (status 'running'); finish it first "
+            f"(the same command resumes it):\n  {command}"
+        )
+    if status != "completed":
+        raise Phase1RunError(
+            f"the Phase I run in {run_dir} ended with status {status!r} "
+            f"({metrics.get('summary', {})}); Phase II cannot start from it"
+        )
+    saved = json.loads((run_dir / "config.json").read_text())
+    return Phase1Run(
+        train_config=_train_config_from_json(saved["config"]),
+        checkpoint=checkpoint,
+        checkpoint_sha256=file_sha256(checkpoint),
+        saved_config=saved,
+        final_normalized_return=metrics["summary"].get("final_normalized_return"),
+    )
+
+
+def _train_config_from_json(fields: dict[str, Any]) -> TrainConfig:
+    fields = dict(fields)
+    agent_fields = fields.pop("agent")
+    agent = dataclasses.replace(default_config(fields["algo"]), **agent_fields)
+    return TrainConfig(**fields, agent=agent)
+
+
+def _derived_seed(*entropy: int) -> int:
+    return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
+
+
+@torch.no_grad()
+def ensemble_disagreement(agent: OnlineAgent, observations: Tensor, actions: Tensor) -> Tensor:
+    """Unbiased std over critic members of Q(s, a) at raw observations [B, obs_dim]: [B]."""
+    return agent.critic.disagreement(agent.normalizer(observations), actions)
+
+
+class HybridSampler:
+    """Batches of `online_rows` buffer rows followed by `batch_size − online_rows` dataset rows.
+
+    Both parts are drawn uniformly with replacement, each from its own seeded generator.
+    """
+
+    def __init__(
+        self,
+        offline: OfflineDataset,
+        online: ReplayBuffer,
+        batch_size: int,
+        online_rows: int,
+        seed: int,
+    ) -> None:
+        if not 0 <= online_rows <= batch_size:
+            raise ValueError(f"online_rows must be in [0, {batch_size}], got {online_rows}")
+        self.offline, self.online = offline, online
+        self.online_rows, self.offline_rows = online_rows, batch_size - online_rows
+        self._generator = torch.Generator(device=online.device)
+        self._generator.manual_seed(seed)
+
+    def sample(self) -> TransitionBatch:
+        if self.online_rows == 0:
+            return self.offline.sample(self.offline_rows)
+        online = self.online.sample(self.online_rows, generator=self._generator)
+        if self.offline_rows == 0:
+            return online
+        return concat_batches(online, self.offline.sample(self.offline_rows))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"offline": self.offline.state_dict(), "online": self._generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.offline.load_state_dict(state["offline"])
+        self._generator.set_state(state["online"])
+
+
+class CollectedStep(NamedTuple):
+    raw_reward: float  # env units
+    disagreement: Tensor  # [1] at (s, a), critic units
+    bonus: Tensor  # [1] added to the stored reward, critic units
+    episode_return: float | None  # raw return of the episode that ended here, else None
+    episode_length: int | None
+
+
+class OnlineCollector:
+    """Steps one env with the agent's stochastic policy and stores each transition.
+
+    The stored reward is `reward_scale · r_env + bonus`, bonus = `bonus_coeff` ·
+    disagreement(s, a) (or 0 with `bonus_coeff=None`). The real next observation is stored
+    (Gymnasium 1.x single env: `step` returns it even at episode ends), with `terminated` and
+    `truncated` kept apart.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        agent: OnlineAgent,
+        buffer: ReplayBuffer,
+        reward_scale: float,
+        bonus_coeff: float | None,
+        device: torch.device,
+    ) -> None:
+        self.env = make_env(env_id)
+        self.agent, self.buffer, self.device = agent, buffer, device
+        self.reward_scale, self.bonus_coeff = reward_scale, bonus_coeff
+        self._obs: np.ndarray | None = None
+        self._episode_return, self._episode_length = 0.0, 0
+
+    def restart(self, seed: int | None) -> None:
+        """Begin a new episode (seeded, or continuing the env's RNG with None)."""
+        self._obs, _ = self.env.reset(seed=seed)
+        self._episode_return, self._episode_length = 0.0, 0
+
+    def step(self) -> CollectedStep:
+        if self._obs is None:
+            raise RuntimeError("call restart(seed) before the first step")
+        obs = torch.as_tensor(self._obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        action = self.agent.act(obs, deterministic=False)
+        disagreement = ensemble_disagreement(self.agent, obs, action)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action[0].cpu().numpy())
+        if self.bonus_coeff is None:
+            bonus = torch.zeros_like(disagreement)
+        else:
+            bonus = self.bonus_coeff * disagreement
+        self.buffer.add(
+            obs,
+            action,
+            bonus + self.reward_scale * float(reward),
+            next_obs[None],
+            np.array([terminated]),
+            np.array([truncated]),
+        )
+        self._episode_return += float(reward)
+        self._episode_length += 1
+        if not (terminated or truncated):
+            self._obs = next_obs
+            return CollectedStep(float(reward), disagreement, bonus, None, None)
+        finished = (self._episode_return, self._episode_length)
+        self.restart(None)
+        return CollectedStep(float(reward), disagreement, bonus, *finished)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume, or skip if complete) one Phase II run; returns its metrics.
+
+    Raises Phase1RunError, naming the `run_phase1.py` command to run, when the Phase I run it
+    starts from is missing or unfinished. A diverging run is recorded (status "diverged") and
+    returned, not raised.
+    """
+    run_dir = config.run_dir
+    checkpoint_path = run_dir / "checkpoint.pt"
+    device = resolve_device(config.device)
+    saved: dict[str, Any] | None = None
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if saved["metrics"]["status"] != "running":
+            return dict(saved["metrics"])
+    phase1 = find_phase1_run(config)
+    if saved is not None:
+        _check_same_run(config, phase1)
+
+    seed_everything(config.seed)
+    loaded, dataset, stats, reward_scale = prepare_dataset(phase1.train_config, device)
+    _check_same_dataset(phase1, loaded.provenance.sha256, reward_scale)
+    agent = _FROM_PHASE1[config.algo](
+        phase1.checkpoint, config.n_ensemble, phase1.train_config.agent, device
+    )
+    buffer = ReplayBuffer(config.online_steps, dataset.obs_dim, dataset.act_dim, device)
+    sampler = HybridSampler(
+        dataset,
+        buffer,
+        config.batch_size,
+        config.online_rows,
+        _derived_seed(config.seed, _ONLINE_SAMPLER_STREAM),
+    )
+    env_id = loaded.provenance.env_id or config.dataset
+    collector = OnlineCollector(
+        env_id,
+        agent,
+        buffer,
+        reward_scale,
+        config.bonus_coeff if config.bonus_type == "ensemble" else None,
+        device,
+    )
+    log, loss_window = MetricsLog(), LossWindow(config.loss_variance_window, device)
+    log.data["online_episodes"] = {"steps": [], "return": [], "length": []}
+    start, updates = 0, 0
+    if saved is not None:
+        agent.load_state_dict(saved["agent"])
+        sampler.load_state_dict(saved["sampler"])
+        buffer.load_state_dict(saved["replay_buffer"])
+        restore_rng_state(saved["rng"])
+        log, start, updates = MetricsLog(saved["metrics"]), saved["step"], saved["updates"]
+        loss_window.values.copy_(saved["loss_window"][0])
+        loss_window.count = saved["loss_window"][1]
+        print(f"resuming {run_dir.name} from step {start}", file=sys.stderr)
+    _write_config(config, phase1, loaded.provenance, stats.to_dict(), reward_scale, agent, device)
+
+    def act(obs: Tensor) -> Tensor:
+        return agent.act(obs, deterministic=True)
+
+    def evaluate(step: int) -> None:
+        result = evaluate_policy(
+            act, env_id, config.eval_episodes, seed=1_000_000 * config.seed + step, device=device
+        )
+        log.log_eval(step, result.returns, result.normalized)
+
+    def checkpoint(step: int, resumable: bool) -> None:
+        # A finished run is never resumed: its checkpoint drops the buffer to save disk.
+        save_torch_atomic(
+            checkpoint_path,
+            {
+                "agent": agent.state_dict(),
+                "sampler": sampler.state_dict(),
+                "replay_buffer": buffer.state_dict() if resumable else None,
+                "rng": rng_state(),
+                "metrics": log.data,
+                "loss_window": (loss_window.values.cpu(), loss_window.count),
+                "step": step,
+                "updates": updates,
+            },
+        )
+        write_json_atomic(run_dir / "metrics.json", log.data)
+
+    if start == 0:
+        evaluate(0)
+    collector.restart(_derived_seed(config.seed, _EPISODE_STREAM, start))
+    episodes = log.data["online_episodes"]
+    collect_sums: dict[str, Tensor] = {}
+    update_sums: dict[str, Tensor] = {}
+    raw_reward_sum, interval_updates = 0.0, 0
+    bar = tqdm(
+        range(start, config.online_steps),
+        initial=start,
+        total=config.online_steps,
+        desc=config.run_name,
+        disable=not progress,
+        mininterval=2,
+        leave=False,
+    )
+    done = start
+    for step in bar:
+        collected = collector.step()
+        done = step + 1
+        _accumulate(
+            collect_sums,
+            {"disagreement_collected": collected.disagreement[0], "bonus_mean": collected.bonus[0]},
+        )
+        raw_reward_sum += collected.raw_reward
+        if collected.episode_return is not None:
+            episodes["steps"].append(done)
+            episodes["return"].append(collected.episode_return)
+            episodes["length"].append(collected.episode_length)
+
+        if len(buffer) >= config.batch_size:
+            batch = sampler.sample()
+            batch_disagreement = ensemble_disagreement(
+                agent, batch.observations, batch.actions
+            )
+            metrics = agent.update(batch)
+            if sampler.online_rows:
+                metrics["disagreement_batch_online"] = batch_disagreement[
+                    : sampler.online_rows
+                ].mean()
+            if sampler.offline_rows:
+                metrics["disagreement_batch_offline"] = batch_disagreement[
+                    sampler.online_rows :
+                ].mean()
+            _accumulate(update_sums, metrics)
+            loss_window.push(metrics["critic_loss"])
+            updates += 1
+            interval_updates += 1
+
+        if done % config.log_every:
+            continue
+        # One host sync per log interval. Rewards per env step: raw in env units, augmented
+        # (scaled + bonus) in the critic's units, as stored.
+        means = {k: v / config.log_every for k, v in collect_sums.items()}
+        means |= {k: v / interval_updates for k, v in update_sums.items()}
+        means["critic_loss_rolling_var"] = loss_window.variance()
+        values = dict(zip(means, torch.stack(list(means.values())).tolist(), strict=True))
+        values["reward_raw_mean"] = raw_reward_sum / config.log_every
+        values["reward_augmented_mean"] = (
+            reward_scale * values["reward_raw_mean"] + values["bonus_mean"]
+        )
+        collect_sums, update_sums, raw_reward_sum, interval_updates = {}, {}, 0.0, 0
+        log.log_train(done, {**values, "updates": updates})
+        if not all(math.isfinite(v) for v in values.values()):
+            bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+            log.finish("diverged", diverged_at_step=done, non_finite_metrics=bad)
+            print(
+                f"{config.run_name}: diverged before step {done} ({', '.join(bad)} not "
+                "finite); recorded, moving on",
+                file=sys.stderr,
+            )
+            break
+        if done % config.eval_every == 0 or done == config.online_steps:
+            evaluate(done)
+            bar.set_postfix(score=f"{log.latest_score():.1f}")
+            if done == config.online_steps:
+                log.finish("completed", **_summary_extras(log, phase1))
+            checkpoint(done, resumable=done < config.online_steps)
+            collector.restart(_derived_seed(config.seed, _EPISODE_STREAM, done))
+    bar.close()
+    collector.close()
+    if log.data["status"] == "diverged":
+        checkpoint(done, resumable=False)
+    return log.data
+
+
+def _accumulate(sums: dict[str, Tensor], values: dict[str, Tensor]) -> None:
+    for key, value in values.items():
+        sums[key] = sums[key] + value if key in sums else value.detach().clone()
+
+
+def _summary_extras(log: MetricsLog, phase1: Phase1Run) -> dict[str, Any]:
+    return {
+        "step0_normalized_return": log.data["eval"]["normalized_return_mean"][0],
+        "phase1_final_normalized_return": phase1.final_normalized_return,
+        "online_episodes": len(log.data["online_episodes"]["steps"]),
+    }
+
+
+def _check_same_run(config: FinetuneConfig, phase1: Phase1Run) -> None:
+    """A run folder is resumed only with its own settings and its own Phase I checkpoint."""
+    saved = json.loads((config.run_dir / "config.json").read_text())
+    current = dataclasses.asdict(config)
+    changed = sorted(
+        name
+        for name, value in saved["config"].items()
+        if name not in _RESUMABLE_CHANGES and current.get(name) != value
+    )
+    if changed:
+        diffs = ", ".join(f"{n}: {saved['config'][n]!r} → {current.get(n)!r}" for n in changed)
+        raise ValueError(
+            f"{config.run_dir} holds a run started with other settings ({diffs}); use "
+            "another results_dir, or delete that folder to start over"
+        )
+    if saved["phase1"]["checkpoint_sha256"] != phase1.checkpoint_sha256:
+        raise Phase1RunError(
+            f"the Phase I checkpoint {phase1.checkpoint} changed since {config.run_dir} "
+            "started from it; delete that folder to start the Phase II run over"
+        )
+
+
+def _check_same_dataset(phase1: Phase1Run, sha256: str, reward_scale: float) -> None:
+    expected_sha = phase1.saved_config["dataset"]["sha256"]
+    if sha256 != expected_sha:
+        raise Phase1RunError(
+            f"the dataset file now has sha256 {sha256}, but the Phase I run trained on "
+            f"{expected_sha}; restore that file (or rerun Phase I) so both phases see the "
+            "same data"
+        )
+    if reward_scale != phase1.saved_config["reward_scale"]:
+        raise Phase1RunError(
+            f"the rebuilt dataset's reward scale is {reward_scale}, Phase I used "
+            f"{phase1.saved_config['reward_scale']}; the corruption is not reproduced"
+        )
+
+
+def _write_config(
+    config: FinetuneConfig,
+    phase1: Phase1Run,
+    provenance: DatasetProvenance,
+    corruption: dict[str, Any],
+    reward_scale: float,
+    agent: OnlineAgent,
+    device: torch.device,
+) -> None:
+    agent_config = agent.config
+    write_json_atomic(
+        config.run_dir / "config.json",
+        {
+            "run_name": config.run_name,
+            "config": dataclasses.asdict(config),
+            "online_agent_config": dataclasses.asdict(agent_config),
+            "agent_config_class": type(agent_config).__name__,
+            "online_batch": {
+                "online_rows": config.online_rows,
+                "offline_rows": config.batch_size - config.online_rows,
+                "updates_start_when_buffer_holds": config.batch_size,
+            },
+            "reward_scale": reward_scale,
+            "device": str(device),
+            "git_commit": git_commit(),
+            "versions": software_versions(),
+            "phase1": {
+                "run_name": phase1.saved_config["run_name"],
+                "checkpoint": str(phase1.checkpoint),
+                "checkpoint_sha256": phase1.checkpoint_sha256,
+                "config": phase1.saved_config["config"],
+                "git_commit": phase1.saved_config.get("git_commit"),
+                "final_normalized_return": phase1.final_normalized_return,
+            },
+            "dataset": dataclasses.asdict(provenance),
+            "corruption": corruption,
+        },
+    )
