@@ -62,7 +62,10 @@ class EnsembleMLP(nn.Module):
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.members, -1, -1)
         for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
+            # In place: baddbmm's backward needs only its inputs, so its output can be reused,
+            # which saves one [M, B, hidden] allocation per layer (about 10% of a CQL critic
+            # step on CPU, where fresh large buffers cost page faults).
+            x = torch.relu_(layer(x))
         return self.layers[-1](x)
 
 
@@ -112,13 +115,30 @@ class ValueNetwork(nn.Module):
         return self.net(obs)[0, :, 0]
 
 
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _tanh_log_det(pre_tanh: Tensor) -> Tensor:
+    """log(1 − tanh(u)²) = 2·(log 2 − u − softplus(−2u)), stable for large |u|."""
+    return 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
+
+
+def gaussian_log_prob(mean: Tensor, log_std: Tensor, value: Tensor) -> Tensor:
+    """log N(value; mean, exp(log_std)²) summed over the last (action) axis.
+
+    The closed form of `Normal.log_prob(value).sum(-1)`, without building a distribution
+    object (whose argument checks cost more than the arithmetic at batch 256 on CPU).
+    """
+    z = (value - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - _LOG_SQRT_2PI).sum(-1)
+
+
 def tanh_gaussian_log_prob(normal: Normal, pre_tanh: Tensor) -> Tensor:
     """log π(tanh(u)) summed over action dims, with the tanh change-of-variables term.
 
     Uses log(1 − tanh(u)²) = 2·(log 2 − u − softplus(−2u)), stable for large |u|.
     """
-    correction = 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
-    return (normal.log_prob(pre_tanh) - correction).sum(-1)
+    return (normal.log_prob(pre_tanh) - _tanh_log_det(pre_tanh)).sum(-1)
 
 
 class TanhGaussianActor(nn.Module):
@@ -128,16 +148,31 @@ class TanhGaussianActor(nn.Module):
         super().__init__()
         self.net = EnsembleMLP(1, obs_dim, 2 * act_dim)
 
-    def distribution(self, obs: Tensor) -> Normal:
+    def mean_and_log_std(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """μ(s) and the clamped log σ(s), each [B, act_dim]."""
         mean, log_std = self.net(obs)[0].chunk(2, dim=-1)
-        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        return Normal(mean, log_std.exp())
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
-    def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Reparameterized action in (−1, 1) and its log-probability [B]."""
-        normal = self.distribution(obs)
-        pre_tanh = normal.rsample()
-        return torch.tanh(pre_tanh), tanh_gaussian_log_prob(normal, pre_tanh)
+    def distribution(self, obs: Tensor) -> Normal:
+        mean, log_std = self.mean_and_log_std(obs)
+        return Normal(mean, log_std.exp(), validate_args=False)
+
+    def sample(
+        self, obs: Tensor, sample_shape: tuple[int, ...] = ()
+    ) -> tuple[Tensor, Tensor]:
+        """Reparameterized actions [*sample_shape, B, act_dim] in (−1, 1) and log-probs.
+
+        The log-probabilities [*sample_shape, B] are those of the tanh-squashed Gaussian.
+        Draws the same standard normal noise as `distribution(obs).rsample(sample_shape)`.
+        """
+        mean, log_std = self.mean_and_log_std(obs)
+        noise = torch.randn((*sample_shape, *mean.shape), dtype=mean.dtype, device=mean.device)
+        pre_tanh = mean + log_std.exp() * noise
+        # log N(u; μ, σ) at u = μ + σ·ε is −ε²/2 − log σ − log √(2π): no division needed.
+        log_prob = (-0.5 * noise.pow(2) - log_std - _LOG_SQRT_2PI - _tanh_log_det(pre_tanh)).sum(
+            -1
+        )
+        return torch.tanh(pre_tanh), log_prob
 
     def deterministic(self, obs: Tensor) -> Tensor:
         return torch.tanh(self.net(obs)[0].chunk(2, dim=-1)[0])
@@ -151,19 +186,27 @@ class GaussianActor(nn.Module):
         self.net = EnsembleMLP(1, obs_dim, act_dim)
         self.log_std = nn.Parameter(torch.zeros(act_dim))
 
+    def mean_action(self, obs: Tensor) -> Tensor:
+        """The Gaussian's mean tanh(μ(s)) [B, act_dim]."""
+        return torch.tanh(self.net(obs)[0])
+
+    def clamped_log_std(self) -> Tensor:
+        return self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
     def distribution(self, obs: Tensor) -> Normal:
-        mean = torch.tanh(self.net(obs)[0])
-        std = self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
-        return Normal(mean, std.expand_as(mean))
+        mean = self.mean_action(obs)
+        std = self.clamped_log_std().exp()
+        return Normal(mean, std.expand_as(mean), validate_args=False)
 
     def log_prob(self, obs: Tensor, act: Tensor) -> Tensor:
-        return self.distribution(obs).log_prob(act).sum(-1)
+        """log π(a|s) [B], summed over action dims."""
+        return gaussian_log_prob(self.mean_action(obs), self.clamped_log_std(), act)
 
     def sample(self, obs: Tensor) -> Tensor:
         return self.distribution(obs).sample().clamp(-1.0, 1.0)
 
     def deterministic(self, obs: Tensor) -> Tensor:
-        return torch.tanh(self.net(obs)[0])
+        return self.mean_action(obs)
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:

@@ -1,0 +1,311 @@
+"""Phase I figures, one set per dataset: learning curves, final returns, Q values, loss variance.
+
+Figures are built as `matplotlib.figure.Figure` objects (no pyplot, no global state, Agg
+canvas) and saved as PNG and PDF. Curves average over the seeds that reached each step
+(completed, diverged and still-running runs; failed runs are left out); bars use the
+completed runs of `eval.results.aggregate`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from hybrid_rl.eval.results import CellSummary, RunRecord
+
+Condition = tuple[str, str, float, float]  # algo, removal, k %, σ
+_ALGO_COLORMAPS = {"cql": "Blues", "iql": "Oranges", "bc": "Greens"}
+_ALGO_ORDER = {"cql": 0, "iql": 1, "bc": 2}
+
+
+@dataclass(frozen=True)
+class PlotFile:
+    kind: str  # "learning_curves" | "final_returns" | "q_values" | "loss_variance"
+    dataset: str
+    title: str
+    png: Path
+    pdf: Path
+
+
+def condition_label(algo: str, removal: str, k_percent: float, reward_noise_std: float) -> str:
+    """E.g. "IQL clean", "CQL top 30%", "IQL random 60%", "CQL top 30% σ=0.1"."""
+    parts = [algo.upper()]
+    if k_percent != 0:
+        parts.append(f"{removal} {k_percent:g}%")
+    if reward_noise_std != 0:
+        parts.append(f"σ={reward_noise_std:g}")
+    if len(parts) == 1:
+        parts.append("clean")
+    return " ".join(parts)
+
+
+def figure_title(what: str, dataset: str, source: str, seeds: Sequence[int]) -> str:
+    """E.g. "Learning curves: hopper-medium-v2 (replica data), seeds 0, 1, 2"."""
+    unique = sorted(set(seeds))
+    seed_text = (
+        "no seeds"
+        if not unique
+        else f"seed {unique[0]}"
+        if len(unique) == 1
+        else "seeds " + ", ".join(map(str, unique))
+    )
+    return f"{what}: {dataset} ({source} data), {seed_text}"
+
+
+def learning_curves_figure(runs: Sequence[RunRecord], dataset: str) -> Figure:
+    """Normalized return vs gradient steps, one line (mean ± std over seeds) per algo × k."""
+    runs = _plotted(runs, dataset)
+    fig, (ax,) = _figure(1)
+    for condition, group in _by_condition(runs).items():
+        steps, mean, std = _mean_std_over_runs(
+            [(r.eval_steps, r.eval_normalized_returns) for r in group]
+        )
+        _line_with_band(ax, steps, mean, std, condition, _colors(runs)[condition])
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("normalized return (D4RL score)")
+    _finish(fig, ax, figure_title("Learning curves", dataset, _source(runs), _seeds(runs)))
+    return fig
+
+
+def final_returns_figure(cells: Sequence[CellSummary], dataset: str) -> Figure:
+    """Final normalized return per algo × k: bars at the mean, error bars one std, n shown."""
+    cells = sorted(
+        (c for c in cells if c.dataset == dataset),
+        key=lambda c: (_ALGO_ORDER.get(c.algo, 9), c.algo, *_condition_order(_condition(c))),
+    )
+    fig, (ax,) = _figure(1)
+    colors = _condition_colors([_condition(c) for c in cells])
+    positions, algo_centres = _bar_positions(cells)
+    for x, cell in zip(positions, cells, strict=True):
+        height = 0.0 if math.isnan(cell.final_mean) else cell.final_mean
+        err = None if math.isnan(cell.final_std) else cell.final_std
+        ax.bar(
+            x,
+            height,
+            yerr=err,
+            capsize=4 if err is not None else 0,
+            color=colors[_condition(cell)],
+            edgecolor="black",
+            linewidth=0.5,
+            label=condition_label(*_condition(cell)),
+        )
+        ax.annotate(
+            f"n={cell.n}",
+            (x, height + (err or 0.0)),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            fontsize=8,
+        )
+    ax.set_xticks(list(algo_centres.values()), [a.upper() for a in algo_centres])
+    ax.set_xlabel("algorithm (bars: training data condition)")
+    ax.set_ylabel("final normalized return (mean ± std over seeds)")
+    ax.axhline(0.0, color="black", linewidth=0.5)
+    seeds = [s for c in cells for s in c.seeds]
+    source = "/".join(sorted({c.source for c in cells})) or "unknown"
+    _finish(fig, ax, figure_title("Final performance", dataset, source, seeds))
+    return fig
+
+
+def q_values_figure(runs: Sequence[RunRecord], dataset: str) -> Figure | None:
+    """Q on dataset batches over training, one panel per algo with a critic: the line is the
+    batch mean of Q, the band ± the batch std of Q (both averaged over seeds). None when no
+    run of `dataset` logged Q values (e.g. BC only)."""
+    runs = [r for r in _plotted(runs, dataset) if "q_data_mean" in r.train_metrics]
+    if not runs:
+        return None
+    algos = sorted({r.algo for r in runs}, key=lambda a: (_ALGO_ORDER.get(a, 9), a))
+    fig, axes = _figure(len(algos))
+    colors = _colors(runs)
+    for ax, algo in zip(axes, algos, strict=True):
+        for condition, group in _by_condition([r for r in runs if r.algo == algo]).items():
+            steps, mean, _ = _mean_std_over_runs(
+                [(r.train_steps, r.train_metrics["q_data_mean"]) for r in group]
+            )
+            _, spread, _ = _mean_std_over_runs(
+                [(r.train_steps, r.train_metrics["q_data_std"]) for r in group]
+            )
+            _line_with_band(ax, steps, mean, spread, condition, colors[condition])
+        ax.set_xlabel("gradient steps")
+        ax.set_ylabel(f"{algo.upper()} Q(s, a) on dataset batches (mean ± std)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(figure_title("Q values", dataset, _source(runs), _seeds(runs)), fontsize=10)
+    return fig
+
+
+def loss_variance_figure(runs: Sequence[RunRecord], dataset: str) -> Figure:
+    """Rolling variance of the critic loss (BC: actor loss) over training, one panel per algo,
+    mean over seeds, log y axis."""
+    runs = [r for r in _plotted(runs, dataset) if "critic_loss_rolling_var" in r.train_metrics]
+    algos = sorted({r.algo for r in runs}, key=lambda a: (_ALGO_ORDER.get(a, 9), a)) or ["-"]
+    fig, axes = _figure(len(algos))
+    colors = _colors(runs)
+    for ax, algo in zip(axes, algos, strict=True):
+        for condition, group in _by_condition([r for r in runs if r.algo == algo]).items():
+            steps, mean, _ = _mean_std_over_runs(
+                [(r.train_steps, r.train_metrics["critic_loss_rolling_var"]) for r in group]
+            )
+            keep = mean > 0  # a log axis cannot show zero
+            ax.plot(
+                steps[keep],
+                mean[keep],
+                color=colors[condition],
+                label=condition_label(*condition),
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("gradient steps")
+        loss = "actor" if algo == "bc" else "critic"
+        ax.set_ylabel(f"{algo.upper()} rolling variance of the {loss} loss")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(
+        figure_title("Critic-loss variance", dataset, _source(runs), _seeds(runs)), fontsize=10
+    )
+    return fig
+
+
+def build_figures(
+    runs: Sequence[RunRecord], cells: Sequence[CellSummary]
+) -> list[tuple[str, str, Figure]]:
+    """Every figure for every dataset in `runs`, as (kind, dataset, figure)."""
+    figures: list[tuple[str, str, Figure]] = []
+    for dataset in sorted({r.dataset for r in runs}):
+        figures.append(("learning_curves", dataset, learning_curves_figure(runs, dataset)))
+        figures.append(("final_returns", dataset, final_returns_figure(cells, dataset)))
+        q_figure = q_values_figure(runs, dataset)
+        if q_figure is not None:
+            figures.append(("q_values", dataset, q_figure))
+        figures.append(("loss_variance", dataset, loss_variance_figure(runs, dataset)))
+    return figures
+
+
+def write_plots(
+    runs: Sequence[RunRecord], cells: Sequence[CellSummary], plots_dir: str | Path
+) -> list[PlotFile]:
+    """Save `build_figures` to `plots_dir/<kind>_<dataset>.{png,pdf}`; returns what was saved."""
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for kind, dataset, fig in build_figures(runs, cells):
+        stem = plots_dir / f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}"
+        png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+        fig.savefig(png, dpi=120)
+        fig.savefig(pdf)
+        files.append(PlotFile(kind, dataset, fig.get_suptitle(), png, pdf))
+    return files
+
+
+def _figure(panels: int) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(7.5 if panels == 1 else 5.5 * panels, 4.8), layout="constrained")
+    return fig, list(fig.subplots(1, panels, squeeze=False)[0])
+
+
+def _finish(fig: Figure, ax: Axes, title: str) -> None:
+    fig.suptitle(title, fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def _plotted(runs: Sequence[RunRecord], dataset: str) -> list[RunRecord]:
+    return [r for r in runs if r.dataset == dataset and r.status != "failed"]
+
+
+def _condition(item: RunRecord | CellSummary) -> Condition:
+    return (item.algo, item.removal, item.k_percent, item.reward_noise_std)
+
+
+def _condition_order(condition: Condition) -> tuple[bool, str, float, float]:
+    _, removal, k, sigma = condition
+    return (removal != "none", removal, sigma, k)
+
+
+def _by_condition(runs: Sequence[RunRecord]) -> dict[Condition, list[RunRecord]]:
+    groups: dict[Condition, list[RunRecord]] = {}
+    for run in sorted(
+        runs,
+        key=lambda r: (_ALGO_ORDER.get(r.algo, 9), r.algo, *_condition_order(_condition(r))),
+    ):
+        groups.setdefault(_condition(run), []).append(run)
+    return groups
+
+
+def _colors(runs: Sequence[RunRecord]) -> dict[Condition, tuple[float, ...]]:
+    return _condition_colors([_condition(r) for r in runs])
+
+
+def _condition_colors(conditions: Sequence[Condition]) -> dict[Condition, tuple[float, ...]]:
+    """One colour family per algo; the clean condition darkest, stronger corruption lighter."""
+    from matplotlib import colormaps
+
+    colors: dict[Condition, tuple[float, ...]] = {}
+    for algo in {c[0] for c in conditions}:
+        own = sorted({c for c in conditions if c[0] == algo}, key=_condition_order)
+        cmap = colormaps[_ALGO_COLORMAPS.get(algo, "Purples")]
+        for i, condition in enumerate(own):
+            colors[condition] = tuple(cmap(0.95 - 0.55 * i / max(1, len(own) - 1)))
+    return colors
+
+
+def _mean_std_over_runs(
+    series: Sequence[tuple[Sequence[int], Sequence[float]]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per step, the mean and sample std of the finite values of the runs that logged it
+    (std 0 where only one run did)."""
+    values: dict[int, list[float]] = {}
+    for steps, ys in series:
+        for step, y in zip(steps, ys, strict=True):
+            if y is not None and math.isfinite(y):
+                values.setdefault(int(step), []).append(float(y))
+    steps_sorted = np.array(sorted(values), dtype=np.int64)
+    mean = np.array([np.mean(values[s]) for s in steps_sorted], dtype=np.float64)
+    std = np.array(
+        [np.std(values[s], ddof=1) if len(values[s]) > 1 else 0.0 for s in steps_sorted],
+        dtype=np.float64,
+    )
+    return steps_sorted, mean, std
+
+
+def _line_with_band(
+    ax: Axes,
+    steps: np.ndarray,
+    mean: np.ndarray,
+    spread: np.ndarray,
+    condition: Condition,
+    color: tuple[float, ...],
+) -> None:
+    ax.plot(steps, mean, color=color, label=condition_label(*condition), marker=".")
+    ax.fill_between(steps, mean - spread, mean + spread, color=color, alpha=0.2, linewidth=0)
+
+
+def _bar_positions(cells: Sequence[CellSummary]) -> tuple[list[float], dict[str, float]]:
+    """Bars of one algo side by side, a gap between algos; also each algo's centre."""
+    positions: list[float] = []
+    members: dict[str, list[float]] = {}
+    x = 0.0
+    previous: str | None = None
+    for cell in cells:
+        if previous is not None and cell.algo != previous:
+            x += 1.0
+        positions.append(x)
+        members.setdefault(cell.algo, []).append(x)
+        previous = cell.algo
+        x += 1.0
+    return positions, {algo: float(np.mean(xs)) for algo, xs in members.items()}
+
+
+def _source(runs: Sequence[RunRecord]) -> str:
+    return "/".join(sorted({r.source for r in runs})) or "unknown"
+
+
+def _seeds(runs: Sequence[RunRecord]) -> list[int]:
+    return [r.seed for r in runs]

@@ -1,0 +1,237 @@
+"""Phase I run folders as a tidy table, and that table aggregated over seeds per condition.
+
+A condition (cell) is (algo, dataset, removal, k, σ); its clean reference is the cell of the
+same algo and dataset with k = 0 and σ = 0. Return statistics use the completed runs only:
+a diverged run's last evaluation says nothing about where training would have ended, so
+divergences are counted instead; failed and still-running runs are counted too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CellKey = tuple[str, str, str, float, float]  # algo, dataset, removal, k %, σ
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run folder: its condition, status, summary numbers and curves."""
+
+    run_name: str
+    run_dir: Path
+    algo: str
+    dataset: str  # dataset id, or a file's stem when the data came from a file without one
+    source: str  # config.json's dataset.source: "d4rl" | "replica" | "minari" | "hdf5-file"
+    removal: str  # "top" | "random" | "none" (k = 0: nothing removed)
+    k_percent: float
+    reward_noise_std: float
+    seed: int
+    status: str  # "completed" | "diverged" | "failed" | "running"
+    final_normalized_return: float | None
+    best_normalized_return: float | None
+    eval_steps: tuple[int, ...]
+    eval_normalized_returns: tuple[float, ...]
+    train_steps: tuple[int, ...]
+    train_metrics: dict[str, tuple[float, ...]] = field(repr=False)  # aligned with train_steps
+
+    @property
+    def cell(self) -> CellKey:
+        return (self.algo, self.dataset, self.removal, self.k_percent, self.reward_noise_std)
+
+    @property
+    def mean_loss_variance(self) -> float | None:
+        """Mean of the logged rolling loss variances that are finite (critic loss; for BC,
+        which has no critic, the actor loss)."""
+        values = [v for v in self.train_metrics.get("critic_loss_rolling_var", ()) if _finite(v)]
+        return float(np.mean(values)) if values else None
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """One condition over its seeds. Stds are sample stds (ddof=1); NaN when n < 2."""
+
+    algo: str
+    dataset: str
+    source: str
+    removal: str
+    k_percent: float
+    reward_noise_std: float
+    n: int  # completed runs, the ones behind the return statistics
+    seeds: tuple[int, ...]  # of those runs
+    final_mean: float
+    final_std: float
+    best_mean: float
+    best_std: float
+    final_change_pct: float | None  # vs the clean cell's final mean; None for the clean cell
+    best_change_pct: float | None
+    diverged: int
+    failed: int
+    running: int
+    mean_loss_variance: float | None  # mean over completed runs of each run's mean
+
+    @property
+    def key(self) -> CellKey:
+        return (self.algo, self.dataset, self.removal, self.k_percent, self.reward_noise_std)
+
+    @property
+    def is_clean(self) -> bool:
+        return self.k_percent == 0 and self.reward_noise_std == 0
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    """Read one run folder (config.json and metrics.json, as written by `train_offline`)."""
+    run_dir = Path(run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = saved["config"]
+    provenance = saved.get("dataset") or {}
+    k = float(config["k_percent"])
+    summary = metrics.get("summary") or {}
+    train = metrics.get("train", {})
+    evaluation = metrics.get("eval", {})
+    return RunRecord(
+        run_name=saved.get("run_name", run_dir.name),
+        run_dir=run_dir,
+        algo=config["algo"],
+        dataset=provenance.get("dataset_id") or _dataset_label(config["dataset"]),
+        source=provenance.get("source", "unknown"),
+        removal=config["removal"] if k != 0 else "none",
+        k_percent=k,
+        reward_noise_std=float(config["reward_noise_std"]),
+        seed=int(config["seed"]),
+        status=metrics["status"],
+        final_normalized_return=_optional_float(summary.get("final_normalized_return")),
+        best_normalized_return=_optional_float(summary.get("best_normalized_return")),
+        eval_steps=tuple(evaluation.get("steps", ())),
+        eval_normalized_returns=tuple(evaluation.get("normalized_return_mean", ())),
+        train_steps=tuple(train.get("steps", ())),
+        train_metrics={k: tuple(v) for k, v in train.items() if k != "steps"},
+    )
+
+
+def load_runs(results_dir: str | Path) -> tuple[list[RunRecord], list[str]]:
+    """Every run folder directly under `results_dir`, sorted by run name.
+
+    Returns the records and, for each sub-folder that could not be read, a line saying why
+    (e.g. a run that failed before writing config.json).
+    """
+    records: list[RunRecord] = []
+    unreadable: list[str] = []
+    root = Path(results_dir)
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if not (run_dir / "metrics.json").exists() and not (run_dir / "config.json").exists():
+            continue  # not a run folder (e.g. the quick runs' folder)
+        try:
+            records.append(load_run(run_dir))
+        except (OSError, ValueError, KeyError) as err:
+            unreadable.append(f"{run_dir.name}: {_why_unreadable(run_dir, err)}")
+    return records, unreadable
+
+
+def aggregate(runs: Iterable[RunRecord]) -> list[CellSummary]:
+    """One `CellSummary` per condition, sorted by dataset, algo, removal, σ, k."""
+    by_cell: dict[CellKey, list[RunRecord]] = {}
+    for run in runs:
+        by_cell.setdefault(run.cell, []).append(run)
+    partial = {key: _summarize(key, group) for key, group in by_cell.items()}
+    cells = []
+    for key, stats in partial.items():
+        algo, dataset = key[0], key[1]
+        clean = partial.get((algo, dataset, "none", 0.0, 0.0))
+        is_clean = key[3] == 0 and key[4] == 0
+        stats["final_change_pct"] = None if is_clean else _change(stats, clean, "final_mean")
+        stats["best_change_pct"] = None if is_clean else _change(stats, clean, "best_mean")
+        cells.append(CellSummary(**stats))
+    return sorted(
+        cells,
+        key=lambda c: (
+            c.dataset,
+            c.algo,
+            c.removal != "none",
+            c.removal,
+            c.reward_noise_std,
+            c.k_percent,
+        ),
+    )
+
+
+def clean_cell(cells: Sequence[CellSummary], cell: CellSummary) -> CellSummary | None:
+    """The clean (k = 0, σ = 0) cell of `cell`'s algo and dataset, if it is in `cells`."""
+    for other in cells:
+        if other.algo == cell.algo and other.dataset == cell.dataset and other.is_clean:
+            return other
+    return None
+
+
+def percent_change(value: float, reference: float) -> float | None:
+    """100 · (value − reference) / |reference|; None when the reference is 0 or not finite."""
+    if not _finite(reference) or reference == 0 or not _finite(value):
+        return None
+    return 100.0 * (value - reference) / abs(reference)
+
+
+def _summarize(key: CellKey, group: list[RunRecord]) -> dict[str, Any]:
+    completed = sorted((r for r in group if r.status == "completed"), key=lambda r: r.seed)
+    finals = [r.final_normalized_return for r in completed if r.final_normalized_return is not None]
+    bests = [r.best_normalized_return for r in completed if r.best_normalized_return is not None]
+    variances = [v for r in completed if (v := r.mean_loss_variance) is not None]
+    sources = sorted({r.source for r in group})
+    return {
+        "algo": key[0],
+        "dataset": key[1],
+        "source": "/".join(sources),
+        "removal": key[2],
+        "k_percent": key[3],
+        "reward_noise_std": key[4],
+        "n": len(completed),
+        "seeds": tuple(r.seed for r in completed),
+        "final_mean": _mean(finals),
+        "final_std": _sample_std(finals),
+        "best_mean": _mean(bests),
+        "best_std": _sample_std(bests),
+        "diverged": sum(r.status == "diverged" for r in group),
+        "failed": sum(r.status == "failed" for r in group),
+        "running": sum(r.status == "running" for r in group),
+        "mean_loss_variance": float(np.mean(variances)) if variances else None,
+    }
+
+
+def _why_unreadable(run_dir: Path, err: Exception) -> str:
+    if not (run_dir / "config.json").exists():
+        try:
+            summary = json.loads((run_dir / "metrics.json").read_text())["summary"]
+            return f"failed before it started ({summary['error']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return f"{type(err).__name__}: {err}"
+
+
+def _change(stats: dict[str, Any], clean: dict[str, Any] | None, name: str) -> float | None:
+    return None if clean is None else percent_change(stats[name], clean[name])
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
+
+
+def _sample_std(values: Sequence[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) >= 2 else math.nan
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _dataset_label(dataset: str) -> str:
+    return Path(dataset).stem if dataset.lower().endswith((".hdf5", ".h5")) else dataset

@@ -1,0 +1,81 @@
+"""Synthetic Phase I run folders, written in train.py's own formats (TrainConfig, MetricsLog)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid_rl.train import MetricsLog, TrainConfig
+
+RunWriter = Callable[..., Path]
+
+
+def write_synthetic_run(
+    results_dir: Path,
+    *,
+    algo: str = "iql",
+    dataset: str = "hopper-medium-v2",
+    source: str = "replica",
+    removal: str = "top",
+    k: float = 0.0,
+    sigma: float = 0.0,
+    seed: int = 0,
+    evals: Sequence[float] = (10.0, 20.0, 30.0),
+    eval_every: int = 1_000,
+    status: str = "completed",
+    loss_variance: Sequence[float] | None = None,
+    q_mean: Sequence[float] | None = None,
+    q_std: Sequence[float] | None = None,
+) -> Path:
+    """A run folder whose evaluations are `evals` at steps 0, eval_every, 2·eval_every, ...
+    and whose train log has one row per evaluation after the first."""
+    config = TrainConfig(
+        algo=algo,
+        dataset=dataset,
+        source="auto",
+        removal=removal,  # type: ignore[arg-type]
+        k_percent=k,
+        reward_noise_std=sigma,
+        seed=seed,
+        total_steps=eval_every * max(1, len(evals) - 1),
+        log_every=eval_every,
+        eval_every=eval_every,
+        results_dir=str(results_dir),
+    )
+    log = MetricsLog()
+    for i, score in enumerate(evals):
+        step = i * eval_every
+        # one "episode" per evaluation, so the logged mean is exactly `score`
+        log.log_eval(step, np.array([score * 10.0]), np.array([score]))
+    for i in range(1, len(evals)):
+        values = {"critic_loss": 1.0, "actor_loss": 0.5}
+        if loss_variance is not None:
+            values["critic_loss_rolling_var"] = loss_variance[i - 1]
+        if q_mean is not None and q_std is not None:
+            values["q_data_mean"] = q_mean[i - 1]
+            values["q_data_std"] = q_std[i - 1]
+        log.log_train(i * eval_every, values)
+    if status == "failed":
+        log.finish("failed", error="RuntimeError: boom", traceback="...")
+    elif status != "running":
+        log.finish(status)
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = {
+        "run_name": config.run_name,
+        "config": dataclasses.asdict(config),
+        "dataset": {"source": source, "dataset_id": dataset, "path": "/data/x.hdf5"},
+    }
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    (run_dir / "metrics.json").write_text(json.dumps(log.data))
+    return run_dir
+
+
+@pytest.fixture
+def write_run() -> RunWriter:
+    return write_synthetic_run

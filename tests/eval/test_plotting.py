@@ -1,0 +1,107 @@
+"""Phase I figures from synthetic run folders: content, titles, files."""
+
+from __future__ import annotations
+
+import statistics
+
+import matplotlib.image
+import pytest
+from matplotlib.container import BarContainer
+
+from hybrid_rl.eval.plotting import (
+    build_figures,
+    final_returns_figure,
+    learning_curves_figure,
+    loss_variance_figure,
+    q_values_figure,
+    write_plots,
+)
+from hybrid_rl.eval.results import aggregate, load_runs
+
+EVALS = {0: (0.0, 20.0, 30.0), 1: (0.0, 24.0, 36.0), 2: (0.0, 22.0, 33.0)}
+
+
+@pytest.fixture
+def runs(tmp_path, write_run):
+    for seed, evals in EVALS.items():
+        for algo in ("cql", "iql", "bc"):
+            for k in (0, 30):
+                q = (None, None) if algo == "bc" else ((1.0 + seed, 2.0), (0.5, 0.5))
+                scaled = tuple(v * (1 - k / 60) for v in evals)  # k = 30 halves every score
+                write_run(tmp_path / "results", algo=algo, k=k, seed=seed, evals=scaled,
+                          loss_variance=(0.1 * (seed + 1), 0.2), q_mean=q[0], q_std=q[1])
+    write_run(tmp_path / "results", algo="iql", dataset="halfcheetah-medium-v2", source="d4rl",
+              k=0, seed=0, evals=(0.0, 40.0))
+    return load_runs(tmp_path / "results")[0]
+
+
+def test_learning_curves_plot_the_mean_over_seeds_per_algo_and_k(runs):
+    fig = learning_curves_figure(runs, "hopper-medium-v2")
+    title = fig.get_suptitle()
+    assert "hopper-medium-v2" in title and "replica" in title and "seeds 0, 1, 2" in title
+    [ax] = fig.axes
+    assert ax.get_xlabel() == "gradient steps" and "normalized return" in ax.get_ylabel()
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"CQL clean", "CQL top 30%", "IQL clean", "IQL top 30%",
+                          "BC clean", "BC top 30%"}
+    assert list(lines["IQL clean"].get_xdata()) == [0, 1000, 2000]
+    expected = [statistics.mean(e[i] for e in EVALS.values()) for i in range(3)]
+    assert list(lines["IQL clean"].get_ydata()) == pytest.approx(expected)
+
+
+def test_final_returns_bars_have_std_error_bars_and_n(runs):
+    cells = aggregate(runs)
+    fig = final_returns_figure(cells, "hopper-medium-v2")
+    [ax] = fig.axes
+    clean_mean = statistics.mean(e[-1] for e in EVALS.values())
+    heights = [p.get_height() for p in ax.patches]  # per algo: clean, then top 30%
+    assert heights == pytest.approx([clean_mean, clean_mean / 2] * 3)
+    assert [t.get_text() for t in ax.texts] == ["n=3"] * 6
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["CQL", "IQL", "BC"]
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bars) == 6
+    segment = bars[0].errorbar.lines[2][0].get_segments()[0]
+    spread = statistics.stdev(e[-1] for e in EVALS.values())
+    assert segment[1][1] - segment[0][1] == pytest.approx(2 * spread)
+
+
+def test_q_values_have_a_panel_per_algo_with_a_critic(runs):
+    fig = q_values_figure(runs, "hopper-medium-v2")
+    assert fig is not None
+    assert "Q values: hopper-medium-v2 (replica data)" in fig.get_suptitle()
+    assert [ax.get_ylabel().split()[0] for ax in fig.axes] == ["CQL", "IQL"]
+    line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "CQL clean")
+    assert list(line.get_ydata()) == pytest.approx([2.0, 2.0])  # mean of 1, 2, 3; then 2
+    band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(1.5) and band.max() == pytest.approx(2.5)  # ± q std
+    bc_only = [r for r in runs if r.algo == "bc"]
+    assert q_values_figure(bc_only, "hopper-medium-v2") is None
+
+
+def test_loss_variance_uses_a_log_axis(runs):
+    fig = loss_variance_figure(runs, "hopper-medium-v2")
+    assert all(ax.get_yscale() == "log" for ax in fig.axes)
+    assert "actor loss" in fig.axes[2].get_ylabel()  # BC has no critic
+    line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "CQL top 30%")
+    assert list(line.get_ydata()) == pytest.approx([0.2, 0.2])
+
+
+def test_figures_are_made_per_dataset_and_name_its_source(runs):
+    kinds = {(kind, dataset): fig.get_suptitle() for kind, dataset, fig in
+             build_figures(runs, aggregate(runs))}
+    # hopper: all four kinds; halfcheetah: its one IQL run logged no Q values, so no Q figure
+    assert len(kinds) == 7 and ("q_values", "halfcheetah-medium-v2") not in kinds
+    assert "(d4rl data), seed 0" in kinds[("learning_curves", "halfcheetah-medium-v2")]
+
+
+def test_write_plots_saves_readable_png_and_pdf(runs, tmp_path):
+    files = write_plots(runs, aggregate(runs), tmp_path / "plots")
+    assert {(f.kind, f.dataset) for f in files} >= {("learning_curves", "hopper-medium-v2"),
+                                                     ("final_returns", "hopper-medium-v2"),
+                                                     ("q_values", "hopper-medium-v2"),
+                                                     ("loss_variance", "hopper-medium-v2")}
+    for plot in files:
+        image = matplotlib.image.imread(plot.png)
+        assert image.shape[0] > 100 and image.shape[1] > 100
+        assert plot.pdf.read_bytes().startswith(b"%PDF")
+        assert plot.dataset in plot.title

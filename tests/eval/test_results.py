@@ -1,0 +1,118 @@
+"""Loading run folders and aggregating them over seeds, checked against hand-computed numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+
+from hybrid_rl.eval.results import aggregate, clean_cell, load_runs, percent_change
+
+CLEAN_FINALS = {0: 40.0, 1: 44.0, 2: 51.0}
+K30_FINALS = {0: 30.0, 1: 35.0, 2: 28.0}
+
+
+def _grid(tmp_path, write_run):
+    for seed, final in CLEAN_FINALS.items():
+        write_run(tmp_path, seed=seed, k=0, evals=(5.0, final + 10, final),
+                  loss_variance=(1.0 + seed, 3.0 + seed))
+    for seed, final in K30_FINALS.items():
+        write_run(tmp_path, seed=seed, k=30, evals=(5.0, final, final),
+                  loss_variance=(10.0 * (seed + 1), 20.0 * (seed + 1)))
+    return load_runs(tmp_path)
+
+
+def _cell(cells, k, algo="iql", removal=None):
+    removal = removal or ("none" if k == 0 else "top")
+    [cell] = [c for c in cells if c.algo == algo and c.k_percent == k and c.removal == removal]
+    return cell
+
+
+def test_runs_load_with_condition_status_and_curves(tmp_path, write_run):
+    runs, unreadable = _grid(tmp_path, write_run)
+    assert unreadable == [] and len(runs) == 6
+    run = next(r for r in runs if r.k_percent == 30 and r.seed == 1)
+    assert (run.algo, run.dataset, run.source, run.removal) == ("iql", "hopper-medium-v2",
+                                                                "replica", "top")
+    assert run.status == "completed"
+    assert run.eval_steps == (0, 1000, 2000)
+    assert run.final_normalized_return == 35.0 and run.best_normalized_return == 35.0
+    assert run.train_metrics["critic_loss_rolling_var"] == (20.0, 40.0)
+
+
+def test_final_and_best_are_mean_and_sample_std_over_seeds(tmp_path, write_run):
+    cells = aggregate(_grid(tmp_path, write_run)[0])
+    clean, k30 = _cell(cells, 0), _cell(cells, 30)
+    assert clean.n == 3 and clean.seeds == (0, 1, 2)
+    assert clean.final_mean == pytest.approx(statistics.mean(CLEAN_FINALS.values()))
+    assert clean.final_std == pytest.approx(statistics.stdev(CLEAN_FINALS.values()))
+    bests = [f + 10 for f in CLEAN_FINALS.values()]
+    assert clean.best_mean == pytest.approx(statistics.mean(bests))
+    assert clean.best_std == pytest.approx(statistics.stdev(bests))
+    assert k30.final_std == pytest.approx(statistics.stdev(K30_FINALS.values()))
+
+
+def test_change_vs_clean_is_relative_to_the_clean_mean(tmp_path, write_run):
+    cells = aggregate(_grid(tmp_path, write_run)[0])
+    clean_mean = statistics.mean(CLEAN_FINALS.values())
+    k30_mean = statistics.mean(K30_FINALS.values())
+    k30 = _cell(cells, 30)
+    assert k30.final_change_pct == pytest.approx(100 * (k30_mean - clean_mean) / clean_mean)
+    assert k30.final_change_pct < 0
+    clean_best = statistics.mean(f + 10 for f in CLEAN_FINALS.values())
+    assert k30.best_change_pct == pytest.approx(100 * (k30_mean - clean_best) / clean_best)
+    assert _cell(cells, 0).final_change_pct is None
+    assert clean_cell(cells, k30) is _cell(cells, 0)
+
+
+def test_mean_loss_variance_averages_runs_then_seeds(tmp_path, write_run):
+    cells = aggregate(_grid(tmp_path, write_run)[0])
+    per_run = [statistics.mean((10.0 * (s + 1), 20.0 * (s + 1))) for s in range(3)]
+    assert _cell(cells, 30).mean_loss_variance == pytest.approx(statistics.mean(per_run))
+
+
+def test_diverged_and_failed_runs_are_counted_not_averaged(tmp_path, write_run):
+    write_run(tmp_path, algo="cql", k=60, seed=0, evals=(1.0, 50.0, 60.0))
+    write_run(tmp_path, algo="cql", k=60, seed=1, evals=(1.0, 90.0), status="diverged",
+              loss_variance=(math.nan,))
+    write_run(tmp_path, algo="cql", k=60, seed=2, evals=(1.0,), status="failed")
+    write_run(tmp_path, algo="cql", k=60, seed=3, evals=(1.0, 2.0), status="running")
+    cell = _cell(aggregate(load_runs(tmp_path)[0]), 60, algo="cql")
+    assert (cell.n, cell.diverged, cell.failed, cell.running) == (1, 1, 1, 1)
+    assert cell.final_mean == 60.0 and math.isnan(cell.final_std)  # one seed: no spread
+    assert cell.final_change_pct is None  # no clean CQL cell to compare with
+
+
+def test_k0_is_one_clean_cell_whatever_the_removal_mode(tmp_path, write_run):
+    write_run(tmp_path, removal="top", k=0, seed=0, evals=(0.0, 10.0))
+    write_run(tmp_path, removal="random", k=0, seed=1, evals=(0.0, 20.0))
+    write_run(tmp_path, removal="random", k=30, seed=0, evals=(0.0, 5.0))
+    cells = aggregate(load_runs(tmp_path)[0])
+    assert [(c.removal, c.k_percent, c.n) for c in cells] == [("none", 0, 2), ("random", 30, 1)]
+    assert cells[1].final_change_pct == pytest.approx(100 * (5.0 - 15.0) / 15.0)
+
+
+def test_dataset_source_comes_from_the_config_provenance(tmp_path, write_run):
+    write_run(tmp_path, dataset="halfcheetah-medium-v2", source="d4rl")
+    write_run(tmp_path, dataset="hopper-medium-v2", source="replica")
+    sources = {c.dataset: c.source for c in aggregate(load_runs(tmp_path)[0])}
+    assert sources == {"halfcheetah-medium-v2": "d4rl", "hopper-medium-v2": "replica"}
+
+
+def test_a_run_that_failed_before_starting_is_listed_as_left_out(tmp_path, write_run):
+    write_run(tmp_path, seed=0)
+    early = tmp_path / "iql_missing_k0_noise0_s0"
+    early.mkdir()
+    (early / "metrics.json").write_text(json.dumps(
+        {"status": "failed", "summary": {"error": "FileNotFoundError: no such file x.hdf5"}}))
+    runs, unreadable = load_runs(tmp_path)
+    assert len(runs) == 1
+    assert unreadable == ["iql_missing_k0_noise0_s0: failed before it started "
+                          "(FileNotFoundError: no such file x.hdf5)"]
+
+
+def test_percent_change_has_no_value_against_a_zero_reference():
+    assert percent_change(5.0, 0.0) is None
+    assert percent_change(-15.0, -10.0) == pytest.approx(-50.0)  # lower is worse, sign kept

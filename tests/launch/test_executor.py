@@ -1,0 +1,101 @@
+"""Running a grid of real tiny runs: skips, recorded failures, conflicts, the process pool."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hybrid_rl.behavior.replica import collect_transitions
+from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.launch.executor import run_grid, threads_per_worker
+from hybrid_rl.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def hopper_file(tmp_path_factory) -> Path:
+    """1,000 random-action Hopper transitions (short episodes, varied returns)."""
+    path = tmp_path_factory.mktemp("data") / "hopper-tiny.hdf5"
+    arrays = collect_transitions("Hopper-v4", None, 1_000, seed=0, num_envs=4, progress=False)
+    write_d4rl_hdf5(path, arrays, {"source": "test", "env_id": "Hopper-v4"})
+    return path
+
+
+def tiny(dataset: Path | str, results: Path, **overrides) -> TrainConfig:
+    settings = dict(algo="bc", dataset=str(dataset), total_steps=100, log_every=50,
+                    eval_every=100, eval_episodes=1, device="cpu", results_dir=str(results))
+    return TrainConfig(**{**settings, **overrides})
+
+
+def status_of(config: TrainConfig) -> str:
+    return json.loads((config.run_dir / "metrics.json").read_text())["status"]
+
+
+def test_finished_runs_are_skipped_without_touching_them(hopper_file, tmp_path):
+    config = tiny(hopper_file, tmp_path)
+    first = run_grid([config], threads=1, progress=False)
+    assert [o.status for o in first.outcomes] == ["completed"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in config.run_dir.iterdir()}
+    second = run_grid([config], threads=1, progress=False)
+    assert [o.status for o in second.outcomes] == ["skipped"]
+    assert {p.name: p.stat().st_mtime_ns for p in config.run_dir.iterdir()} == stamps
+    assert second.line().startswith("1 runs: 0 completed, 0 diverged, 0 failed, 1 skipped")
+
+
+def test_a_failing_run_is_recorded_and_the_grid_goes_on(hopper_file, tmp_path):
+    missing = tmp_path / "no-such-dataset.hdf5"
+    broken, good = tiny(missing, tmp_path), tiny(hopper_file, tmp_path, seed=1)
+    summary = run_grid([broken, good], threads=1, progress=False)
+    assert [(o.run_name, o.status) for o in summary.outcomes] == [
+        (broken.run_name, "failed"), (good.run_name, "completed")]
+    assert str(missing) in summary.outcomes[0].error
+    saved = json.loads((broken.run_dir / "metrics.json").read_text())
+    assert saved["status"] == "failed"
+    assert saved["summary"]["error"].startswith("FileNotFoundError:")
+    assert "Traceback" in saved["summary"]["traceback"]
+    assert set(saved) == {"status", "train", "eval", "summary"}  # metrics.json's own layout
+    assert summary.count("failed") == 1 and summary.count("completed") == 1
+    assert "1 completed, 0 diverged, 1 failed, 0 skipped" in summary.line()
+
+
+def test_a_diverging_run_counts_as_diverged_and_is_skipped_later(hopper_file, tmp_path):
+    # Rewards of ~1e30 square past float32's range in CQL's critic loss at once.
+    config = tiny(hopper_file, tmp_path, algo="cql", reward_noise_std=1e30, total_steps=10,
+                  log_every=10, eval_every=10)
+    assert [o.status for o in run_grid([config], threads=1, progress=False).outcomes] == [
+        "diverged"]
+    assert [o.status for o in run_grid([config], threads=1, progress=False).outcomes] == [
+        "skipped"]
+
+
+def test_a_folder_holding_another_config_is_left_alone(hopper_file, tmp_path):
+    short = tiny(hopper_file, tmp_path)
+    run_grid([short], threads=1, progress=False)
+    before = (short.run_dir / "metrics.json").read_text()
+    longer = tiny(hopper_file, tmp_path, total_steps=200)
+    [outcome] = run_grid([longer], threads=1, progress=False).outcomes
+    assert outcome.status == "failed"
+    assert "total_steps 100 there, 200 asked" in outcome.error
+    assert (short.run_dir / "metrics.json").read_text() == before
+
+
+def test_a_pool_of_two_workers_runs_the_grid(hopper_file, tmp_path):
+    configs = [tiny(hopper_file, tmp_path, seed=seed) for seed in (0, 1)]
+    configs.append(tiny(tmp_path / "missing.hdf5", tmp_path, seed=2))
+    summary = run_grid(configs, workers=2, progress=False)
+    assert [o.status for o in summary.outcomes] == ["completed", "completed", "failed"]
+    assert [status_of(c) for c in configs] == ["completed", "completed", "failed"]
+
+
+def test_threads_split_the_cores_between_workers():
+    assert threads_per_worker(1, cores=2) == 2
+    assert threads_per_worker(2, cores=2) == 1
+    assert threads_per_worker(4, cores=2) == 1
+    assert threads_per_worker(2, cores=8) == 4
+
+
+def test_a_grid_naming_a_run_twice_is_refused(tmp_path):
+    config = tiny("x.hdf5", tmp_path)
+    with pytest.raises(ValueError, match="more than once"):
+        run_grid([config, config], progress=False)

@@ -1,0 +1,85 @@
+"""The Phase I grid: size, order, defaults, the quick variant and the clean cell."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from hybrid_rl.launch.grid import Phase1Grid
+from hybrid_rl.train import TrainConfig
+
+
+def test_default_grid_is_the_36_run_study():
+    configs = Phase1Grid().expand()
+    assert len(configs) == 36
+    assert len({c.run_name for c in configs}) == 36
+    assert {c.algo for c in configs} == {"cql", "iql"}
+    assert {c.dataset for c in configs} == {"halfcheetah-medium-v2", "hopper-medium-v2"}
+    assert {c.k_percent for c in configs} == {0, 30, 60}
+    assert {c.seed for c in configs} == {0, 1, 2}
+    assert {(c.removal, c.reward_noise_std) for c in configs} == {("top", 0.0)}
+    assert {c.total_steps for c in configs} == {500_000}
+
+
+def test_every_cell_gets_its_first_seed_before_any_cell_gets_a_second():
+    configs = Phase1Grid().expand()
+    seeds = [c.seed for c in configs]
+    assert seeds == sorted(seeds)
+    first = configs[:12]
+    assert {(c.algo, c.dataset, c.k_percent) for c in first} == {
+        (c.algo, c.dataset, c.k_percent) for c in configs
+    }
+
+
+def test_run_settings_default_to_train_configs():
+    grid, train = Phase1Grid(), TrainConfig()
+    for name in ("total_steps", "log_every", "eval_every", "eval_episodes", "device", "source",
+                 "results_dir", "tensorboard"):
+        assert getattr(grid, name) == getattr(train, name)
+    config = Phase1Grid(eval_every=2_000, device="cpu", results_dir="out").expand()[0]
+    assert (config.eval_every, config.device, config.results_dir) == (2_000, "cpu", "out")
+
+
+def test_quick_is_20k_steps_seed_0_in_its_own_folders():
+    grid = Phase1Grid.quick()
+    configs = grid.expand()
+    assert len(configs) == 12
+    assert {c.total_steps for c in configs} == {20_000} and {c.seed for c in configs} == {0}
+    assert grid.results_dir == "results/quick" and grid.plots_dir == "plots/quick"
+    custom = Phase1Grid.quick(seeds=(3,), results_dir="elsewhere", algos=("bc",))
+    assert (custom.seeds, custom.results_dir, custom.algos) == ((3,), "elsewhere", ("bc",))
+    assert custom.total_steps == 20_000
+
+
+def test_k0_is_one_clean_run_across_removal_modes_and_noise_levels_multiply():
+    grid = Phase1Grid(algos=("iql",), datasets=("hopper-medium-v2",), k_percents=(0, 30),
+                      removals=("top", "random"), reward_noise_stds=(0.0, 0.1), seeds=(0,))
+    names = [c.run_name for c in grid.expand()]
+    assert names == [
+        "iql_hopper-medium-v2_k0_noise0_s0",
+        "iql_hopper-medium-v2_k0_noise0.1_s0",
+        "iql_hopper-medium-v2_k30_noise0_s0",
+        "iql_hopper-medium-v2_k30_noise0.1_s0",
+        "iql_hopper-medium-v2_randk30_noise0_s0",
+        "iql_hopper-medium-v2_randk30_noise0.1_s0",
+    ]
+
+
+def test_the_iql_actor_schedule_follows_the_run_length():
+    [config] = Phase1Grid(algos=("iql",), datasets=("hopper-medium-v2",), k_percents=(0,),
+                          seeds=(0,), total_steps=20_000).expand()
+    assert dataclasses.asdict(config)["agent"]["max_steps"] == 20_000
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"algos": ("cql", "td3")}, "unknown algorithm"),
+        ({"removals": ("worst",)}, "unknown removal mode"),
+        ({"seeds": ()}, "at least one value in seeds"),
+    ],
+)
+def test_bad_grids_are_refused_with_the_reason(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        Phase1Grid(**overrides)
