@@ -139,3 +139,38 @@ def comparison_rows(dataset_id: str, env_id: str, stats: DatasetStats) -> list[s
         f"{format(b, fmt) if b is not None else '—'} |"
         for name, a, b, fmt in rows
     ]
+
+
+def write_dataset_report(loaded_datasets: list[LoadedDataset], out_dir: Path) -> Path:
+    """`out_dir/datasets.md` (one comparison table per dataset) and a histogram PNG each."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = [
+        "# Datasets: replicas beside D4RL",
+        "",
+        "Statistics over complete trajectories. D4RL's column: returns from the console output",
+        "of Decision Transformer's `download_d4rl_datasets.py` on the v2 files, trajectory",
+        "counts from the TFDS catalog (`d4rl_mujoco_*/v2-medium`). Normalized with D4RL's",
+        "reference scores (DESIGN.md §4).",
+    ]
+    for loaded in loaded_datasets:
+        prov = loaded.provenance
+        dataset_id = prov.dataset_id or Path(prov.path).stem
+        env_id = prov.env_id or dataset_id
+        stats, returns = dataset_stats(loaded)
+        figure = out_dir / f"{dataset_id}-returns.png"
+        return_histogram(dataset_id, env_id, returns, figure)
+        sections += [
+            "",
+            f"## {dataset_id}",
+            "",
+            f"Source: {prov.source}, `{Path(prov.path).name}`, sha256 `{prov.sha256}`.",
+            "",
+            f"| statistic | {prov.source} | D4RL {dataset_id} |",
+            "|---|---|---|",
+            *comparison_rows(dataset_id, env_id, stats),
+            "",
+            f"![returns of {dataset_id}]({figure.name})",
+        ]
+    report = out_dir / "datasets.md"
+    report.write_text("\n".join(sections) + "\n")
+    return report
