@@ -51,6 +51,12 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="keep the built replica here (e.g. the replica cache path)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -8,14 +8,16 @@ import inspect
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 if TYPE_CHECKING:
-    from hybrid_rl.launch.grid import Phase1Grid
+    from hybrid_rl.finetune import FinetuneConfig
+    from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
+    from hybrid_rl.launch.study import Study
 
 
 def _add_behavior_commands(sub: argparse._SubParsersAction) -> None:
@@ -249,24 +251,47 @@ def phase1_grid_from_args(args: argparse.Namespace) -> Phase1Grid:
     from hybrid_rl.algos.registry import ALGORITHMS
     from hybrid_rl.launch.grid import Phase1Grid
 
+    overrides = _list_overrides(args, _PHASE1_LIST_FLAGS, {"algo": ("all", ALGORITHMS)})
+    overrides |= _scalar_overrides(args, {name: name for name in _PHASE1_SCALAR_FLAGS})
+    return Phase1Grid.quick(**overrides) if args.quick else Phase1Grid(**overrides)
+
+
+def _list_overrides(
+    args: argparse.Namespace,
+    flags: Mapping[str, tuple[str, type]],
+    everything: Mapping[str, tuple[str, Sequence[str]]],
+) -> dict[str, Any]:
+    """Grid fields from the list flags given: comma-separated or repeated values, duplicates
+    dropped; with `everything[flag] = (word, values)`, `values` replace the values given when
+    `word` (e.g. "all") is among them."""
     overrides: dict[str, Any] = {}
-    for flag, (name, kind) in _PHASE1_LIST_FLAGS.items():
-        raw = getattr(args, flag)
+    for flag, (name, kind) in flags.items():
+        raw = getattr(args, flag, None)
         if raw is None:
             continue
         items = [item.strip() for value in raw for item in value.split(",") if item.strip()]
-        if flag == "algo" and "all" in items:
-            items = list(ALGORITHMS)
+        if flag in everything and everything[flag][0] in items:
+            items = list(everything[flag][1])
         try:
             overrides[name] = tuple(dict.fromkeys(kind(item) for item in items))
         except ValueError:
             raise ValueError(
                 f"--{flag} takes {kind.__name__} values, got {' '.join(raw)!r}"
             ) from None
-    for name in _PHASE1_SCALAR_FLAGS:
-        if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
-    return Phase1Grid.quick(**overrides) if args.quick else Phase1Grid(**overrides)
+    return overrides
+
+
+def _scalar_overrides(args: argparse.Namespace, flags: Mapping[str, str]) -> dict[str, Any]:
+    """Grid fields (`flags[flag]`) from the scalar flags given."""
+    return {
+        name: getattr(args, flag) for flag, name in flags.items() if getattr(args, flag) is not None
+    }
+
+
+def _check_execution_flags(args: argparse.Namespace) -> None:
+    for flag in ("workers", "threads"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
 
 
 def _phase1(args: argparse.Namespace) -> int:
@@ -276,9 +301,7 @@ def _phase1(args: argparse.Namespace) -> int:
     try:
         grid = phase1_grid_from_args(args)
         configs = grid.expand()  # TrainConfig checks the step settings of every run
-        for flag in ("workers", "threads"):
-            if getattr(args, flag) is not None and getattr(args, flag) < 1:
-                raise ValueError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+        _check_execution_flags(args)
     except ValueError as err:
         print(f"hybrid-rl phase1: {err}", file=sys.stderr)
         return 2
@@ -294,12 +317,375 @@ def _phase1(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+_LIST_FLAG = {"action": "extend", "nargs": "+", "metavar": "VALUE"}
+
+
+def _add_phase2_commands(sub: argparse._SubParsersAction) -> None:
+    from hybrid_rl.launch.executor import run_grid
+    from hybrid_rl.launch.grid import (
+        QUICK_ONLINE_EVAL_EVERY,
+        QUICK_ONLINE_STEPS,
+        QUICK_SEEDS,
+        Phase2Grid,
+    )
+
+    def default(name: str) -> str:
+        return _default_text(getattr(Phase2Grid, name))
+
+    quick = Phase2Grid.quick()
+    phase2 = sub.add_parser(
+        "phase2",
+        help="Phase II: fine-tune the Phase I agents online, with and without the ensemble "
+        "bonus, then plots and report",
+        description="Run the Phase II grid (algo × env × k × bonus type × seed; finished runs "
+        "are skipped; runs whose Phase I run is not finished wait, with the command that "
+        "creates it), then write the plots and report.md. List flags take several values, "
+        "comma-separated or repeated.",
+    )
+    phase2.add_argument(
+        "--algo", **_LIST_FLAG, help=f"cql | iql | all (default: {default('algos')})"
+    )
+    phase2.add_argument(
+        "--env", **_LIST_FLAG, help=f"dataset ids or .hdf5 paths (default: {default('datasets')})"
+    )
+    phase2.add_argument(
+        "--remove_top_k",
+        **_LIST_FLAG,
+        help=f"k of the Phase I runs to start from (default: {default('k_percents')})",
+    )
+    phase2.add_argument("--seed", **_LIST_FLAG, help=f"seeds (default: {default('seeds')})")
+    phase2.add_argument(
+        "--bonus_type",
+        **_LIST_FLAG,
+        help=f"ensemble | none | both (default: {default('bonus_types')})",
+    )
+    phase2.add_argument(
+        "--total_steps",
+        type=int,
+        help=f"online env steps per run (default: {default('online_steps')})",
+    )
+    phase2.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_ONLINE_STEPS:,} online steps evaluated every {QUICK_ONLINE_EVAL_EVERY:,}, "
+        f"seed {', '.join(map(str, QUICK_SEEDS))}, from the quick Phase I runs "
+        f"({quick.phase1_results_dir}), outputs in a 'quick' sub-folder",
+    )
+    phase2.add_argument("--plot_only", action="store_true", help="only write plots and report")
+    phase2.add_argument(
+        "--workers",
+        type=int,
+        help="runs in parallel, in a local process pool; 1 runs them in this process "
+        f"(default: {inspect.signature(run_grid).parameters['workers'].default})",
+    )
+    phase2.add_argument(
+        "--threads", type=int, help="torch threads per run (default: max(1, CPU cores // workers))"
+    )
+    phase2.add_argument("--device", help=f"cpu | cuda | auto (default: {default('device')})")
+    phase2.add_argument(
+        "--n_ensemble", type=int, help=f"critic members, 2–10 (default: {default('n_ensemble')})"
+    )
+    phase2.add_argument(
+        "--bonus_coeff", type=float, help=f"λ of the bonus (default: {default('bonus_coeff')})"
+    )
+    phase2.add_argument(
+        "--online_ratio",
+        type=float,
+        help=f"share of each batch from the online buffer (default: {default('online_ratio')})",
+    )
+    phase2.add_argument("--results_dir", help=f"(default: {default('results_dir')})")
+    phase2.add_argument(
+        "--phase1_results_dir",
+        help=f"where the Phase I runs are (default: {default('phase1_results_dir')}; "
+        f"with --quick: {quick.phase1_results_dir})",
+    )
+    phase2.add_argument("--plots_dir", help=f"(default: {default('plots_dir')})")
+    phase2.add_argument(
+        "--eval_every",
+        type=int,
+        help=f"online steps between evaluations (default: {default('eval_every')})",
+    )
+    phase2.add_argument(
+        "--eval_episodes",
+        type=int,
+        help=f"episodes per evaluation (default: {default('eval_episodes')})",
+    )
+    phase2.add_argument(
+        "--log_every",
+        type=int,
+        help=f"online steps between metric logs (default: {default('log_every')})",
+    )
+    phase2.set_defaults(func=_phase2)
+
+
+def _default_text(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+# flag -> (Phase2Grid field, element type) for the list flags
+_PHASE2_LIST_FLAGS: dict[str, tuple[str, type]] = {
+    "algo": ("algos", str),
+    "env": ("datasets", str),
+    "remove_top_k": ("k_percents", float),
+    "seed": ("seeds", int),
+    "bonus_type": ("bonus_types", str),
+}
+# flag -> Phase2Grid field for the scalar flags
+_PHASE2_SCALAR_FLAGS = {
+    "total_steps": "online_steps",
+    "device": "device",
+    "n_ensemble": "n_ensemble",
+    "bonus_coeff": "bonus_coeff",
+    "online_ratio": "online_ratio",
+    "results_dir": "results_dir",
+    "phase1_results_dir": "phase1_results_dir",
+    "plots_dir": "plots_dir",
+    "eval_every": "eval_every",
+    "eval_episodes": "eval_episodes",
+    "log_every": "log_every",
+}
+
+
+def _phase2_everything() -> dict[str, tuple[str, Sequence[str]]]:
+    from hybrid_rl.finetune import BONUS_TYPES, PHASE2_ALGORITHMS
+
+    return {"algo": ("all", PHASE2_ALGORITHMS), "bonus_type": ("both", BONUS_TYPES)}
+
+
+def phase2_grid_from_args(args: argparse.Namespace) -> Phase2Grid:
+    """The grid the `phase2` flags ask for: `Phase2Grid` (or its `quick()` variant) with only
+    the flags actually given overriding its defaults."""
+    from hybrid_rl.launch.grid import Phase2Grid
+
+    overrides = _list_overrides(args, _PHASE2_LIST_FLAGS, _phase2_everything())
+    overrides |= _scalar_overrides(args, _PHASE2_SCALAR_FLAGS)
+    return Phase2Grid.quick(**overrides) if args.quick else Phase2Grid(**overrides)
+
+
+def phase1_command_for(configs: Sequence[FinetuneConfig]) -> str:
+    """One `run_phase1.py` command creating the Phase I runs `configs` start from (with
+    the union of their algos, envs, k and seeds; Phase I skips the runs already finished)."""
+    from hybrid_rl.launch.grid import Phase1Grid
+
+    def values(items: Sequence[Any]) -> str:
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in dict.fromkeys(items))
+
+    parts = ["python run_phase1.py"]
+    folders = {c.phase1_results_dir for c in configs}
+    for folder in sorted(folders):
+        if folder == Phase1Grid.quick().results_dir:
+            parts.append("--quick")
+        elif folder != Phase1Grid().results_dir:
+            parts.append(f"--results_dir {folder}")
+    parts += [
+        f"--algo {values([c.algo for c in configs])}",
+        f"--env {values([c.dataset for c in configs])}",
+        f"--remove_top_k {values(sorted(c.k_percent for c in configs))}",
+        f"--seed {values(sorted(c.seed for c in configs))}",
+    ]
+    return " ".join(parts)
+
+
+def _phase2(args: argparse.Namespace) -> int:
+    from hybrid_rl.eval.report_phase2 import write_phase2_outputs
+    from hybrid_rl.launch.executor import run_grid, saved_status
+
+    try:
+        grid = phase2_grid_from_args(args)
+        configs = grid.expand()  # FinetuneConfig checks the settings of every run
+        _check_execution_flags(args)
+    except ValueError as err:
+        print(f"hybrid-rl phase2: {err}", file=sys.stderr)
+        return 2
+    failed = waiting = 0
+    if not args.plot_only:
+        phase1 = {c.run_name: saved_status(c.phase1_train_config().run_dir) for c in configs}
+        ready = [c for c in configs if phase1[c.run_name] == "completed"]
+        diverged = [c for c in configs if phase1[c.run_name] == "diverged"]
+        missing = [c for c in configs if phase1[c.run_name] not in ("completed", "diverged")]
+        waiting = len(missing) + len(diverged)
+        if missing:
+            print(
+                f"phase2: {len(missing)} of {len(configs)} runs wait for Phase I runs that are "
+                f"missing or unfinished in {grid.phase1_results_dir}; create them with:\n  "
+                f"{phase1_command_for(missing)}",
+                file=sys.stderr,
+            )
+        if diverged:
+            print(
+                f"phase2: {len(diverged)} runs cannot start, their Phase I run diverged: "
+                f"{', '.join(c.run_name for c in diverged)}",
+                file=sys.stderr,
+            )
+        print(f"phase2: {len(ready)} runs in {grid.results_dir}", file=sys.stderr)
+        execution = {"workers": args.workers, "threads": args.threads}
+        summary = run_grid(ready, **{k: v for k, v in execution.items() if v is not None})
+        print(summary.line())
+        failed = summary.count("failed")
+    outputs = write_phase2_outputs(grid.results_dir, grid.plots_dir, grid.phase1_results_dir)
+    print(f"wrote {outputs.report} and {len(outputs.plots)} figures (PNG and PDF)")
+    return 1 if failed or waiting else 0
+
+
+def _add_study_command(sub: argparse._SubParsersAction) -> None:
+    from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
+    from hybrid_rl.launch.study import STUDY_ALGOS, STUDY_DATASETS, STUDY_WORKERS, Study
+
+    quick = Study.create(quick=True)
+    full = Study.create()
+    study = sub.add_parser(
+        "study",
+        help="Phase I then Phase II for one algo and env, then figures and one report "
+        "(start here: `hybrid-rl study --quick`)",
+        description="The whole study in one command: build or load the dataset, train the "
+        "Phase I runs, fine-tune each online with and without the ensemble bonus (a Phase II "
+        "run starts as soon as its Phase I run ends), then write the figures and one "
+        "report.md with both phases. Prints a wall-time estimate first; finished runs are "
+        "skipped, so an interrupted study resumes.",
+    )
+    study.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"Phase I {quick.phase1.total_steps:,} steps, Phase II "
+        f"{quick.phase2.online_steps:,} online steps, seed "
+        f"{_default_text(quick.phase1.seeds)} (default budgets: {full.phase1.total_steps:,} "
+        f"and {full.phase2.online_steps:,}, seeds {_default_text(full.phase1.seeds)})",
+    )
+    study.add_argument(
+        "--algo", **_LIST_FLAG, help=f"cql | iql | all (default: {_default_text(STUDY_ALGOS)})"
+    )
+    study.add_argument(
+        "--env",
+        **_LIST_FLAG,
+        help=f"dataset ids or .hdf5 paths (default: {_default_text(STUDY_DATASETS)})",
+    )
+    study.add_argument(
+        "--remove_top_k", **_LIST_FLAG, help=f"k (default: {_default_text(Phase1Grid.k_percents)})"
+    )
+    study.add_argument("--seed", **_LIST_FLAG, help="seeds (default: see --quick)")
+    study.add_argument(
+        "--bonus_type",
+        **_LIST_FLAG,
+        help=f"ensemble | none | both (default: {_default_text(Phase2Grid.bonus_types)})",
+    )
+    study.add_argument("--phase1_steps", type=int, help="gradient steps per Phase I run")
+    study.add_argument("--online_steps", type=int, help="online env steps per Phase II run")
+    study.add_argument(
+        "--n_ensemble", type=int, help=f"critic members (default: {Phase2Grid.n_ensemble})"
+    )
+    study.add_argument(
+        "--bonus_coeff", type=float, help=f"λ of the bonus (default: {Phase2Grid.bonus_coeff})"
+    )
+    study.add_argument(
+        "--online_ratio",
+        type=float,
+        help=f"online share of each batch (default: {Phase2Grid.online_ratio})",
+    )
+    study.add_argument(
+        "--eval_episodes",
+        type=int,
+        help=f"episodes per evaluation (default: {Phase1Grid.eval_episodes})",
+    )
+    study.add_argument("--device", help=f"cpu | cuda | auto (default: {Phase1Grid.device})")
+    study.add_argument(
+        "--source", help=f"auto | d4rl | minari | replica (default: {Phase1Grid.source})"
+    )
+    study.add_argument("--workers", type=int, help=f"runs in parallel (default: {STUDY_WORKERS})")
+    study.add_argument(
+        "--threads", type=int, help="torch threads per run (default: max(1, CPU cores // workers))"
+    )
+    study.add_argument(
+        "--results_dir",
+        help=f"Phase I runs (default: {full.phase1.results_dir}; "
+        f"with --quick: {quick.phase1.results_dir})",
+    )
+    study.add_argument(
+        "--phase2_results_dir",
+        help=f"Phase II runs (default: {full.phase2.results_dir}; "
+        f"with --quick: {quick.phase2.results_dir})",
+    )
+    study.add_argument(
+        "--plots_dir",
+        help=f"figures and report.md (default: {full.plots_dir}; with --quick: {quick.plots_dir})",
+    )
+    study.add_argument("--plot_only", action="store_true", help="only write figures and report")
+    study.set_defaults(func=_study)
+
+
+_STUDY_SHARED_LIST_FLAGS: dict[str, tuple[str, type]] = {
+    "algo": ("algos", str),
+    "env": ("datasets", str),
+    "remove_top_k": ("k_percents", float),
+    "seed": ("seeds", int),
+}
+
+
+def study_from_args(args: argparse.Namespace) -> Study:
+    """The study the `study` flags ask for: `Study.create` with only the flags given."""
+    from hybrid_rl.launch.study import Study
+
+    everything = _phase2_everything()
+    shared = _list_overrides(args, _STUDY_SHARED_LIST_FLAGS, everything)
+    shared |= _scalar_overrides(args, {"device": "device", "eval_episodes": "eval_episodes"})
+    phase1 = _scalar_overrides(
+        args, {"phase1_steps": "total_steps", "source": "source", "results_dir": "results_dir"}
+    )
+    phase2 = _list_overrides(args, {"bonus_type": ("bonus_types", str)}, everything)
+    phase2 |= _scalar_overrides(
+        args,
+        {
+            "online_steps": "online_steps",
+            "n_ensemble": "n_ensemble",
+            "bonus_coeff": "bonus_coeff",
+            "online_ratio": "online_ratio",
+            "phase2_results_dir": "results_dir",
+        },
+    )
+    return Study.create(args.quick, args.plots_dir, phase1, phase2, **shared)
+
+
+def _study(args: argparse.Namespace) -> int:
+    from hybrid_rl.launch.study import (
+        STUDY_WORKERS,
+        estimate_wall_time,
+        format_minutes,
+        run_study,
+        summary_lines,
+    )
+
+    try:
+        study = study_from_args(args)
+        configs = study.configs()  # the run configs check every setting
+        _check_execution_flags(args)
+    except ValueError as err:
+        print(f"hybrid-rl study: {err}", file=sys.stderr)
+        return 2
+    workers = args.workers or STUDY_WORKERS
+    if not args.plot_only:
+        estimate = estimate_wall_time(study, workers)
+        phase1_runs = len(study.phase1.expand())
+        print(
+            f"study: {phase1_runs} Phase I + {len(configs) - phase1_runs} Phase II runs on "
+            f"{workers} worker{'s' if workers != 1 else ''}; estimated wall time "
+            f"{format_minutes(estimate.seconds)}:",
+            file=sys.stderr,
+        )
+        for line in estimate.lines:
+            print(f"  {line}", file=sys.stderr)
+    result = run_study(study, workers, args.threads, plot_only=args.plot_only)
+    for line in summary_lines(result):
+        print(line)
+    return 1 if result.summary is not None and result.summary.count("failed") else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybrid-rl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_dataset_commands(sub)
     _add_behavior_commands(sub)
     _add_phase1_commands(sub)
+    _add_phase2_commands(sub)
+    _add_study_command(sub)
     return parser
 
 

@@ -79,3 +79,63 @@ def write_synthetic_run(
 @pytest.fixture
 def write_run() -> RunWriter:
     return write_synthetic_run
+
+
+def write_synthetic_finetune_run(
+    results_dir: Path,
+    phase1_results_dir: Path,
+    *,
+    algo: str = "iql",
+    dataset: str = "hopper-medium-v2",
+    source: str = "replica",
+    k: float = 0.0,
+    bonus: str = "ensemble",
+    seed: int = 0,
+    evals: Sequence[float] = (10.0, 20.0, 30.0),
+    eval_every: int = 1_000,
+    disagreement: Sequence[float] | None = None,
+    status: str = "completed",
+) -> Path:
+    """A Phase II run folder in finetune.py's formats: evaluations `evals` at online steps 0,
+    eval_every, ...; one train row per evaluation after the first, logging `disagreement`."""
+    from hybrid_rl.finetune import FinetuneConfig
+
+    config = FinetuneConfig(
+        algo=algo,
+        dataset=dataset,
+        k_percent=k,
+        seed=seed,
+        bonus_type=bonus,  # type: ignore[arg-type]
+        online_steps=eval_every * max(1, len(evals) - 1),
+        eval_every=eval_every,
+        log_every=eval_every,
+        results_dir=str(results_dir),
+        phase1_results_dir=str(phase1_results_dir),
+    )
+    log = MetricsLog()
+    for i, score in enumerate(evals):
+        log.log_eval(i * eval_every, np.array([score * 10.0]), np.array([score]))
+    for i in range(1, len(evals)):
+        values = {"critic_loss": 1.0}
+        if disagreement is not None:
+            values["disagreement_collected"] = disagreement[i - 1]
+        log.log_train(i * eval_every, values)
+    if status == "failed":
+        log.finish("failed", error="RuntimeError: boom", traceback="...")
+    elif status != "running":
+        log.finish(status)
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = {
+        "run_name": config.run_name,
+        "config": dataclasses.asdict(config),
+        "dataset": {"source": source, "dataset_id": dataset, "path": "/data/x.hdf5"},
+    }
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    (run_dir / "metrics.json").write_text(json.dumps(log.data))
+    return run_dir
+
+
+@pytest.fixture
+def write_finetune_run() -> RunWriter:
+    return write_synthetic_finetune_run

@@ -1,14 +1,18 @@
-"""Running a grid of real tiny runs: skips, recorded failures, conflicts, the process pool."""
+"""Running a grid of real tiny runs: skips, recorded failures, conflicts, the process pool, and
+Phase II runs waiting for their Phase I runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from hybrid_rl.algos.iql import IQLConfig
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.finetune import FinetuneConfig
 from hybrid_rl.launch.executor import run_grid, threads_per_worker
 from hybrid_rl.train import TrainConfig
 
@@ -28,7 +32,7 @@ def tiny(dataset: Path | str, results: Path, **overrides) -> TrainConfig:
     return TrainConfig(**{**settings, **overrides})
 
 
-def status_of(config: TrainConfig) -> str:
+def status_of(config: TrainConfig | FinetuneConfig) -> str:
     return json.loads((config.run_dir / "metrics.json").read_text())["status"]
 
 
@@ -99,3 +103,68 @@ def test_a_grid_naming_a_run_twice_is_refused(tmp_path):
     config = tiny("x.hdf5", tmp_path)
     with pytest.raises(ValueError, match="more than once"):
         run_grid([config, config], progress=False)
+
+
+def phase1_iql(dataset: Path, results: Path, seed: int = 0, **overrides) -> TrainConfig:
+    return tiny(dataset, results, algo="iql", seed=seed,
+                agent=IQLConfig(batch_size=32, max_steps=100), **overrides)
+
+
+def phase2(phase1: TrainConfig, results: Path, bonus: str = "ensemble", **overrides):
+    settings = dict(algo="iql", dataset=phase1.dataset, seed=phase1.seed, bonus_type=bonus,
+                    online_steps=96, eval_every=48, log_every=48, batch_size=32,
+                    eval_episodes=1, device="cpu", phase1_results_dir=phase1.results_dir,
+                    results_dir=str(results))
+    return FinetuneConfig(**{**settings, **overrides})
+
+
+def test_a_phase2_run_listed_before_its_phase1_run_waits_for_it(hopper_file, tmp_path):
+    first = phase1_iql(hopper_file, tmp_path / "p1")
+    runs = [phase2(first, tmp_path / "p2"), phase2(first, tmp_path / "p2", "none"), first]
+    summary = run_grid(runs, threads=1, progress=False)
+    assert [o.status for o in summary.outcomes] == ["completed"] * 3
+    saved = json.loads((runs[0].run_dir / "config.json").read_text())
+    assert saved["phase1"]["checkpoint"] == str(first.run_dir / "checkpoint.pt")
+
+
+def test_a_pool_runs_phase2_runs_once_their_phase1_runs_end(hopper_file, tmp_path):
+    firsts = [phase1_iql(hopper_file, tmp_path / "p1", seed=s) for s in (0, 1)]
+    seconds = [phase2(f, tmp_path / "p2") for f in firsts]
+    summary = run_grid([seconds[1], *firsts, seconds[0]], workers=2, progress=False)
+    assert [o.status for o in summary.outcomes] == ["completed"] * 4
+    for first, second in zip(firsts, seconds, strict=True):
+        ended = (first.run_dir / "checkpoint.pt").stat().st_mtime
+        assert (second.run_dir / "config.json").stat().st_mtime >= ended
+
+
+def test_a_phase2_run_whose_phase1_run_failed_fails_naming_the_phase1_command(
+    hopper_file, tmp_path
+):
+    broken = phase1_iql(tmp_path / "missing.hdf5", tmp_path / "p1")
+    second = phase2(broken, tmp_path / "p2")
+    summary = run_grid([broken, second], threads=1, progress=False)
+    assert [o.status for o in summary.outcomes] == ["failed", "failed"]
+    assert "python run_phase1.py --algo iql" in summary.outcomes[1].error
+    assert status_of(second) == "failed"
+
+
+def test_a_step_bar_counts_the_steps_of_both_phases(hopper_file, tmp_path, capsys):
+    first = phase1_iql(hopper_file, tmp_path / "p1")
+    runs = [first, phase2(first, tmp_path / "p2")]
+    run_grid(runs, threads=1, progress=True, unit="step")
+    err = capsys.readouterr().err
+    assert "steps (all runs)" in err
+    assert "196/196" in err  # 100 gradient steps + 96 online steps
+
+
+def test_a_phase2_folder_holding_another_budget_is_left_alone(hopper_file, tmp_path):
+    first = phase1_iql(hopper_file, tmp_path / "p1")
+    second = phase2(first, tmp_path / "p2")
+    run_grid([first, second], threads=1, progress=False)
+    longer = phase2(first, tmp_path / "p2", online_steps=192)
+    [outcome] = run_grid([longer], threads=1, progress=False).outcomes
+    assert outcome.status == "failed"
+    assert "online_steps 96 there, 192 asked" in outcome.error
+    # where the Phase I runs are read from does not make it another run
+    moved = dataclasses.replace(second, phase1_results_dir=str(tmp_path / "elsewhere"))
+    assert [o.status for o in run_grid([moved], progress=False).outcomes] == ["skipped"]

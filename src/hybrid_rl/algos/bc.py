@@ -13,7 +13,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hybrid_rl.algos.networks import GaussianActor, ObservationNormalizer
+from hybrid_rl.algos.networks import (
+    GaussianActor,
+    ObservationNormalizer,
+    gaussian_log_prob,
+    load_adam_state,
+    make_adam,
+)
 from hybrid_rl.data.batch import TransitionBatch
 
 
@@ -33,13 +39,13 @@ class BC:
         self.device = torch.device(device)
         self.normalizer = ObservationNormalizer(obs_dim).to(self.device)
         self.actor = GaussianActor(obs_dim, act_dim).to(self.device)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr, foreach=True)
+        self.actor_opt = make_adam(self.actor.parameters(), config.lr)
 
     def actor_loss(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """−mean log π(a|s) over the batch; also the mean squared error of the policy mean."""
-        distribution = self.actor.distribution(obs)
-        log_prob = distribution.log_prob(actions).sum(-1)
-        mse = (distribution.mean - actions).pow(2).mean()
+        mean = self.actor.mean_action(obs)
+        log_prob = gaussian_log_prob(mean, self.actor.clamped_log_std(), actions)
+        mse = (mean - actions).pow(2).mean()
         return -log_prob.mean(), mse
 
     def update(self, batch: TransitionBatch) -> dict[str, Tensor]:
@@ -77,4 +83,4 @@ class BC:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.normalizer.load_state_dict(state["normalizer"])
         self.actor.load_state_dict(state["actor"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
+        load_adam_state(self.actor_opt, state["actor_opt"])

@@ -24,8 +24,9 @@ from hybrid_rl.algos.ensemble import EnsembleQNetwork
 from hybrid_rl.algos.networks import (
     ObservationNormalizer,
     TanhGaussianActor,
+    load_adam_state,
+    make_adam,
     soft_update,
-    tanh_gaussian_log_prob,
 )
 from hybrid_rl.data.batch import TransitionBatch
 
@@ -73,19 +74,17 @@ class CQL:
             math.log(config.init_alpha), device=self.device, requires_grad=True
         )
         self.target_entropy = -float(act_dim)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
-        self.critic_opt = torch.optim.Adam(
-            self.critic.parameters(), lr=config.critic_lr, foreach=True
-        )
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, foreach=True)
+        self.actor_opt = make_adam(self.actor.parameters(), config.actor_lr)
+        self.critic_opt = make_adam(self.critic.parameters(), config.critic_lr)
+        self.alpha_opt = make_adam([self.log_alpha], config.alpha_lr)
 
     @torch.no_grad()
     def sample_actions(self, obs: Tensor, next_obs: Tensor) -> CQLActionSamples:
         """Draw every action of one update from normalized observations [B, obs_dim]."""
         n = self.config.num_sampled_actions
-        current, current_log_prob = self._policy_samples(obs, n)
+        current, current_log_prob = self.actor.sample(obs, (n,))
         # One extra draw at s' serves the TD target, so it stays independent of the n others.
-        next_actions, next_log_prob = self._policy_samples(next_obs, n + 1)
+        next_actions, next_log_prob = self.actor.sample(next_obs, (n + 1,))
         uniform = torch.empty_like(current).uniform_(-1.0, 1.0)
         return CQLActionSamples(
             uniform=uniform,
@@ -95,12 +94,6 @@ class CQL:
             next_log_prob=next_log_prob[1:],
             target=next_actions[0],
         )
-
-    def _policy_samples(self, obs: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        """n actions per state from one actor forward: [n, B, act_dim] and log-probs [n, B]."""
-        normal = self.actor.distribution(obs)
-        pre_tanh = normal.sample((n,))
-        return torch.tanh(pre_tanh), tanh_gaussian_log_prob(normal, pre_tanh)
 
     def critic_loss(
         self, obs: Tensor, next_obs: Tensor, batch: TransitionBatch, samples: CQLActionSamples
@@ -120,12 +113,10 @@ class CQL:
             target = batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_q
 
         batch_size = obs.shape[0]
-        sampled = torch.cat([samples.uniform, samples.current, samples.next])  # [3n, B, A]
-        actions = torch.cat([batch.actions, sampled.flatten(0, 1)])  # [(1 + 3n)·B, A]
-        q = self.critic(obs.repeat(1 + sampled.shape[0], 1), actions)  # [M, (1 + 3n)·B]
-        q_data = q[:, :batch_size]
-        q_sampled = q[:, batch_size:].unflatten(1, (sampled.shape[0], batch_size))
-
+        # Q(s, ·) at the dataset action and the 3n sampled ones: [1 + 3n, B, A].
+        actions = torch.cat(
+            [batch.actions.unsqueeze(0), samples.uniform, samples.current, samples.next]
+        )
         # Importance sampling: each term is Q minus the log-density its action was drawn
         # from, so the logsumexp estimates log ∫ exp Q(s, a) da (up to a constant).
         uniform_log_density = torch.full_like(
@@ -134,15 +125,24 @@ class CQL:
         log_density = torch.cat(
             [uniform_log_density, samples.current_log_prob, samples.next_log_prob]
         )  # [3n, B]
-        q_ood = torch.logsumexp(q_sampled - log_density, dim=1)  # [M, B]
-        penalty = (q_ood - q_data).mean(dim=1)  # [M]
-        td_error = (q_data - target).pow(2).mean(dim=1)  # [M]
-        loss = (td_error + self.config.cql_alpha * penalty).sum()
+        cql_alpha = self.config.cql_alpha
+
+        def loss_of(q: Tensor, states: slice) -> Tensor:
+            # Σ over members of mean-over-batch terms, written as a sum over the given states
+            # divided by B, so the critic can evaluate it chunk by chunk of states.
+            q_data = q[:, 0]
+            q_ood = torch.logsumexp(q[:, 1:] - log_density[:, states], dim=1)
+            td_error = (q_data - target[states]).pow(2)
+            return (td_error + cql_alpha * (q_ood - q_data)).sum() / batch_size
+
+        loss, q = self.critic.summed_loss(obs, actions, loss_of)  # q: [M, 1 + 3n, B], detached
+        q_data = q[:, 0]
+        q_ood = torch.logsumexp(q[:, 1:] - log_density, dim=1)  # [M, B]
         stats = {
-            "cql_penalty": penalty.detach().mean(),
-            "q_data_mean": q_data.detach().mean(),
-            "q_data_std": q_data.detach().std(),
-            "q_ood_mean": q_ood.detach().mean(),
+            "cql_penalty": (q_ood - q_data).mean(),
+            "q_data_mean": q_data.mean(),
+            "q_data_std": q_data.std(),
+            "q_ood_mean": q_ood.mean(),
         }
         return loss, stats
 
@@ -171,13 +171,14 @@ class CQL:
         self.critic.requires_grad_(False)
         actor_loss, log_prob = self.actor_loss(obs, alpha)
         self.critic.requires_grad_(True)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-
         alpha_loss = self.alpha_loss(log_prob)
+        self.actor_opt.zero_grad(set_to_none=True)
         self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
+        # One backward pass for both: the actor loss does not depend on log α (α is detached)
+        # and the temperature loss not on the actor (log π is detached), so the sum gives each
+        # parameter exactly the gradient of its own loss.
+        (actor_loss + alpha_loss).backward()
+        self.actor_opt.step()
         self.alpha_opt.step()
 
         soft_update(self.critic_target, self.critic, self.config.tau)
@@ -226,6 +227,6 @@ class CQL:
         self.critic_target.load_state_dict(state["critic_target"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        load_adam_state(self.actor_opt, state["actor_opt"])
+        load_adam_state(self.critic_opt, state["critic_opt"])
+        load_adam_state(self.alpha_opt, state["alpha_opt"])

@@ -23,8 +23,11 @@ from torch import Tensor
 from hybrid_rl.algos.ensemble import EnsembleQNetwork
 from hybrid_rl.algos.networks import (
     GaussianActor,
+    MaybeCompiled,
     ObservationNormalizer,
     ValueNetwork,
+    load_adam_state,
+    make_adam,
     soft_update,
 )
 from hybrid_rl.data.batch import TransitionBatch
@@ -83,11 +86,11 @@ class IQL:
         self.critic = EnsembleQNetwork(obs_dim, act_dim, config.critic_members).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = ValueNetwork(obs_dim).to(self.device)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
-        self.critic_opt = torch.optim.Adam(
-            self.critic.parameters(), lr=config.critic_lr, foreach=True
-        )
-        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=config.value_lr, foreach=True)
+        self.actor_opt = make_adam(self.actor.parameters(), config.actor_lr)
+        self.critic_opt = make_adam(self.critic.parameters(), config.critic_lr)
+        self.value_opt = make_adam(self.value.parameters(), config.value_lr)
+        # torch.compile'd when HYBRID_RL_COMPILE=1 (see `MaybeCompiled`).
+        self._losses = MaybeCompiled(self.losses)
         self.actor_scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.actor_opt,
             lambda step: (
@@ -120,30 +123,19 @@ class IQL:
         weight = torch.exp(self.config.temperature * advantage).clamp(max=self.config.max_weight)
         return -(weight * self.actor.log_prob(obs, actions)).mean(), weight
 
-    def update(self, batch: TransitionBatch) -> dict[str, Tensor]:
+    def losses(self, batch: TransitionBatch) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        """Value, critic and actor losses of one update, all before any step; and metrics.
+
+        The critic's target and the actor's advantage both use V before this update's value
+        step (as CORL does), and the value target uses Q_target before its soft update, so
+        all three can be formed first.
+        """
         obs = self.normalizer(batch.observations)
         next_obs = self.normalizer(batch.next_observations)
-
-        # The value step comes first; the critic's target and the actor's advantage both use
-        # V before this step (as CORL does).
         value_loss, advantage = self.value_loss(obs, batch.actions)
         critic_loss, q = self.critic_loss(obs, next_obs, batch)
-        self.value_opt.zero_grad(set_to_none=True)
-        value_loss.backward()
-        self.value_opt.step()
-
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-        soft_update(self.critic_target, self.critic, self.config.tau)
-
         actor_loss, weight = self.actor_loss(obs, batch.actions, advantage)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        self.actor_scheduler.step()
-
-        return {
+        metrics = {
             "value_loss": value_loss.detach(),
             "critic_loss": critic_loss.detach(),
             "actor_loss": actor_loss.detach(),
@@ -152,6 +144,23 @@ class IQL:
             "advantage_mean": advantage.mean(),
             "weight_mean": weight.detach().mean(),
         }
+        return value_loss, critic_loss, actor_loss, metrics
+
+    def update(self, batch: TransitionBatch) -> dict[str, Tensor]:
+        value_loss, critic_loss, actor_loss, metrics = self._losses(batch)
+        self.value_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad(set_to_none=True)
+        self.actor_opt.zero_grad(set_to_none=True)
+        # One backward pass for all three: each loss reaches only its own network's parameters
+        # (V(s') in the critic's target and the advantage are detached, Q_target has no
+        # gradient), so the sum gives every parameter exactly the gradient of its own loss.
+        (value_loss + critic_loss + actor_loss).backward()
+        self.value_opt.step()
+        self.critic_opt.step()
+        self.actor_opt.step()
+        self.actor_scheduler.step()
+        soft_update(self.critic_target, self.critic, self.config.tau)
+        return metrics
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool) -> Tensor:
@@ -190,7 +199,7 @@ class IQL:
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])
         self.value.load_state_dict(state["value"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.value_opt.load_state_dict(state["value_opt"])
+        load_adam_state(self.actor_opt, state["actor_opt"])
+        load_adam_state(self.critic_opt, state["critic_opt"])
+        load_adam_state(self.value_opt, state["value_opt"])
         self.actor_scheduler.load_state_dict(state["actor_scheduler"])

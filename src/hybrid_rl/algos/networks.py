@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +41,32 @@ class BatchedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+# Rows × members × width of one chunk in `QEnsemble.summed_loss`: 2 MiB of floats per hidden
+# layer, near a core's L2 cache. Measured on a 2 MiB-L2 Xeon, 1 thread: 1/2/4 MiB chunks
+# took 76/75/79 ms per CQL update, 16 MiB ones 112 ms, and 256 KiB ones 99 ms (more chunks,
+# smaller and slower matrix products).
+_CHUNK_FLOATS = 1 << 19
+
+
+class _PrecomputedGradients(torch.autograd.Function):
+    """Identity on a loss value whose parameter gradients were already computed.
+
+    Lets a loss computed chunk by chunk (forward and backward of each chunk together) still be
+    used as `loss.backward()`: the backward hands the stored gradients, times the incoming
+    gradient, to the parameters.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, loss: Tensor, gradients: tuple[Tensor, ...], *params: Tensor) -> Tensor:
+        ctx.gradients = gradients
+        return loss.clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_loss: Tensor) -> tuple[Tensor | None, ...]:
+        return (None, None, *(grad_loss * gradient for gradient in ctx.gradients))
+
+
 class EnsembleMLP(nn.Module):
     """`members` MLPs with ReLU hidden layers, evaluated together.
 
@@ -53,20 +83,97 @@ class EnsembleMLP(nn.Module):
     ) -> None:
         super().__init__()
         self.members = members
-        sizes = [in_dim, *hidden_sizes, out_dim]
+        self.sizes = (in_dim, *hidden_sizes, out_dim)
         self.layers = nn.ModuleList(
-            BatchedLinear(members, a, b) for a, b in itertools.pairwise(sizes)
+            BatchedLinear(members, a, b) for a, b in itertools.pairwise(self.sizes)
         )
+        self._workspace: tuple[list[Tensor], list[Tensor]] = ([], [])
+        self._workspace_key: tuple[int, torch.dtype, torch.device] | None = None
+
+    @property
+    def linears(self) -> list[BatchedLinear]:
+        return [cast(BatchedLinear, layer) for layer in self.layers]
+
+    def chunk_workspace(self, rows: int, like: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Buffers for `_ChunkedBackprop` on up to `rows` rows, like `like`'s dtype and device.
+
+        Hidden activations [M, rows, width + 1] whose last column is 1, and two scratch
+        buffers [M, rows, max width]. Kept from one call to the next: one chunk uses them at
+        a time, and fresh large buffers would cost page faults on every update.
+        """
+        key = (rows, like.dtype, like.device)
+        if self._workspace_key != key:
+            hidden = [like.new_empty((self.members, rows, size + 1)) for size in self.sizes[1:-1]]
+            for buffer in hidden:
+                buffer[:, :, -1] = 1.0
+            scratch = [like.new_empty((self.members, rows, max(self.sizes[1:]))) for _ in range(2)]
+            self._workspace, self._workspace_key = (hidden, scratch), key
+        return self._workspace
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.members, -1, -1)
         for layer in self.layers[:-1]:
             # In place: baddbmm's backward needs only its inputs, so its output can be reused,
-            # which saves one [M, B, hidden] allocation per layer (about 10% of a CQL critic
-            # step on CPU, where fresh large buffers cost page faults).
+            # which saves one [M, B, hidden] allocation per layer.
             x = torch.relu_(layer(x))
         return self.layers[-1](x)
+
+
+class _ChunkedBackprop:
+    """Forward and backward of an `EnsembleMLP` on row chunks, for `QEnsemble.summed_loss`.
+
+    Each layer's bias rides in its matrix product: inputs carry an extra column of ones and
+    the weights an extra row holding the bias, so one product gives the output with its bias,
+    and one product gives the weight and bias gradients together (no separate bias copy or
+    row sum per chunk). Same arithmetic as the layer-by-layer graph up to float rounding.
+    """
+
+    def __init__(self, net: EnsembleMLP, rows: int, like: Tensor) -> None:
+        self.net = net
+        with torch.no_grad():
+            self.weights = [torch.cat([layer.weight, layer.bias], dim=1) for layer in net.linears]
+        self.grads = [torch.zeros_like(w) for w in self.weights]
+        self.hidden, self.scratch = net.chunk_workspace(rows, like)
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        """Output [M, R, out] for rows x [M, R, in + 1] whose last column is 1.
+
+        Keeps the hidden activations for `backward`, which must follow before the next call.
+        """
+        rows = x.shape[1]
+        h = x
+        for weight, buffer in zip(self.weights[:-1], self.hidden, strict=True):
+            out = buffer[:, :rows, :-1]
+            torch.bmm(h, weight, out=out).relu_()
+            h = buffer[:, :rows]  # with its column of ones
+        return torch.bmm(h, self.weights[-1])
+
+    @torch.no_grad()
+    def backward(self, x: Tensor, grad_output: Tensor) -> None:
+        """Add the parameter gradients of the last `forward`'s rows, given d(loss)/d(output)."""
+        rows = x.shape[1]
+        inputs = [x, *(buffer[:, :rows] for buffer in self.hidden)]
+        grad = grad_output
+        for index in reversed(range(len(self.weights))):
+            self.grads[index].baddbmm_(inputs[index].transpose(1, 2), grad)
+            if index > 0:
+                # ReLU's backward, in place: keep the gradient where the layer's output
+                # (this layer's input, without its column of ones) was > 0.
+                activation = inputs[index][:, :, :-1]
+                out = self.scratch[index % 2][:, :rows, : activation.shape[2]]
+                torch.bmm(grad, self.weights[index][:, :-1].transpose(1, 2), out=out)
+                grad = torch.ops.aten.threshold_backward.grad_input(
+                    out, activation, 0, grad_input=out
+                )
+
+    def parameter_grads(self) -> tuple[Tensor, ...]:
+        """The gradients in `net.parameters()` order: weight, bias of each layer."""
+        grads: list[Tensor] = []
+        for grad in self.grads:
+            grads += [grad[:, :-1].contiguous(), grad[:, -1:].contiguous()]
+        return tuple(grads)
 
 
 class ObservationNormalizer(nn.Module):
@@ -102,6 +209,58 @@ class QEnsemble(nn.Module):
 
     def forward(self, obs: Tensor, act: Tensor) -> Tensor:
         return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+    def summed_loss(
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        loss_of: Callable[[Tensor, slice], Tensor],
+    ) -> tuple[Tensor, Tensor]:
+        """A loss that sums over states, from Q at G actions per state.
+
+        obs [B, obs_dim] and actions [G, B, act_dim] give Q [M, G, B]. `loss_of(q, states)`
+        is the loss of the states `states` (a slice of 0..B) from their Q [M, G, len]; the
+        returned loss is `loss_of(Q, all states)`, differentiable for the critic's parameters
+        only (obs and actions get no gradient). Also returns Q [M, G, B], detached.
+
+        On a CPU with gradients enabled, the states are processed in chunks, each chunk's
+        forward and backward back to back while its activations are in cache (CQL's critic
+        sees B·(1 + 3n) rows; this halves the time spent outside matrix products). So
+        `loss_of` must add up over states: loss_of(Q, a ∪ b) = loss_of(Q_a, a) + loss_of(Q_b, b).
+        """
+        groups, batch = actions.shape[:2]
+        fused = (
+            obs.device.type == "cpu"
+            and torch.is_grad_enabled()
+            and any(p.requires_grad for p in self.parameters())
+        )
+        if not fused:
+            q = self(obs.expand(groups, -1, -1).flatten(0, 1), actions.flatten(0, 1))
+            q = q.unflatten(1, (groups, batch))
+            return loss_of(q, slice(None)), q.detach()
+
+        members = self.members
+        per_chunk = max(1, _CHUNK_FLOATS // (members * max(self.net.sizes[1:]) * groups))
+        backprop = _ChunkedBackprop(self.net, groups * min(per_chunk, batch), obs)
+        losses, q_chunks = [], []
+        for start in range(0, batch, per_chunk):
+            stop = min(start + per_chunk, batch)
+            states, count = slice(start, stop), stop - start
+            ones = obs.new_ones((groups, count, 1))
+            x = torch.cat([obs[states].expand(groups, -1, -1), actions[:, states], ones], dim=-1)
+            x = x.reshape(1, groups * count, -1).expand(members, -1, -1)
+            q_chunk = backprop.forward(x).view(members, groups, count)
+            q_chunk.requires_grad_(True)
+            with torch.enable_grad():
+                loss = loss_of(q_chunk, states)
+                (grad_q,) = torch.autograd.grad(loss, q_chunk)
+            backprop.backward(x, grad_q.reshape(members, groups * count, 1))
+            losses.append(loss.detach())
+            q_chunks.append(q_chunk.detach())
+        params = list(self.parameters())
+        grads = backprop.parameter_grads()
+        total = _PrecomputedGradients.apply(torch.stack(losses).sum(), grads, *params)
+        return total, torch.cat(q_chunks, dim=2)
 
 
 class ValueNetwork(nn.Module):
@@ -207,6 +366,81 @@ class GaussianActor(nn.Module):
 
     def deterministic(self, obs: Tensor) -> Tensor:
         return self.mean_action(obs)
+
+
+# Device types whose torch build ships a fused Adam kernel (torch 2.13: these and a few more).
+_FUSED_ADAM_DEVICES = frozenset({"cpu", "cuda", "mps", "xpu"})
+
+
+def make_adam(params: Iterable[Tensor], lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where the parameters' device has one, else the foreach one.
+
+    Same update rule either way; fused is one kernel per step instead of several per parameter
+    (about 2× faster for a twin-Q critic on CPU at these sizes).
+    """
+    params = list(params)
+    if all(p.device.type in _FUSED_ADAM_DEVICES for p in params):
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def load_adam_state(optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
+    """`optimizer.load_state_dict(state)` that keeps the optimizer's own kernel choice.
+
+    A state dict carries the fused/foreach flags of the process that saved it; without this,
+    a checkpoint from an older version or another device would switch the kernel on resume.
+    """
+    # Set before loading, so the step counters are placed for the kernel this optimizer uses.
+    saved_groups = [
+        {**saved, "fused": own["fused"], "foreach": own["foreach"]}
+        for saved, own in zip(state["param_groups"], optimizer.param_groups, strict=False)
+    ]
+    optimizer.load_state_dict({**state, "param_groups": saved_groups})
+
+
+COMPILE_ENV_VAR = "HYBRID_RL_COMPILE"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class MaybeCompiled(Generic[_P, _R]):
+    """`fn`, run through `torch.compile` when the environment variable HYBRID_RL_COMPILE=1.
+
+    Compiling takes tens of seconds once per process and input shape, and pays off for long
+    runs of an update dominated by small operations (IQL: about +25% steps/s on CPU). If
+    compiling or running the compiled code fails (no C++ compiler, an unsupported torch
+    build...), one warning is issued and `fn` runs eagerly from then on: same results, only
+    slower. `compile_seconds` is the wall time of the first compiled call (0 if eager).
+    """
+
+    def __init__(self, fn: Callable[_P, _R]) -> None:
+        self.fn = fn
+        self.compiled: Callable[_P, _R] | None = None
+        self.compile_seconds = 0.0
+        if os.environ.get(COMPILE_ENV_VAR, "0") == "1":
+            self.compiled = cast(Callable[_P, _R], torch.compile(fn))
+        self._first_call = True
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self.compiled is None:
+            return self.fn(*args, **kwargs)
+        start = time.perf_counter()
+        try:
+            result = self.compiled(*args, **kwargs)
+        except Exception as error:  # any failure of the compiler stack: run eagerly instead
+            warnings.warn(
+                f"torch.compile of {getattr(self.fn, '__qualname__', self.fn)} failed "
+                f"({type(error).__name__}: {error}); running eagerly. Set "
+                f"{COMPILE_ENV_VAR}=0 to skip compiling.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.compiled = None
+            return self.fn(*args, **kwargs)
+        if self._first_call:
+            self.compile_seconds, self._first_call = time.perf_counter() - start, False
+        return result
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:

@@ -27,7 +27,7 @@ _ALGO_ORDER = {"cql": 0, "iql": 1, "bc": 2}
 
 @dataclass(frozen=True)
 class PlotFile:
-    kind: str  # "learning_curves" | "final_returns" | "q_values" | "loss_variance"
+    kind: str  # e.g. "learning_curves", "final_returns" (Phase I), "finetune_curves" (Phase II)
     dataset: str
     title: str
     png: Path
@@ -62,9 +62,9 @@ def figure_title(what: str, dataset: str, source: str, seeds: Sequence[int]) -> 
 def learning_curves_figure(runs: Sequence[RunRecord], dataset: str) -> Figure:
     """Normalized return vs gradient steps, one line (mean ± std over seeds) per algo × k."""
     runs = _plotted(runs, dataset)
-    fig, (ax,) = _figure(1)
+    fig, (ax,) = new_figure(1)
     for condition, group in _by_condition(runs).items():
-        steps, mean, std = _mean_std_over_runs(
+        steps, mean, std = mean_std_over_runs(
             [(r.eval_steps, r.eval_normalized_returns) for r in group]
         )
         _line_with_band(ax, steps, mean, std, condition, _colors(runs)[condition])
@@ -80,7 +80,7 @@ def final_returns_figure(cells: Sequence[CellSummary], dataset: str) -> Figure:
         (c for c in cells if c.dataset == dataset),
         key=lambda c: (_ALGO_ORDER.get(c.algo, 9), c.algo, *_condition_order(_condition(c))),
     )
-    fig, (ax,) = _figure(1)
+    fig, (ax,) = new_figure(1)
     colors = _condition_colors([_condition(c) for c in cells])
     positions, algo_centres = _bar_positions(cells)
     for x, cell in zip(positions, cells, strict=True):
@@ -122,14 +122,14 @@ def q_values_figure(runs: Sequence[RunRecord], dataset: str) -> Figure | None:
     if not runs:
         return None
     algos = sorted({r.algo for r in runs}, key=lambda a: (_ALGO_ORDER.get(a, 9), a))
-    fig, axes = _figure(len(algos))
+    fig, axes = new_figure(len(algos))
     colors = _colors(runs)
     for ax, algo in zip(axes, algos, strict=True):
         for condition, group in _by_condition([r for r in runs if r.algo == algo]).items():
-            steps, mean, _ = _mean_std_over_runs(
+            steps, mean, _ = mean_std_over_runs(
                 [(r.train_steps, r.train_metrics["q_data_mean"]) for r in group]
             )
-            _, spread, _ = _mean_std_over_runs(
+            _, spread, _ = mean_std_over_runs(
                 [(r.train_steps, r.train_metrics["q_data_std"]) for r in group]
             )
             _line_with_band(ax, steps, mean, spread, condition, colors[condition])
@@ -146,11 +146,11 @@ def loss_variance_figure(runs: Sequence[RunRecord], dataset: str) -> Figure:
     mean over seeds, log y axis."""
     runs = [r for r in _plotted(runs, dataset) if "critic_loss_rolling_var" in r.train_metrics]
     algos = sorted({r.algo for r in runs}, key=lambda a: (_ALGO_ORDER.get(a, 9), a)) or ["-"]
-    fig, axes = _figure(len(algos))
+    fig, axes = new_figure(len(algos))
     colors = _colors(runs)
     for ax, algo in zip(axes, algos, strict=True):
         for condition, group in _by_condition([r for r in runs if r.algo == algo]).items():
-            steps, mean, _ = _mean_std_over_runs(
+            steps, mean, _ = mean_std_over_runs(
                 [(r.train_steps, r.train_metrics["critic_loss_rolling_var"]) for r in group]
             )
             keep = mean > 0  # a log axis cannot show zero
@@ -192,19 +192,28 @@ def write_plots(
     runs: Sequence[RunRecord], cells: Sequence[CellSummary], plots_dir: str | Path
 ) -> list[PlotFile]:
     """Save `build_figures` to `plots_dir/<kind>_<dataset>.{png,pdf}`; returns what was saved."""
+    return [
+        save_figure(fig, plots_dir, kind, dataset)
+        for kind, dataset, fig in build_figures(runs, cells)
+    ]
+
+
+def save_figure(
+    fig: Figure, plots_dir: str | Path, kind: str, dataset: str, name: str | None = None
+) -> PlotFile:
+    """Save `fig` as `plots_dir/<name or kind>_<dataset>.{png,pdf}` (the dataset made safe
+    for a file name)."""
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    files = []
-    for kind, dataset, fig in build_figures(runs, cells):
-        stem = plots_dir / f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}"
-        png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
-        fig.savefig(png, dpi=120)
-        fig.savefig(pdf)
-        files.append(PlotFile(kind, dataset, fig.get_suptitle(), png, pdf))
-    return files
+    stem = plots_dir / f"{name or kind}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}"
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    fig.savefig(png, dpi=120)
+    fig.savefig(pdf)
+    return PlotFile(kind, dataset, fig.get_suptitle(), png, pdf)
 
 
-def _figure(panels: int) -> tuple[Figure, list[Axes]]:
+def new_figure(panels: int) -> tuple[Figure, list[Axes]]:
+    """A figure of `panels` axes side by side (Agg canvas, no pyplot state)."""
     fig = Figure(figsize=(7.5 if panels == 1 else 5.5 * panels, 4.8), layout="constrained")
     return fig, list(fig.subplots(1, panels, squeeze=False)[0])
 
@@ -256,11 +265,11 @@ def _condition_colors(conditions: Sequence[Condition]) -> dict[Condition, tuple[
     return colors
 
 
-def _mean_std_over_runs(
+def mean_std_over_runs(
     series: Sequence[tuple[Sequence[int], Sequence[float]]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per step, the mean and sample std of the finite values of the runs that logged it
-    (std 0 where only one run did)."""
+    """(steps, mean, std): per step, the mean and sample std of the finite values of the runs
+    that logged it (std 0 where only one run did)."""
     values: dict[int, list[float]] = {}
     for steps, ys in series:
         for step, y in zip(steps, ys, strict=True):

@@ -9,13 +9,22 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from hybrid_rl.atomic_io import atomic_write
 from hybrid_rl.eval.plotting import PlotFile, write_plots
 from hybrid_rl.eval.results import CellSummary, RunRecord, aggregate, clean_cell, load_runs
+
+
+class _NamedRun(Protocol):
+    @property
+    def run_name(self) -> str: ...
+
+
+RunT = TypeVar("RunT", bound=_NamedRun)
 
 _TABLE_HEADER = (
     "| Dataset | Source | Algo | Removal | k (%) | σ | Final (mean ± std) | Best (mean ± std) "
@@ -36,19 +45,50 @@ def write_phase1_outputs(
     results_dir: str | os.PathLike[str], plots_dir: str | os.PathLike[str] = "plots"
 ) -> Phase1Outputs:
     """Plots and `report.md` in `plots_dir` from every run folder in `results_dir`."""
-    results_dir, plots_dir = Path(results_dir), Path(plots_dir)
-    runs, unreadable = load_runs(results_dir)
+    outputs, text = phase1_section(results_dir, plots_dir, plots_dir)
+    write_markdown(outputs.report, text)
+    return outputs
+
+
+def phase1_section(
+    results_dir: str | os.PathLike[str],
+    plots_dir: str | os.PathLike[str],
+    report_dir: str | os.PathLike[str],
+    run_names: Collection[str] | None = None,
+) -> tuple[Phase1Outputs, str]:
+    """Write the Phase I plots into `plots_dir` and return the outputs and the report text
+    (for `report_dir/report.md`: figure links are relative to `report_dir`), using the run
+    folders in `results_dir` (only those named in `run_names`, if given)."""
+    results_dir, plots_dir, report_dir = Path(results_dir), Path(plots_dir), Path(report_dir)
+    runs, unreadable = select_runs(*load_runs(results_dir), run_names)
     cells = aggregate(runs)
     plots = write_plots(runs, cells, plots_dir) if runs else []
-    text = render_report(cells, plots, runs, unreadable, results_dir, plots_dir)
-    report = plots_dir / "report.md"
+    text = render_report(cells, plots, runs, unreadable, results_dir, report_dir)
+    return Phase1Outputs(report_dir / "report.md", tuple(plots), tuple(cells), tuple(runs)), text
+
+
+def select_runs(
+    runs: Sequence[RunT], unreadable: Sequence[str], run_names: Collection[str] | None
+) -> tuple[list[RunT], list[str]]:
+    """The runs (and unreadable-folder lines "<name>: why") named in `run_names`; all of them
+    when it is None."""
+    if run_names is None:
+        return list(runs), list(unreadable)
+    names = set(run_names)
+    return (
+        [r for r in runs if r.run_name in names],
+        [line for line in unreadable if line.split(":", 1)[0] in names],
+    )
+
+
+def write_markdown(path: Path, text: str) -> None:
+    """Write a report atomically, readable by everyone."""
 
     def write(tmp: Path) -> None:
         tmp.write_text(text)
         tmp.chmod(0o644)  # the temporary file is private (0600); a report is for reading
 
-    atomic_write(report, write)
-    return Phase1Outputs(report, tuple(plots), tuple(cells), tuple(runs))
+    atomic_write(path, write)
 
 
 def format_mean_std(mean: float, std: float, n: int) -> str:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 CellKey = tuple[str, str, str, float, float]  # algo, dataset, removal, k %, σ
+Record = TypeVar("Record")
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
         run_name=saved.get("run_name", run_dir.name),
         run_dir=run_dir,
         algo=config["algo"],
-        dataset=provenance.get("dataset_id") or _dataset_label(config["dataset"]),
+        dataset=provenance.get("dataset_id") or dataset_label(config["dataset"]),
         source=provenance.get("source", "unknown"),
         removal=config["removal"] if k != 0 else "none",
         k_percent=k,
@@ -117,20 +118,28 @@ def load_run(run_dir: str | Path) -> RunRecord:
 
 
 def load_runs(results_dir: str | Path) -> tuple[list[RunRecord], list[str]]:
-    """Every run folder directly under `results_dir`, sorted by run name.
+    """Every Phase I run folder directly under `results_dir`, sorted by run name.
 
     Returns the records and, for each sub-folder that could not be read, a line saying why
     (e.g. a run that failed before writing config.json).
     """
-    records: list[RunRecord] = []
+    return load_run_folders(results_dir, load_run)
+
+
+def load_run_folders(
+    results_dir: str | Path, load: Callable[[Path], Record]
+) -> tuple[list[Record], list[str]]:
+    """`load(run_dir)` for every run folder directly under `results_dir`, sorted by name, and
+    for each sub-folder that could not be read a line "<name>: <why>"."""
+    records: list[Record] = []
     unreadable: list[str] = []
     root = Path(results_dir)
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         if not (run_dir / "metrics.json").exists() and not (run_dir / "config.json").exists():
             continue  # not a run folder (e.g. the quick runs' folder)
         try:
-            records.append(load_run(run_dir))
-        except (OSError, ValueError, KeyError) as err:
+            records.append(load(run_dir))
+        except (OSError, ValueError, KeyError, TypeError) as err:
             unreadable.append(f"{run_dir.name}: {_why_unreadable(run_dir, err)}")
     return records, unreadable
 
@@ -192,10 +201,10 @@ def _summarize(key: CellKey, group: list[RunRecord]) -> dict[str, Any]:
         "reward_noise_std": key[4],
         "n": len(completed),
         "seeds": tuple(r.seed for r in completed),
-        "final_mean": _mean(finals),
-        "final_std": _sample_std(finals),
-        "best_mean": _mean(bests),
-        "best_std": _sample_std(bests),
+        "final_mean": mean_or_nan(finals),
+        "final_std": sample_std(finals),
+        "best_mean": mean_or_nan(bests),
+        "best_std": sample_std(bests),
         "diverged": sum(r.status == "diverged" for r in group),
         "failed": sum(r.status == "failed" for r in group),
         "running": sum(r.status == "running" for r in group),
@@ -217,11 +226,13 @@ def _change(stats: dict[str, Any], clean: dict[str, Any] | None, name: str) -> f
     return None if clean is None else percent_change(stats[name], clean[name])
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean_or_nan(values: Sequence[float]) -> float:
+    """The mean, NaN without values."""
     return float(np.mean(values)) if values else math.nan
 
 
-def _sample_std(values: Sequence[float]) -> float:
+def sample_std(values: Sequence[float]) -> float:
+    """The sample std (ddof = 1), NaN with fewer than two values."""
     return float(np.std(values, ddof=1)) if len(values) >= 2 else math.nan
 
 
@@ -233,5 +244,6 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _dataset_label(dataset: str) -> str:
+def dataset_label(dataset: str) -> str:
+    """A dataset id as is; a file path as its stem (as in run names)."""
     return Path(dataset).stem if dataset.lower().endswith((".hdf5", ".h5")) else dataset

@@ -1,5 +1,10 @@
 """Execute a list of runs in this process or in a local process pool, one failure at a time.
 
+A grid may mix Phase I runs (`TrainConfig`, run by `train_offline`) and Phase II runs
+(`FinetuneConfig`, run by `finetune`). A Phase II run whose Phase I run is in the same grid
+starts only once that run has finished, so one pool can run a whole study: Phase II runs of
+the first finished cells fill the workers while the last Phase I runs still train.
+
 Thread split: each worker runs `torch.set_num_threads(max(1, cores // workers))`. Updates here
 use batches of 256 through [256, 256] MLPs, too small for intra-op threads to pay off, so on a
 2-core machine two single-threaded runs side by side (`workers=2`) nearly double the throughput
@@ -13,24 +18,29 @@ import json
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tqdm import tqdm
 
 from hybrid_rl.atomic_io import write_json_atomic
+from hybrid_rl.finetune import FinetuneConfig, finetune
 from hybrid_rl.train import MetricsLog, TrainConfig, train_offline
 
+RunConfig = TrainConfig | FinetuneConfig
 FINISHED_STATUSES = ("completed", "diverged")
 # Settings that may change between invocations of the same run without making it another run.
-_NOT_IDENTITY = ("device", "results_dir", "tensorboard")
+_NOT_IDENTITY = ("device", "results_dir", "tensorboard", "phase1_results_dir")
+# How often a step-counting bar reads the runs' metrics.json files.
+_POLL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -64,11 +74,17 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // workers)
 
 
+def run_budget(config: RunConfig) -> int:
+    """A run's length in steps: gradient steps (Phase I) or online env steps (Phase II)."""
+    return config.online_steps if isinstance(config, FinetuneConfig) else config.total_steps
+
+
 def run_grid(
-    configs: Sequence[TrainConfig],
+    configs: Sequence[RunConfig],
     workers: int = 1,
     threads: int | None = None,
     progress: bool = True,
+    unit: Literal["run", "step"] = "run",
 ) -> GridSummary:
     """Run every config not already finished; never raises for a single run's failure.
 
@@ -76,7 +92,11 @@ def run_grid(
     pool of N spawned processes. `threads` is torch's intra-op thread count per run (default
     `threads_per_worker(workers)`). A run whose metrics.json says completed or diverged is
     skipped. A run that raises gets metrics.json status "failed" with the error and traceback,
-    and the other runs go on. Returns every run's outcome, in the order of `configs`.
+    and the other runs go on. Runs start in the order of `configs`, except that a Phase II run
+    waits for its Phase I run when that run is in `configs` too. The grid's bar counts runs
+    (`unit="run"`) or steps (`unit="step"`: every run's budget, advanced as the runs'
+    metrics.json files report progress, i.e. at each evaluation). Returns every run's
+    outcome, in the order of `configs`.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -86,51 +106,39 @@ def run_grid(
         raise ValueError(f"the grid names these runs more than once: {duplicates}")
     start = time.monotonic()
     outcomes: dict[str, RunOutcome] = {}
-    pending: list[TrainConfig] = []
+    pending: list[RunConfig] = []
     for config in configs:
         conflict = _conflict_with_saved_run(config)
         if conflict is not None:
             outcomes[config.run_name] = RunOutcome(config.run_name, "failed", conflict)
-        elif _saved_status(config.run_dir) in FINISHED_STATUSES:
+        elif saved_status(config.run_dir) in FINISHED_STATUSES:
             outcomes[config.run_name] = RunOutcome(config.run_name, "skipped")
         else:
             pending.append(config)
     n_threads = threads or threads_per_worker(workers)
-    bar = tqdm(
-        total=len(configs),
-        initial=len(outcomes),
-        desc="runs",
-        unit="run",
-        disable=not progress,
-        position=0,
+    counter = (
+        _StepCounter(configs, outcomes, progress)
+        if unit == "step"
+        else _RunCounter(len(configs), len(outcomes), progress)
     )
-    if workers == 1:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(n_threads)
-        try:
-            for config in pending:
-                outcome = run_one(config, progress)
-                outcomes[config.run_name] = outcome
-                _report(bar, outcome)
-        finally:
-            torch.set_num_threads(previous)
-    elif pending:
-        context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(n_threads,)
-        ) as pool:
-            futures: dict[Future[RunOutcome], TrainConfig] = {
-                pool.submit(run_one, config, False): config for config in pending
-            }
-            for future in as_completed(futures):
-                config = futures[future]
-                try:
-                    outcome = future.result()
-                except Exception as err:  # the worker process itself died
-                    outcome = _record_failure(config, err)
-                outcomes[config.run_name] = outcome
-                _report(bar, outcome)
-    bar.close()
+    queue = _Queue(pending)
+
+    def record(config: RunConfig, outcome: RunOutcome) -> None:
+        outcomes[config.run_name] = outcome
+        queue.finished(config)
+        counter.report(outcome)
+
+    with counter:
+        if workers == 1:
+            previous = torch.get_num_threads()
+            torch.set_num_threads(n_threads)
+            try:
+                while (ready := queue.next_ready()) is not None:
+                    record(ready, run_one(ready, progress))
+            finally:
+                torch.set_num_threads(previous)
+        elif pending:
+            _run_in_pool(queue, workers, n_threads, record)
     summary = GridSummary(tuple(outcomes[name] for name in names), time.monotonic() - start)
     for outcome in summary.outcomes:
         if outcome.status == "failed":
@@ -138,25 +146,169 @@ def run_grid(
     return summary
 
 
-def run_one(config: TrainConfig, progress: bool = False) -> RunOutcome:
-    """Train one run; an exception becomes a "failed" metrics.json instead of propagating."""
+def run_one(config: RunConfig, progress: bool = False) -> RunOutcome:
+    """Run one config; an exception becomes a "failed" metrics.json instead of propagating."""
     try:
-        metrics = train_offline(config, progress=progress)
+        if isinstance(config, FinetuneConfig):
+            metrics = finetune(config, progress=progress)
+        else:
+            metrics = train_offline(config, progress=progress)
     except Exception as err:
         return _record_failure(config, err)
     return RunOutcome(config.run_name, metrics["status"])
+
+
+def _run_in_pool(
+    queue: _Queue,
+    workers: int,
+    threads: int,
+    record: Callable[[RunConfig, RunOutcome], None],
+) -> None:
+    # At most `workers` runs are submitted at a time, so a run waiting for its Phase I run
+    # never sits in the pool's queue ahead of a run that could start.
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(threads,)
+    ) as pool:
+        running: dict[Future[RunOutcome], RunConfig] = {}
+        while True:
+            while len(running) < workers and (config := queue.next_ready()) is not None:
+                running[pool.submit(run_one, config, False)] = config
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                config = running.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as err:  # the worker process itself died
+                    outcome = _record_failure(config, err)
+                record(config, outcome)
+
+
+class _Queue:
+    """Pending runs in order; a Phase II run is ready once its Phase I run (if in the grid)
+    has finished, whatever its status (a failed Phase I run makes the Phase II run fail with
+    a message naming it)."""
+
+    def __init__(self, pending: Sequence[RunConfig]) -> None:
+        self._waiting = list(pending)
+        self._unfinished = {_key(c.run_dir) for c in pending}
+
+    def next_ready(self) -> RunConfig | None:
+        for config in self._waiting:
+            prerequisite = _prerequisite(config)
+            if prerequisite is None or prerequisite not in self._unfinished:
+                self._waiting.remove(config)
+                return config
+        return None
+
+    def finished(self, config: RunConfig) -> None:
+        self._unfinished.discard(_key(config.run_dir))
+
+
+def _prerequisite(config: RunConfig) -> str | None:
+    if isinstance(config, FinetuneConfig):
+        return _key(config.phase1_train_config().run_dir)
+    return None
+
+
+def _key(run_dir: Path) -> str:
+    return str(run_dir.resolve())
+
+
+class _RunCounter:
+    """A bar counting finished runs, the latest one's status beside it."""
+
+    def __init__(self, total: int, already: int, progress: bool) -> None:
+        self.bar = tqdm(
+            total=total,
+            initial=already,
+            desc="runs",
+            unit="run",
+            disable=not progress,
+            position=0,
+        )
+
+    def report(self, outcome: RunOutcome) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"{outcome.run_name}: {outcome.status}")
+
+    def __enter__(self) -> _RunCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+class _StepCounter:
+    """A bar counting steps over all runs: a finished run counts its whole budget, a running
+    one the last step its metrics.json logged. A background thread reads those files every
+    few seconds, since runs in worker processes cannot report to this one directly."""
+
+    def __init__(
+        self, configs: Sequence[RunConfig], outcomes: dict[str, RunOutcome], progress: bool
+    ) -> None:
+        self.configs, self.outcomes = list(configs), outcomes
+        self.bar = tqdm(
+            total=sum(run_budget(c) for c in configs),
+            desc="steps (all runs)",
+            unit="step",
+            unit_scale=True,
+            disable=not progress,
+            position=0,
+        )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def report(self, outcome: RunOutcome) -> None:
+        self.refresh()
+        self.bar.set_postfix_str(f"{outcome.run_name}: {outcome.status}")
+
+    def refresh(self) -> None:
+        done = sum(
+            run_budget(c) if c.run_name in self.outcomes else _logged_steps(c) for c in self.configs
+        )
+        with self._lock:
+            self.bar.update(done - self.bar.n)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(_POLL_SECONDS):
+            self.refresh()
+
+    def __enter__(self) -> _StepCounter:
+        self.refresh()
+        if not self.bar.disable:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.refresh()
+        self.bar.close()
+
+
+def _logged_steps(config: RunConfig) -> int:
+    """The last step an unfinished run's metrics.json logged (0 without one)."""
+    try:
+        metrics = json.loads((config.run_dir / "metrics.json").read_text())
+        if metrics["status"] != "running":
+            return 0  # left over from an earlier attempt that failed; this one starts over
+        steps = metrics["train"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return min(int(steps[-1]), run_budget(config)) if steps else 0
 
 
 def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _report(bar: tqdm, outcome: RunOutcome) -> None:
-    bar.update(1)
-    bar.set_postfix_str(f"{outcome.run_name}: {outcome.status}")
-
-
-def _saved_status(run_dir: Path) -> str | None:
+def saved_status(run_dir: Path) -> str | None:
+    """The status in `run_dir/metrics.json` (running, completed, diverged, failed), if any."""
     try:
         return str(json.loads((run_dir / "metrics.json").read_text())["status"])
     except (OSError, ValueError, KeyError):
@@ -167,7 +319,7 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
 
 
-def _conflict_with_saved_run(config: TrainConfig) -> str | None:
+def _conflict_with_saved_run(config: RunConfig) -> str | None:
     """Why the run folder belongs to a different run (e.g. another step budget), or None."""
     try:
         saved = json.loads((config.run_dir / "config.json").read_text())["config"]
@@ -188,7 +340,7 @@ def _conflict_with_saved_run(config: TrainConfig) -> str | None:
     )
 
 
-def _record_failure(config: TrainConfig, err: BaseException) -> RunOutcome:
+def _record_failure(config: RunConfig, err: BaseException) -> RunOutcome:
     """Mark the run failed in its metrics.json, keeping any metrics it had logged."""
     path = config.run_dir / "metrics.json"
     try:

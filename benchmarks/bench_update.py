@@ -1,0 +1,502 @@
+"""Gradient-step throughput of our CQL, IQL, BC and Phase II updates, against d3rlpy and a matmul.
+
+All in one invocation, on synthetic batches of HalfCheetah's shapes (obs 17, act 6, batch 256,
+default hyperparameters), interleaved in short blocks so that load changes on a shared machine
+hit every variant alike:
+
+- ours: CQL, IQL (eager, and torch.compile'd with HYBRID_RL_COMPILE=1), BC, and the Phase II
+  online CQL / IQL updates (3-member critic, CQL α 1.0: `online_cql_config`/`online_iql_config`);
+- d3rlpy 2.8.1's CQL and IQL at the same hyperparameters, run by this same file in a worker
+  process of a separate virtualenv (created on first use under benchmarks/.d3rlpy-venv, or given
+  with --d3rlpy-python); d3rlpy is never a dependency of hybrid-rl;
+- a 2048×2048 fp32 matmul: the machine's matrix-product speed at the same thread count.
+
+Achieved GFLOP/s counts only the matrix products of each update, analytically (see
+`update_gflop`); elementwise work, Adam and sampling are left out, so it is a lower bound.
+
+    python benchmarks/bench_update.py --threads 1 --json update.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from common import Timing, load_average, machine_info, time_block, write_json
+
+OBS_DIM, ACT_DIM, BATCH = 17, 6, 256  # HalfCheetah
+HIDDEN = (256, 256)
+D3RLPY_VERSION = "2.8.1"
+DEFAULT_VENV = Path(__file__).parent / ".d3rlpy-venv"
+MATMUL_SIZE = 2048
+POOL = 16  # distinct synthetic batches cycled through
+
+
+# --- FLOP counts -----------------------------------------------------------------------------
+
+
+def mlp_forward_flop(rows: int, sizes: Sequence[int]) -> int:
+    """2 · rows · Σ in·out: the multiply-adds of one member's forward, counted as 2 FLOP."""
+    return 2 * rows * sum(a * b for a, b in itertools.pairwise(sizes))
+
+
+def mlp_input_grad_flop(rows: int, sizes: Sequence[int], through_first: bool) -> int:
+    """Backward products that carry the gradient to each layer's input.
+
+    The first layer's only when something upstream needs it (`through_first`), e.g. CQL's
+    actor loss, which differentiates Q with respect to the action.
+    """
+    pairs = list(itertools.pairwise(sizes))
+    if not through_first:
+        pairs = pairs[1:]
+    return 2 * rows * sum(a * b for a, b in pairs)
+
+
+def mlp_train_flop(rows: int, sizes: Sequence[int], through_first: bool = False) -> int:
+    """Forward + weight gradients (same products as the forward) + input gradients."""
+    forward = mlp_forward_flop(rows, sizes)
+    return 2 * forward + mlp_input_grad_flop(rows, sizes, through_first)
+
+
+def update_gflop(algo: str, members: int = 2, samples: int = 10) -> float:
+    """GFLOP of the matrix products of one update of `algo` at batch 256, [256, 256] nets.
+
+    With B = 256, M critic members, n sampled actions, q = (17+6, 256, 256, 1):
+    - CQL: actor forward on s and s' (2B rows); target critic forward (M·B); critic forward,
+      weight and input gradients on B·(1 + 3n) rows per member; actor loss: actor forward and
+      backward on B rows, critic forward on B rows and its input gradient down to the action.
+    - IQL: target critic (M·B), V(s), V(s'), critic (M·B) and actor forwards; V, critic and
+      actor backwards (weight gradients and input gradients of layers 2-3).
+    - BC: actor forward and backward.
+    """
+    q = (OBS_DIM + ACT_DIM, *HIDDEN, 1)
+    b = BATCH
+    if algo == "cql":
+        actor = (OBS_DIM, *HIDDEN, 2 * ACT_DIM)
+        rows = b * (1 + 3 * samples)
+        flop = (
+            mlp_forward_flop(2 * b, actor)
+            + members * mlp_forward_flop(b, q)
+            + members * mlp_train_flop(rows, q)
+            + mlp_train_flop(b, actor)
+            + members * (mlp_forward_flop(b, q) + mlp_input_grad_flop(b, q, through_first=True))
+        )
+    elif algo == "iql":
+        value, actor = (OBS_DIM, *HIDDEN, 1), (OBS_DIM, *HIDDEN, ACT_DIM)
+        flop = (
+            members * mlp_forward_flop(b, q)  # Q_target(s, a)
+            + mlp_forward_flop(b, value)  # V(s') for the critic's target
+            + mlp_train_flop(b, value)
+            + members * mlp_train_flop(b, q)
+            + mlp_train_flop(b, actor)
+        )
+    elif algo == "bc":
+        flop = mlp_train_flop(b, (OBS_DIM, *HIDDEN, ACT_DIM))
+    else:
+        raise ValueError(f"no FLOP count for {algo!r}")
+    return flop / 1e9
+
+
+# --- d3rlpy worker (runs inside the d3rlpy virtualenv: no hybrid_rl imports here) --------------
+
+
+def d3rlpy_worker(threads: int) -> None:
+    """Serve timing requests on stdin/stdout, one JSON object per line.
+
+    Requests: {"algo": "cql"|"iql", "steps": n} -> {"wall": s, "cpu": s}; {"quit": true}.
+    Anything d3rlpy prints goes to stderr, so stdout carries only the protocol.
+    """
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    import d3rlpy
+    import torch
+    from d3rlpy.torch_utility import TorchMiniBatch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    configs = {
+        "iql": d3rlpy.algos.IQLConfig(
+            batch_size=BATCH,
+            actor_learning_rate=3e-4,
+            critic_learning_rate=3e-4,
+            expectile=0.7,
+            weight_temp=3.0,
+            max_weight=100.0,
+            gamma=0.99,
+            tau=0.005,
+            n_critics=2,
+        ),
+        # alpha_learning_rate 0: a fixed conservative weight 5 · exp(log α = 0), like ours.
+        "cql": d3rlpy.algos.CQLConfig(
+            batch_size=BATCH,
+            actor_learning_rate=1e-4,
+            critic_learning_rate=3e-4,
+            temp_learning_rate=1e-4,
+            alpha_learning_rate=0.0,
+            initial_alpha=1.0,
+            initial_temperature=1.0,
+            conservative_weight=5.0,
+            n_action_samples=10,
+            gamma=0.99,
+            tau=0.005,
+            n_critics=2,
+        ),
+    }
+    impls = {}
+    for name, config in configs.items():
+        algo = config.create(device="cpu:0")
+        algo.create_impl((OBS_DIM,), ACT_DIM)
+        impls[name] = algo.impl
+    batches = [
+        TorchMiniBatch(
+            observations=torch.randn(BATCH, OBS_DIM),
+            actions=torch.rand(BATCH, ACT_DIM) * 2 - 1,
+            rewards=torch.randn(BATCH, 1),
+            next_observations=torch.randn(BATCH, OBS_DIM),
+            next_actions=torch.rand(BATCH, ACT_DIM) * 2 - 1,
+            returns_to_go=torch.zeros(BATCH, 1),
+            terminals=(torch.rand(BATCH, 1) < 0.01).float(),
+            intervals=torch.ones(BATCH, 1),
+            device="cpu:0",
+        )
+        for _ in range(POOL)
+    ]
+    step = 0
+    protocol.write(
+        json.dumps({"ready": True, "d3rlpy": d3rlpy.__version__, "torch": torch.__version__}) + "\n"
+    )
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("quit"):
+            break
+        impl = impls[request["algo"]]
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(request["steps"]):
+            impl.update(batches[step % POOL], step)
+            step += 1
+        result = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+        protocol.write(json.dumps(result) + "\n")
+
+
+class D3rlpyWorker:
+    """This file's `--d3rlpy-worker` mode running in the d3rlpy virtualenv's Python."""
+
+    def __init__(self, python: Path, threads: int) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(python),
+                str(Path(__file__).resolve()),
+                "--d3rlpy-worker",
+                "--threads",
+                str(threads),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.versions = self._receive()
+
+    def _receive(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(
+                f"the d3rlpy worker exited (code {self.process.wait()}); run it by hand to see "
+                f"why: {self.process.args[0]} {Path(__file__).name} --d3rlpy-worker"
+            )
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def run(self, algo: str, steps: int) -> tuple[float, float]:
+        """Wall and CPU seconds of `steps` d3rlpy updates of `algo`."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"algo": algo, "steps": steps}) + "\n")
+        self.process.stdin.flush()
+        reply = self._receive()
+        return reply["wall"], reply["cpu"]
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.write(json.dumps({"quit": True}) + "\n")
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def ensure_d3rlpy_venv(venv: Path, torch_version: str) -> Path:
+    """Python of a virtualenv with d3rlpy 2.8.1 and our torch version, created if missing."""
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python
+    print(f"creating {venv} with d3rlpy=={D3RLPY_VERSION}, torch=={torch_version} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Pinning our torch keeps both sides on the same kernels (and lets pip take a local CPU
+    # wheel where one is provided instead of a multi-GB CUDA build).
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            f"d3rlpy=={D3RLPY_VERSION}",
+            f"torch=={torch_version}",
+        ],
+        check=True,
+    )
+    return python
+
+
+# --- our updates --------------------------------------------------------------------------------
+
+
+def make_ours(name: str) -> tuple[Callable[[Any], Any], float]:
+    """The `update` of a fresh agent for benchmark row `name`, and its GFLOP per update."""
+    from hybrid_rl.algos.bc import BC, BCConfig
+    from hybrid_rl.algos.cql import CQL, CQLConfig
+    from hybrid_rl.algos.iql import IQL, IQLConfig
+    from hybrid_rl.algos.networks import COMPILE_ENV_VAR
+    from hybrid_rl.algos.online_cql import online_cql_config
+    from hybrid_rl.algos.online_iql import online_iql_config
+
+    compiled = name.endswith("compiled")
+    previous = os.environ.get(COMPILE_ENV_VAR)
+    os.environ[COMPILE_ENV_VAR] = "1" if compiled else "0"
+    try:
+        if name == "CQL":
+            agent: Any = CQL(OBS_DIM, ACT_DIM, CQLConfig())
+            gflop = update_gflop("cql")
+        elif name == "online CQL (N=3)":
+            config = online_cql_config(CQLConfig(), n_ensemble=3)
+            agent, gflop = CQL(OBS_DIM, ACT_DIM, config), update_gflop("cql", members=3)
+        elif name.startswith("IQL"):
+            agent, gflop = IQL(OBS_DIM, ACT_DIM, IQLConfig()), update_gflop("iql")
+        elif name.startswith("online IQL"):
+            config = online_iql_config(IQLConfig(), n_ensemble=3)
+            agent, gflop = IQL(OBS_DIM, ACT_DIM, config), update_gflop("iql", members=3)
+        elif name == "BC":
+            agent, gflop = BC(OBS_DIM, ACT_DIM, BCConfig()), update_gflop("bc")
+        else:
+            raise ValueError(f"unknown benchmark row {name!r}")
+    finally:
+        if previous is None:
+            os.environ.pop(COMPILE_ENV_VAR, None)
+        else:
+            os.environ[COMPILE_ENV_VAR] = previous
+    return agent.update, gflop
+
+
+def synthetic_batches(count: int) -> list[Any]:
+    import torch
+
+    from hybrid_rl.data.batch import TransitionBatch
+
+    return [
+        TransitionBatch(
+            observations=torch.randn(BATCH, OBS_DIM),
+            actions=torch.rand(BATCH, ACT_DIM) * 2 - 1,
+            rewards=torch.randn(BATCH),
+            next_observations=torch.randn(BATCH, OBS_DIM),
+            terminals=(torch.rand(BATCH) < 0.01).float(),
+        )
+        for _ in range(count)
+    ]
+
+
+# --- the benchmark ------------------------------------------------------------------------------
+
+
+OURS = (
+    "CQL",
+    "online CQL (N=3)",
+    "IQL",
+    "IQL compiled",
+    "online IQL (N=3)",
+    "online IQL (N=3) compiled",
+    "BC",
+)
+D3RLPY_ROWS = {"CQL": "cql", "IQL": "iql", "IQL compiled": "iql"}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    info = machine_info()
+    info["threads"] = args.threads
+
+    worker = None
+    if not args.no_d3rlpy:
+        python = args.d3rlpy_python or ensure_d3rlpy_venv(
+            args.d3rlpy_venv, torch.__version__.split("+")[0]
+        )
+        worker = D3rlpyWorker(python, args.threads)
+        info["d3rlpy"] = worker.versions
+
+    batches = synthetic_batches(POOL)
+    counter = {"step": 0}
+
+    def block(update: Callable[[Any], Any], steps: int) -> Callable[[], None]:
+        def work() -> None:
+            for _ in range(steps):
+                update(batches[counter["step"] % POOL])
+                counter["step"] += 1
+
+        return work
+
+    # Build, compile and warm up; size each block to about `block_seconds`.
+    rows: dict[str, dict[str, Any]] = {}
+    for name in OURS:
+        update, gflop = make_ours(name)
+        start = time.perf_counter()
+        update(batches[0])
+        first = time.perf_counter() - start
+        for i in range(3):
+            update(batches[i])
+        start = time.perf_counter()
+        update(batches[1])
+        per_step = time.perf_counter() - start
+        steps = max(1, round(args.block_seconds / per_step))
+        rows[name] = {
+            "update": update,
+            "gflop": gflop,
+            "timing": Timing(steps),
+            "first_call_s": first,
+        }
+        print(f"{name}: first update {first:.1f} s, {steps} steps per block", flush=True)
+    d3 = {}
+    if worker is not None:
+        for algo in ("cql", "iql"):
+            worker.run(algo, 3)
+            wall, _ = worker.run(algo, 2)
+            d3[algo] = Timing(max(1, round(args.block_seconds / (wall / 2))))
+    a = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+    matmul = Timing(2)
+
+    def matmul_work() -> None:
+        for _ in range(matmul.units):
+            torch.mm(a, b)
+
+    matmul_work()
+    for round_index in range(args.rounds):
+        time_block(matmul_work, matmul)
+        for name, row in rows.items():
+            time_block(block(row["update"], row["timing"].units), row["timing"])
+            if worker is not None and name in ("CQL", "IQL"):
+                algo = D3RLPY_ROWS[name]
+                wall, cpu = worker.run(algo, d3[algo].units)
+                d3[algo].wall.append(wall)
+                d3[algo].cpu.append(cpu)
+        print(f"round {round_index + 1}/{args.rounds} done", flush=True)
+    if worker is not None:
+        worker.close()
+    info["load_average_after"] = load_average()
+
+    matmul_gflop = 2 * MATMUL_SIZE**3 / 1e9
+    matmul_rate = matmul_gflop * matmul.rate()
+    results = []
+    for name, row in rows.items():
+        timing: Timing = row["timing"]
+        entry: dict[str, Any] = {
+            "update": name,
+            "steps_per_s": round(timing.rate(), 2),
+            "cpu_steps_per_s": round(timing.cpu_rate(), 2),
+            "gflop_per_step": round(row["gflop"], 3),
+            "gflop_per_s": round(row["gflop"] * timing.rate(), 1),
+            "fraction_of_matmul": round(row["gflop"] * timing.rate() / matmul_rate, 3),
+            "first_call_s": round(row["first_call_s"], 2),
+            "blocks": len(timing.wall),
+            "steps_per_block": timing.units,
+        }
+        algo = D3RLPY_ROWS.get(name)
+        if algo in d3:
+            entry["d3rlpy_steps_per_s"] = round(d3[algo].rate(), 2)
+            entry["d3rlpy_cpu_steps_per_s"] = round(d3[algo].cpu_rate(), 2)
+            entry["ratio"] = round(timing.rate() / d3[algo].rate(), 2)
+            entry["cpu_ratio"] = round(timing.cpu_rate() / d3[algo].cpu_rate(), 2)
+        results.append(entry)
+    return {
+        "machine": info,
+        "matmul": {
+            "size": MATMUL_SIZE,
+            "gflop_per_s": round(matmul_rate, 1),
+            "cpu_gflop_per_s": round(matmul_gflop * matmul.cpu_rate(), 1),
+        },
+        "updates": results,
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    m = result["machine"]
+    print(
+        f"\n{m['date']} | {m['cpu']} | {m['threads']} thread(s) | torch {m['torch']} | "
+        f"d3rlpy {m.get('d3rlpy', {}).get('d3rlpy', '-')} | load (1, 5, 15 min) before "
+        f"{m['load_average_1_5_15']}, after {m['load_average_after']}"
+    )
+    mm = result["matmul"]
+    print(
+        f"matmul {mm['size']}x{mm['size']}: {mm['gflop_per_s']} GFLOP/s "
+        f"({mm['cpu_gflop_per_s']} per CPU-second)\n"
+    )
+    header = (
+        f"{'update':<28}{'ours/s':>9}{'d3rlpy/s':>10}{'ratio':>7}{'cpu ratio':>10}"
+        f"{'GFLOP':>8}{'GFLOP/s':>9}{'of mm':>7}{'1st call s':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in result["updates"]:
+        d3, ratio, cpu_ratio = "-", "-", "-"
+        if "d3rlpy_steps_per_s" in row:
+            d3 = f"{row['d3rlpy_steps_per_s']:.1f}"
+            ratio, cpu_ratio = f"{row['ratio']:.2f}", f"{row['cpu_ratio']:.2f}"
+        print(
+            f"{row['update']:<28}{row['steps_per_s']:>9.1f}{d3:>10}{ratio:>7}{cpu_ratio:>10}"
+            f"{row['gflop_per_step']:>8.3f}{row['gflop_per_s']:>9.1f}"
+            f"{row['fraction_of_matmul']:>7.0%}{row['first_call_s']:>11.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=7, help="timed blocks per variant")
+    parser.add_argument("--block-seconds", type=float, default=0.5)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--d3rlpy-venv",
+        type=Path,
+        default=DEFAULT_VENV,
+        help="virtualenv for d3rlpy, created if missing",
+    )
+    parser.add_argument(
+        "--d3rlpy-python",
+        type=Path,
+        default=None,
+        help="Python of an existing environment with d3rlpy installed",
+    )
+    parser.add_argument("--no-d3rlpy", action="store_true")
+    parser.add_argument("--d3rlpy-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.d3rlpy_worker:
+        d3rlpy_worker(args.threads)
+        return
+    result = run(args)
+    print_table(result)
+    if args.json:
+        write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()

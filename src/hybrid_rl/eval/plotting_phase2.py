@@ -1,0 +1,295 @@
+"""Phase II figures, one set per dataset: fine-tuning curves (one figure per algo), online
+steps to 80 % of the clean offline score, and the ensemble disagreement over training.
+
+Colour encodes k (the Phase I corruption the run starts from), line style the bonus (solid:
+ensemble bonus, dashed: none). Curves average over the seeds that reached each step
+(completed, diverged and running runs; failed runs are left out); the sample-efficiency bars
+use the completed runs of `eval.results_phase2.aggregate_finetune`, censored runs included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from hybrid_rl.eval.plotting import (
+    PlotFile,
+    figure_title,
+    mean_std_over_runs,
+    new_figure,
+    save_figure,
+)
+from hybrid_rl.eval.results_phase2 import (
+    DISAGREEMENT_METRIC,
+    THRESHOLD_FRACTION,
+    FinetuneCell,
+    FinetuneRecord,
+)
+
+BONUS_LINESTYLES = {"ensemble": "-", "none": "--"}
+BONUS_LABELS = {"ensemble": "ensemble bonus", "none": "no bonus"}
+NOT_REACHED = "not reached"
+_BONUS_ORDER = {"ensemble": 0, "none": 1}
+_ALGO_ORDER = {"cql": 0, "iql": 1}
+_BAR_WIDTH = 0.38
+
+
+def k_label(k_percent: float) -> str:
+    """E.g. "clean (k=0)", "top 30% removed"."""
+    return "clean (k=0)" if k_percent == 0 else f"top {k_percent:g}% removed"
+
+
+def finetune_curves_figure(runs: Sequence[FinetuneRecord], algo: str, dataset: str) -> Figure:
+    """Normalized return vs online steps for one algo: a line (mean ± std over seeds) per
+    k × bonus type, a star at step 0 per k (the offline policy's score, the same checkpoint
+    for both bonus types) and the 80 % clean-score threshold as a dotted line."""
+    runs = [r for r in _plotted(runs, dataset) if r.algo == algo]
+    fig, (ax,) = new_figure(1)
+    colors = _k_colors(runs)
+    for (k, bonus), group in _by_k_and_bonus(runs).items():
+        steps, mean, std = mean_std_over_runs(
+            [(r.eval_steps, r.eval_normalized_returns) for r in group]
+        )
+        ax.plot(
+            steps,
+            mean,
+            color=colors[k],
+            linestyle=BONUS_LINESTYLES.get(bonus, ":"),
+            marker=".",
+            label=f"{k_label(k)}, {BONUS_LABELS.get(bonus, bonus)}",
+        )
+        ax.fill_between(steps, mean - std, mean + std, color=colors[k], alpha=0.15, linewidth=0)
+    for k in sorted(colors):
+        step0 = [
+            v for r in runs if r.k_percent == k and (v := r.step0_normalized_return) is not None
+        ]
+        if step0:
+            ax.plot(
+                [0],
+                [float(np.mean(step0))],
+                marker="*",
+                markersize=14,
+                color=colors[k],
+                markeredgecolor="black",
+                linestyle="none",
+                label="step-0 (offline) score" if k == min(colors) else None,
+            )
+    thresholds = [t for r in runs if (t := r.threshold) is not None]
+    if thresholds:
+        ax.axhline(
+            float(np.mean(thresholds)),
+            color="grey",
+            linestyle=":",
+            label=f"{THRESHOLD_FRACTION:.0%} of the clean offline score (Phase I k=0 final)",
+        )
+    ax.set_xlabel("online env steps")
+    ax.set_ylabel("normalized return (D4RL score)")
+    title = f"Fine-tuning {algo.upper()} (solid: ensemble bonus, dashed: none)"
+    fig.suptitle(figure_title(title, dataset, _source(runs), _seeds(runs)), fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, handlelength=3)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def steps_to_threshold_figure(
+    runs: Sequence[FinetuneRecord], cells: Sequence[FinetuneCell], dataset: str
+) -> Figure:
+    """Online steps to 80 % of the clean offline score, one panel per algo: a bar per k ×
+    bonus type at the median over seeds, each run as a dot. A censored median is a hatched
+    bar at the budget labelled "not reached"; censored runs are crosses at the budget; each
+    bar says how many runs reached the threshold."""
+    cells = [c for c in cells if c.dataset == dataset]
+    completed = [r for r in runs if r.dataset == dataset and r.status == "completed"]
+    algos = sorted({c.algo for c in cells}, key=lambda a: (_ALGO_ORDER.get(a, 9), a))
+    fig, axes = new_figure(max(1, len(algos)))
+    colors = _k_colors(cells)
+    for ax, algo in zip(axes, algos, strict=False):
+        own = [c for c in cells if c.algo == algo]
+        ks = sorted({c.k_percent for c in own})
+        budget = max(c.budget for c in own)
+        for i, k in enumerate(ks):
+            for cell in (c for c in own if c.k_percent == k):
+                x = i + (_BONUS_ORDER.get(cell.bonus_type, 1) - 0.5) * _BAR_WIDTH
+                _threshold_bar(ax, x, cell, colors[k])
+                _run_dots(ax, x, [r for r in completed if r.cell == cell.key])
+        ax.axhline(budget, color="black", linewidth=0.8, linestyle=":")
+        ax.set_xticks(range(len(ks)), [k_label(k) for k in ks])
+        ax.set_ylim(0, budget * 1.3)
+        ax.set_xlabel(f"{algo.upper()} fine-tuned from")
+        ax.set_ylabel(f"online steps to {THRESHOLD_FRACTION:.0%} of the clean offline score")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(
+            handles=_bar_legend(budget),
+            fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            ncol=3,
+        )
+    seeds = [s for c in cells for s in c.seeds]
+    source = "/".join(sorted({c.source for c in cells})) or "unknown"
+    title = f"Online steps to {THRESHOLD_FRACTION:.0%} of the clean offline score"
+    fig.suptitle(figure_title(title, dataset, source, seeds), fontsize=10)
+    return fig
+
+
+def disagreement_figure(runs: Sequence[FinetuneRecord], dataset: str) -> Figure | None:
+    """Ensemble disagreement at the collected (s, a) over online steps, one panel per algo, a
+    line (mean ± std over seeds) per k × bonus type; None when no run logged it."""
+    runs = [r for r in _plotted(runs, dataset) if DISAGREEMENT_METRIC in r.train_metrics]
+    if not runs:
+        return None
+    algos = sorted({r.algo for r in runs}, key=lambda a: (_ALGO_ORDER.get(a, 9), a))
+    fig, axes = new_figure(len(algos))
+    colors = _k_colors(runs)
+    for ax, algo in zip(axes, algos, strict=True):
+        for (k, bonus), group in _by_k_and_bonus([r for r in runs if r.algo == algo]).items():
+            steps, mean, std = mean_std_over_runs(
+                [(r.train_steps, r.train_metrics[DISAGREEMENT_METRIC]) for r in group]
+            )
+            ax.plot(
+                steps,
+                mean,
+                color=colors[k],
+                linestyle=BONUS_LINESTYLES.get(bonus, ":"),
+                marker=".",
+                label=f"{k_label(k)}, {BONUS_LABELS.get(bonus, bonus)}",
+            )
+            ax.fill_between(steps, mean - std, mean + std, color=colors[k], alpha=0.15, linewidth=0)
+        ax.set_xlabel("online env steps")
+        ax.set_ylabel(f"{algo.upper()} std of Q over critic members at collected (s, a)")
+        ax.legend(fontsize=7, handlelength=3)
+        ax.grid(alpha=0.3)
+    title = "Ensemble disagreement (solid: ensemble bonus, dashed: none)"
+    fig.suptitle(figure_title(title, dataset, _source(runs), _seeds(runs)), fontsize=10)
+    return fig
+
+
+def build_phase2_figures(
+    runs: Sequence[FinetuneRecord], cells: Sequence[FinetuneCell]
+) -> list[tuple[str, str, str, Figure]]:
+    """Every Phase II figure, as (kind, dataset, file name prefix, figure)."""
+    figures: list[tuple[str, str, str, Figure]] = []
+    for dataset in sorted({r.dataset for r in runs}):
+        algos = sorted(
+            {r.algo for r in runs if r.dataset == dataset},
+            key=lambda a: (_ALGO_ORDER.get(a, 9), a),
+        )
+        for algo in algos:
+            figure = finetune_curves_figure(runs, algo, dataset)
+            figures.append(("finetune_curves", dataset, f"finetune_curves_{algo}", figure))
+        figure = steps_to_threshold_figure(runs, cells, dataset)
+        figures.append(("steps_to_threshold", dataset, "steps_to_80pct", figure))
+        disagreement = disagreement_figure(runs, dataset)
+        if disagreement is not None:
+            figures.append(("disagreement", dataset, "disagreement", disagreement))
+    return figures
+
+
+def write_phase2_plots(
+    runs: Sequence[FinetuneRecord], cells: Sequence[FinetuneCell], plots_dir: str | Path
+) -> list[PlotFile]:
+    """Save `build_phase2_figures` to `plots_dir/<prefix>_<dataset>.{png,pdf}`."""
+    return [
+        save_figure(fig, plots_dir, kind, dataset, name)
+        for kind, dataset, name, fig in build_phase2_figures(runs, cells)
+    ]
+
+
+def _threshold_bar(ax: Axes, x: float, cell: FinetuneCell, color: tuple[float, ...]) -> None:
+    alpha = 1.0 if cell.bonus_type == "ensemble" else 0.45
+    if cell.steps_median is None:
+        label = "no clean reference" if cell.n else "no completed run"
+        ax.annotate(
+            label,
+            (x, 0),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=6,
+            rotation=90,
+        )
+        return
+    censored = math.isinf(cell.steps_median)
+    height = float(cell.budget) if censored else cell.steps_median
+    ax.bar(
+        x,
+        height,
+        width=_BAR_WIDTH,
+        color=color,
+        alpha=alpha,
+        edgecolor="black",
+        linewidth=0.6,
+        hatch="//" if censored else None,
+    )
+    text = f"{cell.reached}/{cell.with_reference} reached"
+    if censored:
+        text = f"{NOT_REACHED}\n{text}"
+    ax.annotate(
+        text, (x, height), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=6
+    )
+
+
+def _run_dots(ax: Axes, x: float, runs: Sequence[FinetuneRecord]) -> None:
+    with_reference = [r for r in runs if r.threshold is not None]
+    for j, run in enumerate(with_reference):
+        offset = (j - (len(with_reference) - 1) / 2) * 0.05
+        steps = run.steps_to_threshold
+        if steps is None:
+            ax.plot(x + offset, run.online_steps, marker="x", color="black", markersize=6)
+        else:
+            ax.plot(x + offset, steps, marker="o", color="black", markersize=3)
+
+
+def _bar_legend(budget: int) -> list[Patch | Line2D]:
+    return [
+        Patch(facecolor="grey", edgecolor="black", label="ensemble bonus (median over seeds)"),
+        Patch(facecolor="grey", alpha=0.45, edgecolor="black", label="no bonus (median)"),
+        Patch(facecolor="white", edgecolor="black", hatch="//", label=f"median {NOT_REACHED}"),
+        Line2D([], [], marker="o", color="black", markersize=3, linestyle="none", label="one run"),
+        Line2D([], [], marker="x", color="black", linestyle="none", label=f"run {NOT_REACHED}"),
+        Line2D(
+            [],
+            [],
+            color="black",
+            linewidth=0.8,
+            linestyle=":",
+            label=f"budget ({budget:,} online steps)",
+        ),
+    ]
+
+
+def _plotted(runs: Sequence[FinetuneRecord], dataset: str) -> list[FinetuneRecord]:
+    return [r for r in runs if r.dataset == dataset and r.status != "failed"]
+
+
+def _by_k_and_bonus(
+    runs: Sequence[FinetuneRecord],
+) -> dict[tuple[float, str], list[FinetuneRecord]]:
+    groups: dict[tuple[float, str], list[FinetuneRecord]] = {}
+    for run in sorted(runs, key=lambda r: (r.k_percent, _BONUS_ORDER.get(r.bonus_type, 9))):
+        groups.setdefault((run.k_percent, run.bonus_type), []).append(run)
+    return groups
+
+
+def _k_colors(items: Sequence[FinetuneRecord] | Sequence[FinetuneCell]) -> dict[float, tuple]:
+    """One colour per k: the clean data darkest, stronger corruption lighter."""
+    ks = sorted({item.k_percent for item in items})
+    cmap = colormaps["plasma"]
+    return {k: tuple(cmap(0.75 * i / max(1, len(ks) - 1))) for i, k in enumerate(ks)}
+
+
+def _source(runs: Sequence[FinetuneRecord]) -> str:
+    return "/".join(sorted({r.source for r in runs})) or "unknown"
+
+
+def _seeds(runs: Sequence[FinetuneRecord]) -> list[int]:
+    return [r.seed for r in runs]

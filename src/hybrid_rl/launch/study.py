@@ -1,0 +1,271 @@
+"""A whole study in one go: Phase I, then Phase II on its checkpoints, then one report.
+
+By default one algo (IQL: its updates cost about a tenth of CQL's on a CPU) on one dataset
+(halfcheetah-medium-v2), k ∈ {0, 30, 60} %, with and without the ensemble bonus. Both
+phases run on one process pool: a Phase II run starts as soon as its Phase I run has
+finished, so the pool stays full. Runs live in the usual Phase I and Phase II folders (a
+quick study shares its runs with `run_phase1.py --quick` and `run_phase2.py --quick`); the
+figures and the report go to the study's own folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from hybrid_rl.behavior.replica import ensure_replica, replica_path
+from hybrid_rl.data.download import d4rl_cache_dir
+from hybrid_rl.data.loader import load_dataset
+from hybrid_rl.data.registry import DATASETS, get_dataset_spec
+from hybrid_rl.eval.report_study import StudyOutputs, write_study_outputs
+from hybrid_rl.eval.results import dataset_label
+from hybrid_rl.launch.executor import (
+    FINISHED_STATUSES,
+    GridSummary,
+    RunConfig,
+    run_budget,
+    run_grid,
+    saved_status,
+)
+from hybrid_rl.launch.grid import QUICK_SUBDIR, Phase1Grid, Phase2Grid
+from hybrid_rl.train import TrainConfig
+
+Grid = TypeVar("Grid", Phase1Grid, Phase2Grid)
+STUDY_ALGOS = ("iql",)
+STUDY_DATASETS = ("halfcheetah-medium-v2",)
+STUDY_PLOTS_DIR = "plots_study"
+STUDY_WORKERS = 2  # a 2-core machine: two single-threaded runs side by side
+
+# Speeds behind the wall-time estimate, measured on a 2-core machine with one torch thread per
+# run and batch 256 (IQL ~60–100 updates/s; CQL about ten times slower; a Phase II step, i.e.
+# an env step, an action, a disagreement forward and an update, cost about one IQL update).
+UPDATES_PER_SECOND = {"iql": 70.0, "cql": 7.0}
+ONLINE_STEP_COST = 1.2  # Phase II step in updates, rounded up from the measured ~1.0
+EVAL_SECONDS_PER_EPISODE = 0.15  # 1,000 HalfCheetah steps in a vector env, batched policy
+RUN_START_SECONDS = 5.0  # process start, imports, dataset load and corruption
+REPLICA_BUILD_SECONDS = 240.0  # a 1M-transition replica (3–5 min on 2 cores, once)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A Phase I grid, the Phase II grid fine-tuning its runs, and where the report goes."""
+
+    phase1: Phase1Grid
+    phase2: Phase2Grid
+    plots_dir: str = STUDY_PLOTS_DIR
+
+    @classmethod
+    def create(
+        cls,
+        quick: bool = False,
+        plots_dir: str | None = None,
+        phase1: Mapping[str, Any] | None = None,
+        phase2: Mapping[str, Any] | None = None,
+        **shared: Any,
+    ) -> Study:
+        """The study of `STUDY_ALGOS` on `STUDY_DATASETS` with the grids' other defaults (their
+        `quick()` variants with `quick`). `shared` sets fields both grids have (algos,
+        datasets, k_percents, seeds, device, eval_episodes); `phase1` / `phase2` set fields of
+        one grid. Phase II reads the Phase I grid's results. Evaluation and logging intervals
+        longer than a run's budget are cut to the budget, so a short study still evaluates
+        its runs at their end."""
+        shared = {"algos": STUDY_ALGOS, "datasets": STUDY_DATASETS, **shared}
+        first = {**shared, **(phase1 or {})}
+        grid1 = Phase1Grid.quick(**first) if quick else Phase1Grid(**first)
+        second = {"phase1_results_dir": grid1.results_dir, **shared, **(phase2 or {})}
+        grid2 = Phase2Grid.quick(**second) if quick else Phase2Grid(**second)
+        default_plots = f"{STUDY_PLOTS_DIR}/{QUICK_SUBDIR}" if quick else STUDY_PLOTS_DIR
+        return cls(
+            phase1=_fit_intervals(grid1, grid1.total_steps),
+            phase2=_fit_intervals(grid2, grid2.online_steps),
+            plots_dir=plots_dir or default_plots,
+        )
+
+    def configs(self) -> list[RunConfig]:
+        """Every Phase I run, then every Phase II run (each waits for its Phase I run)."""
+        return [*self.phase1.expand(), *self.phase2.expand()]
+
+    def describe(self) -> list[str]:
+        """What the study runs, in a few sentences (the report's introduction)."""
+        p1, p2 = self.phase1, self.phase2
+        n1, n2 = len(p1.expand()), len(p2.expand())
+        seeds = f"seed{'s' if len(p1.seeds) != 1 else ''} {', '.join(map(str, p1.seeds))}"
+        return [
+            f"Phase I: {n1} offline run{'s' if n1 != 1 else ''} "
+            f"({', '.join(a.upper() for a in p1.algos)} on {_datasets_text(p1.datasets)}, "
+            f"top-k removal with k ∈ {{{', '.join(f'{k:g}' for k in p1.k_percents)}}} %, "
+            f"{seeds}) of {p1.total_steps:,} gradient steps, in `{p1.results_dir}`.",
+            f"Phase II: {n2} online run{'s' if n2 != 1 else ''} of {p2.online_steps:,} env "
+            f"steps from those checkpoints, bonus types {', '.join(p2.bonus_types)} "
+            f"(λ = {p2.bonus_coeff:g}, {p2.n_ensemble} critic members, online share of each "
+            f"batch {p2.online_ratio:g}), evaluated every {p2.eval_every:,} steps, in "
+            f"`{p2.results_dir}`.",
+        ]
+
+
+def _fit_intervals(grid: Grid, budget: int) -> Grid:
+    eval_every = min(grid.eval_every, budget)
+    return dataclasses.replace(
+        grid, eval_every=eval_every, log_every=min(grid.log_every, eval_every)
+    )
+
+
+@dataclass(frozen=True)
+class WallTimeEstimate:
+    seconds: float
+    lines: tuple[str, ...]  # the arithmetic behind it, one line per part
+
+
+def estimate_wall_time(study: Study, workers: int) -> WallTimeEstimate:
+    """The expected wall time of `study` on `workers` single-threaded workers, from the speeds
+    above: runs already finished are left out, a dataset not on disk yet adds a replica
+    build. The runs take max(total run time / workers, longest Phase I + Phase II chain)."""
+    lines: list[str] = []
+    data_seconds = 0.0
+    for dataset in study.phase1.datasets:
+        if not dataset_on_disk(dataset, study.phase1.source):
+            data_seconds += REPLICA_BUILD_SECONDS
+            lines.append(
+                f"data: {dataset} is not on disk: a replica build takes "
+                f"~{REPLICA_BUILD_SECONDS / 60:.0f} min (once; if D4RL's file cannot be fetched)"
+            )
+    pending = [c for c in study.configs() if saved_status(c.run_dir) not in FINISHED_STATUSES]
+    seconds = {c.run_name: _run_seconds(c) for c in pending}
+    phase1 = [c for c in pending if isinstance(c, TrainConfig)]
+    phase2 = [c for c in pending if not isinstance(c, TrainConfig)]
+    lines += _phase_lines("Phase I", phase1, seconds, "updates", 1.0)
+    lines += _phase_lines("Phase II", phase2, seconds, "online steps", ONLINE_STEP_COST)
+    work = sum(seconds.values())
+    chain = max((_chain_seconds(c, seconds) for c in pending if c.run_name in seconds), default=0.0)
+    run_seconds = max(work / workers, chain)
+    if pending:
+        lines.append(
+            f"runs: {work / 60:.1f} worker-min on {workers} worker{'s' if workers != 1 else ''}"
+            f" ≈ {run_seconds / 60:.1f} min (a Phase II run starts when its Phase I run ends)"
+        )
+    else:
+        lines.append("runs: all finished already; only the report is written")
+    return WallTimeEstimate(data_seconds + run_seconds, tuple(lines))
+
+
+def _phase_lines(
+    phase: str,
+    runs: Sequence[RunConfig],
+    seconds: Mapping[str, float],
+    unit: str,
+    cost: float,
+) -> list[str]:
+    lines = []
+    for algo in sorted({c.algo for c in runs}):
+        own = [c for c in runs if c.algo == algo]
+        rate = _updates_per_second(algo) / cost
+        lines.append(
+            f"{phase}: {len(own)} {algo.upper()} run{'s' if len(own) != 1 else ''} × "
+            f"{max(run_budget(c) for c in own):,} {unit} at ~{rate:.0f}/s, plus evaluations "
+            f"and start-up: ~{max(seconds[c.run_name] for c in own) / 60:.1f} min each"
+        )
+    return lines
+
+
+def _updates_per_second(algo: str) -> float:
+    return UPDATES_PER_SECOND.get(algo, min(UPDATES_PER_SECOND.values()))
+
+
+def dataset_on_disk(dataset: str, source: str) -> bool:
+    """Whether loading `dataset` needs no download or replica build."""
+    if dataset.lower().endswith((".hdf5", ".h5")) or source == "minari":
+        return True
+    if dataset not in DATASETS:
+        return True  # an unknown id fails at once when loaded; nothing to wait for
+    spec = get_dataset_spec(dataset)
+    d4rl_file = (d4rl_cache_dir() / spec.file_name).is_file()
+    replica = replica_path(dataset).is_file()
+    return {"d4rl": d4rl_file, "replica": replica}.get(source, d4rl_file or replica)
+
+
+def _run_seconds(config: RunConfig) -> float:
+    rate = _updates_per_second(config.algo)
+    budget = run_budget(config)
+    evaluations = budget // config.eval_every + 1
+    cost = 1.0 if isinstance(config, TrainConfig) else ONLINE_STEP_COST
+    eval_seconds = evaluations * config.eval_episodes * EVAL_SECONDS_PER_EPISODE
+    return RUN_START_SECONDS + budget * cost / rate + eval_seconds
+
+
+def _chain_seconds(config: RunConfig, seconds: Mapping[str, float]) -> float:
+    if isinstance(config, TrainConfig):
+        return seconds[config.run_name]
+    prerequisite = config.phase1_train_config().run_name
+    return seconds[config.run_name] + seconds.get(prerequisite, 0.0)
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    summary: GridSummary | None  # None with plot_only
+    outputs: StudyOutputs
+    wall_time_s: float
+
+
+def prepare_datasets(study: Study) -> None:
+    """Load every dataset once in this process, so a replica is built (or D4RL's file fetched)
+    once, not by several workers at the same time."""
+    for dataset in study.phase1.datasets:
+        load_dataset(dataset, study.phase1.source, replica_provider=ensure_replica)
+
+
+def run_study(
+    study: Study,
+    workers: int = STUDY_WORKERS,
+    threads: int | None = None,
+    progress: bool = True,
+    plot_only: bool = False,
+) -> StudyResult:
+    """Prepare the data, run both phases (finished runs are skipped, failures recorded), then
+    write the figures and `study.plots_dir/report.md`."""
+    start = time.monotonic()
+    summary = None
+    if not plot_only:
+        prepare_datasets(study)
+        summary = run_grid(study.configs(), workers, threads, progress, unit="step")
+    outputs = write_study_outputs(
+        study.phase1.results_dir,
+        study.phase2.results_dir,
+        study.plots_dir,
+        [c.run_name for c in study.phase1.expand()],
+        [c.run_name for c in study.phase2.expand()],
+        title=study_title(study),
+        intro=study.describe(),
+    )
+    return StudyResult(summary, outputs, time.monotonic() - start)
+
+
+def study_title(study: Study) -> str:
+    algos = ", ".join(a.upper() for a in study.phase1.algos)
+    datasets = _datasets_text(study.phase1.datasets)
+    return f"Study: {algos} on {datasets}, offline under corruption, then online recovery"
+
+
+def _datasets_text(datasets: Sequence[str]) -> str:
+    return ", ".join(dataset_label(d) for d in datasets)
+
+
+def format_minutes(seconds: float) -> str:
+    """E.g. "~16 min", "~40 s"."""
+    return f"~{seconds:.0f} s" if seconds < 90 else f"~{math.ceil(seconds / 60)} min"
+
+
+def summary_lines(result: StudyResult) -> Sequence[str]:
+    """What the study did and where its outputs are."""
+    lines = []
+    if result.summary is not None:
+        lines.append(result.summary.line())
+    outputs = result.outputs
+    figures = len(outputs.phase1.plots) + len(outputs.phase2.plots)
+    lines.append(f"wrote {outputs.report} and {figures} figures (PNG and PDF)")
+    minutes, seconds = divmod(round(result.wall_time_s), 60)
+    lines.append(f"study wall time: {minutes}m{seconds:02d}s")
+    return lines

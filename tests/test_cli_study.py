@@ -1,0 +1,99 @@
+"""`hybrid-rl study`: the flags map onto `Study.create`, and a tiny real study runs Phase I and
+Phase II end to end into one report with both sections."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from hybrid_rl.behavior.replica import collect_transitions
+from hybrid_rl.cli import build_parser, main, study_from_args
+from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.launch.study import Study
+
+
+def study_for(*flags: str) -> Study:
+    return study_from_args(build_parser().parse_args(["study", *flags]))
+
+
+def test_no_flags_and_quick_are_the_dataclass_studies():
+    assert study_for() == Study.create()
+    assert study_for("--quick") == Study.create(quick=True)
+
+
+def test_flags_reach_both_grids():
+    study = study_for("--quick", "--algo", "cql", "--env", "hopper-medium-v2",
+                      "--remove_top_k", "0,60", "--seed", "1", "--bonus_type", "ensemble",
+                      "--phase1_steps", "4000", "--online_steps", "2000", "--n_ensemble", "4",
+                      "--bonus_coeff", "2", "--online_ratio", "0.75", "--eval_episodes", "2",
+                      "--device", "cpu", "--source", "replica", "--results_dir", "r1",
+                      "--phase2_results_dir", "r2", "--plots_dir", "p")
+    p1, p2 = study.phase1, study.phase2
+    for grid in (p1, p2):
+        assert (grid.algos, grid.datasets, grid.k_percents, grid.seeds) == (
+            ("cql",), ("hopper-medium-v2",), (0.0, 60.0), (1,))
+        assert (grid.eval_episodes, grid.device) == (2, "cpu")
+    assert (p1.total_steps, p1.source, p1.results_dir) == (4_000, "replica", "r1")
+    assert (p2.online_steps, p2.bonus_types, p2.n_ensemble, p2.bonus_coeff) == (
+        2_000, ("ensemble",), 4, 2.0)
+    assert (p2.online_ratio, p2.results_dir, p2.phase1_results_dir) == (0.75, "r2", "r1")
+    assert study.plots_dir == "p"
+
+
+def test_an_algo_phase2_cannot_fine_tune_is_refused_before_anything_runs(tmp_path, capsys):
+    code = main(["study", "--algo", "bc", "--plots_dir", str(tmp_path / "p"),
+                 "--results_dir", str(tmp_path / "r")])
+    assert code == 2
+    assert "Phase II fine-tunes cql and iql" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture
+def tiny_file(tmp_path) -> Path:
+    path = tmp_path / "hopper-study.hdf5"
+    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
+    write_d4rl_hdf5(path, arrays, {"source": "test", "env_id": "Hopper-v4"})
+    return path
+
+
+def test_a_tiny_study_runs_both_phases_into_one_report(tiny_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    flags = ["study", "--quick", "--env", str(tiny_file), "--remove_top_k", "0,30",
+             "--phase1_steps", "200", "--online_steps", "300", "--eval_episodes", "2",
+             "--device", "cpu", "--workers", "1", "--threads", "1"]
+    assert main(flags) == 0
+    out, err = capsys.readouterr()
+    assert "study: 2 Phase I + 4 Phase II runs on 1 worker; estimated wall time" in err
+    assert "Phase I: 2 IQL runs × 200 updates" in err
+    assert "6 runs: 6 completed, 0 diverged, 0 failed, 0 skipped" in out
+
+    phase1 = sorted(p.name for p in (tmp_path / "results/quick").iterdir())
+    assert phase1 == ["iql_hopper-study_k0_noise0_s0", "iql_hopper-study_k30_noise0_s0"]
+    phase2 = sorted(p.name for p in (tmp_path / "results_phase2/quick").iterdir())
+    assert len(phase2) == 4
+    for name in phase2:
+        metrics = json.loads((tmp_path / "results_phase2/quick" / name / "metrics.json")
+                             .read_text())
+        assert metrics["status"] == "completed" and metrics["eval"]["steps"] == [0, 300]
+
+    report_path = tmp_path / "plots_study/quick/report.md"
+    report = report_path.read_text()
+    assert report.startswith("# Study: IQL on hopper-study")
+    assert "\n## Phase I results\n" in report and "\n## Phase II results\n" in report
+    assert report.index("## Phase I results") < report.index("## Phase II results")
+    assert "| hopper-study | hdf5-file | IQL | top | 30 |" in report  # Phase I table
+    assert "| hopper-study | hdf5-file | IQL | 30 | none |" in report  # Phase II table
+    assert "of 300 gradient steps" not in report and "of 200 gradient steps" in report
+    links = re.findall(r"\]\(([^)]+)\)", report)
+    assert {link.split("/")[0] for link in links} == {"phase1", "phase2"}
+    for link in links:
+        assert (report_path.parent / link).stat().st_size > 0
+
+    # Run again: everything is finished, so the estimate says so and nothing is retrained.
+    assert main(flags) == 0
+    out, err = capsys.readouterr()
+    assert "runs: all finished already" in err
+    assert "6 runs: 0 completed, 0 diverged, 0 failed, 6 skipped" in out
