@@ -25,6 +25,7 @@ from hybrid_rl.finetune import (
     OnlineCollector,
     Phase1RunError,
     finetune,
+    phase1_command,
 )
 from hybrid_rl.train import TrainConfig, prepare_dataset, train_offline
 
@@ -47,18 +48,35 @@ def phase1_runs(tmp_path_factory) -> dict[str, TrainConfig]:
     }
     runs = {}
     for algo, agent in agents.items():
-        runs[algo] = TrainConfig(algo=algo, dataset=str(data), total_steps=PHASE1_STEPS,
-                                 log_every=PHASE1_STEPS, eval_every=PHASE1_STEPS, eval_episodes=1,
-                                 device="cpu", results_dir=str(root / "results"), agent=agent)
+        runs[algo] = TrainConfig(
+            algo=algo,
+            dataset=str(data),
+            total_steps=PHASE1_STEPS,
+            log_every=PHASE1_STEPS,
+            eval_every=PHASE1_STEPS,
+            eval_episodes=1,
+            device="cpu",
+            results_dir=str(root / "results"),
+            agent=agent,
+        )
         assert train_offline(runs[algo], progress=False)["status"] == "completed"
     torch.set_num_threads(threads)
     return runs
 
 
 def settings(run: TrainConfig, results, **overrides) -> dict:
-    base = dict(algo=run.algo, dataset=run.dataset, online_steps=96, eval_every=48,
-                log_every=48, batch_size=32, eval_episodes=1, device="cpu",
-                phase1_results_dir=run.results_dir, results_dir=str(results))
+    base = dict(
+        algo=run.algo,
+        dataset=run.dataset,
+        online_steps=96,
+        eval_every=48,
+        log_every=48,
+        batch_size=32,
+        eval_episodes=1,
+        device="cpu",
+        phase1_results_dir=run.results_dir,
+        results_dir=str(results),
+    )
     return {**base, **overrides}
 
 
@@ -85,16 +103,35 @@ def test_missing_phase1_checkpoint_error_names_the_command(phase1_runs, tmp_path
     with pytest.raises(Phase1RunError) as error:
         finetune(config, progress=False)
     message = str(error.value)
-    assert (f"python run_phase1.py --algo cql --env {run.dataset} --remove_top_k 30 --seed 2 "
-            f"--results_dir {run.results_dir}") in message
+    assert (
+        f"python run_phase1.py --algo cql --env {run.dataset} --remove_top_k 30 --seed 2 "
+        f"--results_dir {run.results_dir}"
+    ) in message
     assert str(config.phase1_train_config().run_dir / "checkpoint.pt") in message
     assert not config.run_dir.exists()
 
-    noisy = FinetuneConfig(**settings(run, tmp_path, k_percent=10, removal="random",
-                                      reward_noise_std=0.1))
-    with pytest.raises(Phase1RunError, match=r"--remove_top_k 10 --seed 0 --removal random "
-                                             r"--reward_noise 0\.1 --results_dir"):
+    noisy = FinetuneConfig(
+        **settings(run, tmp_path, k_percent=10, removal="random", reward_noise_std=0.1)
+    )
+    with pytest.raises(
+        Phase1RunError,
+        match=r"--remove_top_k 10 --seed 0 --removal random "
+        r"--reward_noise 0\.1 --results_dir",
+    ):
         finetune(noisy, progress=False)
+
+
+def test_phase1_command_for_a_quick_folder_names_the_quick_budget():
+    quick = FinetuneConfig(
+        algo="iql", dataset="hopper-medium-v2", k_percent=60, phase1_results_dir="results/quick"
+    )
+    assert phase1_command(quick) == (
+        "python run_phase1.py --algo iql --env hopper-medium-v2 --remove_top_k 60 --seed 0 --quick"
+    )
+    elsewhere = FinetuneConfig(
+        algo="iql", dataset="hopper-medium-v2", phase1_results_dir="/data/runs/quick"
+    )
+    assert phase1_command(elsewhere).endswith("--quick --results_dir /data/runs")
 
 
 @pytest.mark.parametrize("bonus_coeff", [2.0, None])
@@ -116,8 +153,9 @@ def test_collected_transitions_store_the_real_step_with_scaled_reward_plus_bonus
     for i in range(steps):
         np.testing.assert_array_equal(buffer.observations[i].numpy(), obs.astype(np.float32))
         next_obs, reward, terminated, truncated, _ = env.step(buffer.actions[i].numpy())
-        np.testing.assert_array_equal(buffer.next_observations[i].numpy(),
-                                      next_obs.astype(np.float32))
+        np.testing.assert_array_equal(
+            buffer.next_observations[i].numpy(), next_obs.astype(np.float32)
+        )
         assert (bool(buffer.terminated[i]), bool(buffer.truncated[i])) == (terminated, truncated)
         assert collected[i].raw_reward == reward
         raw.append(reward)
@@ -130,10 +168,12 @@ def test_collected_transitions_store_the_real_step_with_scaled_reward_plus_bonus
         torch.testing.assert_close(buffer.rewards[:steps], scaled.float())
     else:
         assert (disagreement > 0).all()
-        torch.testing.assert_close(buffer.rewards[:steps], (scaled + bonus_coeff * disagreement)
-                                   .float())
-        torch.testing.assert_close(torch.cat([c.bonus for c in collected]),
-                                   bonus_coeff * disagreement)
+        torch.testing.assert_close(
+            buffer.rewards[:steps], (scaled + bonus_coeff * disagreement).float()
+        )
+        torch.testing.assert_close(
+            torch.cat([c.bonus for c in collected]), bonus_coeff * disagreement
+        )
 
 
 @pytest.mark.parametrize(
@@ -144,8 +184,16 @@ def test_hybrid_batches_split_exactly_and_offline_rows_keep_their_rewards(
     phase1_runs, online_ratio, batch_size, online_rows
 ):
     run = phase1_runs["iql"]
-    config = FinetuneConfig(**settings(run, "unused", online_ratio=online_ratio,
-                                       batch_size=batch_size, log_every=96, eval_every=96))
+    config = FinetuneConfig(
+        **settings(
+            run,
+            "unused",
+            online_ratio=online_ratio,
+            batch_size=batch_size,
+            log_every=96,
+            eval_every=96,
+        )
+    )
     assert config.online_rows == online_rows
     dataset, _, agent, buffer, collector = iql_online_setup(run, 80, bonus_coeff=1.0)
     offline_rewards = dataset.rewards.clone()
@@ -182,13 +230,21 @@ def test_run_writes_config_metrics_checkpoint_and_is_skipped_when_complete(phase
     assert train["steps"] == [48, 96]
     # Updates start once the buffer holds batch_size rows: 96 − 32 + 1 in total.
     assert train["updates"] == [17, 65]
-    for key in ("critic_loss", "cql_penalty", "disagreement_batch_online",
-                "disagreement_batch_offline", "disagreement_collected", "critic_loss_rolling_var"):
+    for key in (
+        "critic_loss",
+        "cql_penalty",
+        "disagreement_batch_online",
+        "disagreement_batch_offline",
+        "disagreement_collected",
+        "critic_loss_rolling_var",
+    ):
         assert len(train[key]) == 2
     np.testing.assert_allclose(train["bonus_mean"], train["disagreement_collected"], rtol=1e-5)
     np.testing.assert_allclose(  # CQL's reward scale is 1
         train["reward_augmented_mean"],
-        np.add(train["reward_raw_mean"], train["bonus_mean"]), rtol=1e-6)
+        np.add(train["reward_raw_mean"], train["bonus_mean"]),
+        rtol=1e-6,
+    )
     assert all(v > 0 for v in train["bonus_mean"])
     assert json.loads((config.run_dir / "metrics.json").read_text()) == metrics
 
@@ -198,8 +254,11 @@ def test_run_writes_config_metrics_checkpoint_and_is_skipped_when_complete(phase
     assert saved["phase1"]["run_name"] == run.run_name
     assert saved["online_agent_config"]["cql_alpha"] == 1.0
     assert saved["online_agent_config"]["critic_members"] == 3
-    assert saved["online_batch"] == {"online_rows": 16, "offline_rows": 16,
-                                     "updates_start_when_buffer_holds": 32}
+    assert saved["online_batch"] == {
+        "online_rows": 16,
+        "offline_rows": 16,
+        "updates_start_when_buffer_holds": 32,
+    }
     assert saved["config"]["bonus_coeff"] == 1.0 and saved["git_commit"]
     assert saved["dataset"]["sha256"] == file_sha256(run.dataset)
 
@@ -215,8 +274,9 @@ def test_without_bonus_the_stored_rewards_are_the_scaled_env_rewards(phase1_runs
     scale = json.loads((run.run_dir / "config.json").read_text())["reward_scale"]
     assert config.run_name.endswith("_none_s0")
     assert train["bonus_mean"] == [0.0, 0.0]
-    np.testing.assert_allclose(train["reward_augmented_mean"],
-                               scale * np.array(train["reward_raw_mean"]), rtol=1e-12)
+    np.testing.assert_allclose(
+        train["reward_augmented_mean"], scale * np.array(train["reward_raw_mean"]), rtol=1e-12
+    )
     assert all(v > 0 for v in train["disagreement_collected"])  # still measured
 
 
@@ -244,8 +304,9 @@ def test_killed_run_resumes_with_its_replay_buffer_to_the_uninterrupted_result(
     assert partial["replay_buffer"]["size"] == partial["step"] > 0
 
     resumed = finetune(config, progress=False)
-    clean = finetune(FinetuneConfig(**{**killed, "results_dir": str(tmp_path / "clean")}),
-                     progress=False)
+    clean = finetune(
+        FinetuneConfig(**{**killed, "results_dir": str(tmp_path / "clean")}), progress=False
+    )
 
     assert resumed["status"] == clean["status"] == "completed"
     # Same buffer, samplers and RNG streams after the resume: the same numbers throughout.
@@ -256,8 +317,16 @@ def test_killed_run_resumes_with_its_replay_buffer_to_the_uninterrupted_result(
 
 def test_diverging_run_is_recorded_not_raised(phase1_runs, tmp_path):
     # A bonus of ~1e38 per step squares past float32's range in the critic loss.
-    config = FinetuneConfig(**settings(phase1_runs["cql"], tmp_path, bonus_coeff=1e38,
-                                       online_steps=64, log_every=64, eval_every=64))
+    config = FinetuneConfig(
+        **settings(
+            phase1_runs["cql"],
+            tmp_path,
+            bonus_coeff=1e38,
+            online_steps=64,
+            log_every=64,
+            eval_every=64,
+        )
+    )
     metrics = finetune(config, progress=False)
     assert metrics["status"] == "diverged"
     assert metrics["summary"]["diverged_at_step"] == 64

@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 import numpy as np
 import torch
@@ -59,7 +59,7 @@ from hybrid_rl.seeding import resolve_device, restore_rng_state, rng_state, seed
 from hybrid_rl.train import LossWindow, MetricsLog, TrainConfig, prepare_dataset
 
 BonusType = Literal["ensemble", "none"]
-BONUS_TYPES = ("ensemble", "none")
+BONUS_TYPES: tuple[BonusType, ...] = get_args(BonusType)
 # Settings that may differ between the start and the resumption of one run.
 _RESUMABLE_CHANGES = frozenset({"device", "results_dir", "phase1_results_dir"})
 # Streams of derived seeds, so no two random streams of a run share their bits.
@@ -191,8 +191,13 @@ def phase1_command(config: FinetuneConfig) -> str:
         parts.append(f"--removal {config.removal}")
     if config.reward_noise_std:
         parts.append(f"--reward_noise {config.reward_noise_std:g}")
-    if config.phase1_results_dir != "results":
-        parts.append(f"--results_dir {config.phase1_results_dir}")
+    results_dir = Path(config.phase1_results_dir)
+    # `--quick` runs live in a 'quick' sub-folder; name the budget, not just the folder.
+    if results_dir.name == "quick":
+        parts.append("--quick")
+        results_dir = results_dir.parent
+    if results_dir != Path("results"):
+        parts.append(f"--results_dir {results_dir}")
     return " ".join(parts)
 
 

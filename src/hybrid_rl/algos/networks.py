@@ -148,7 +148,14 @@ class _ChunkedBackprop:
             out = buffer[:, :rows, :-1]
             torch.bmm(h, weight, out=out).relu_()
             h = buffer[:, :rows]  # with its column of ones
-        return torch.bmm(h, self.weights[-1])
+        last = self.weights[-1]
+        if last.shape[2] > 1:
+            return torch.bmm(h, last)
+        # A Q head is a matrix-vector product per member: mv is ~3x faster than bmm here.
+        out = h.new_empty((h.shape[0], rows, 1))
+        for member in range(h.shape[0]):
+            torch.mv(h[member], last[member, :, 0], out=out[member, :, 0])
+        return out
 
     @torch.no_grad()
     def backward(self, x: Tensor, grad_output: Tensor) -> None:
@@ -157,7 +164,12 @@ class _ChunkedBackprop:
         inputs = [x, *(buffer[:, :rows] for buffer in self.hidden)]
         grad = grad_output
         for index in reversed(range(len(self.weights))):
-            self.grads[index].baddbmm_(inputs[index].transpose(1, 2), grad)
+            grad_weight = self.grads[index]
+            if grad_weight.shape[2] > 1:
+                grad_weight.baddbmm_(inputs[index].transpose(1, 2), grad)
+            else:  # matrix-vector products, as in `forward`
+                for member in range(grad_weight.shape[0]):
+                    grad_weight[member, :, 0].addmv_(inputs[index][member].T, grad[member, :, 0])
             if index > 0:
                 # ReLU's backward, in place: keep the gradient where the layer's output
                 # (this layer's input, without its column of ones) was > 0.

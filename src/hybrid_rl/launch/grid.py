@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any
 
 from hybrid_rl.algos.registry import ALGORITHMS
 from hybrid_rl.data.corruption import RemovalMode
@@ -144,7 +144,7 @@ class Phase2Grid:
     algos: tuple[str, ...] = PHASE2_ALGORITHMS
     datasets: tuple[str, ...] = STUDY_DATASETS
     k_percents: tuple[float, ...] = STUDY_K_PERCENTS
-    bonus_types: tuple[BonusType, ...] = get_args(BonusType)  # ensemble, none
+    bonus_types: tuple[BonusType, ...] = BONUS_TYPES
     seeds: tuple[int, ...] = STUDY_SEEDS
     online_steps: int = _finetune_default("online_steps")
     n_ensemble: int = _finetune_default("n_ensemble")
