@@ -66,7 +66,7 @@ def main() -> None:
             args.dataset,
             args.n,
             seed=0,
-            path=Path(tmp) / "replica.hdf5",
+            path=args.out or Path(tmp) / "replica.hdf5",
             num_envs=args.num_envs,
             progress=False,
         )

@@ -79,7 +79,14 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
             f"± {result.normalized_std:.1f}"
         )
         scored.append((abs(result.normalized_mean - config.target), step, result))
-    _, step, stochastic = min(scored, key=lambda item: (item[0], item[1]))
+    distance, step, stochastic = min(scored, key=lambda item: (item[0], item[1]))
+    if distance > config.band:
+        raise RuntimeError(
+            f"the closest snapshot of {run} (step {step}) scores "
+            f"{stochastic.normalized_mean:.1f} over {config.episodes} stochastic episodes, "
+            f"outside {config.target} ± {config.band}; nothing was shipped. Train longer "
+            "(the run resumes) or choose another seed"
+        )
     actor, payload = _load_snapshot(run / "actors" / f"actor_step{step}.pt")
     deterministic = evaluate_policy(
         actor.deterministic, payload["env_id"], config.episodes, seed=config.seed
