@@ -40,6 +40,7 @@ def _add_behavior_commands(sub: argparse._SubParsersAction) -> None:
     select.add_argument("--band", type=float, required=True, help="allowed distance")
     select.add_argument("--episodes", type=int, default=30)
     select.add_argument("--seed", type=int, default=123)
+    select.add_argument("--min-step", type=int, default=0, help="skip earlier snapshots")
     select.set_defaults(func=_behavior_select)
 
 
@@ -53,6 +54,7 @@ def _behavior_select(args: argparse.Namespace) -> int:
             band=args.band,
             episodes=args.episodes,
             seed=args.seed,
+            min_step=args.min_step,
         )
     )
     print(json.dumps(card, indent=2))

@@ -25,6 +25,7 @@ class SelectionConfig:
     episodes: int = 30
     seed: int = 123
     quality: str = "medium"
+    min_step: int = 0  # ignore snapshots before this training step
     policy_dir: str = str(POLICY_DIR)
 
 
@@ -59,7 +60,7 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
     shortlist = [
         step
         for step, score in zip(curve["steps"], curve["stochastic"], strict=True)
-        if abs(score - config.target) <= 3 * config.band
+        if abs(score - config.target) <= 3 * config.band and step >= config.min_step
     ]
     if not shortlist:
         best = max(curve["stochastic"])
@@ -121,7 +122,7 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
         "select_command": (
             f"hybrid-rl behavior select --run {config.run_dir} "
             f"--target {config.target} --band {config.band} "
-            f"--episodes {config.episodes} --seed {config.seed}"
+            f"--episodes {config.episodes} --seed {config.seed} --min-step {config.min_step}"
         ),
         "git_commit": git_commit(),
         "sha256": sha256_of(weights),
