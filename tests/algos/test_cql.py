@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from hybrid_rl.algos import networks
 from hybrid_rl.algos.cql import CQL, CQLConfig
 from hybrid_rl.algos.networks import QEnsemble
 from hybrid_rl.data.batch import TransitionBatch
@@ -22,9 +23,22 @@ def plain_q(critic, member_mlp, member, obs, act):
     return member_mlp(critic.net, member, torch.cat([obs, act], dim=-1))[:, 0]
 
 
-def test_critic_loss_equals_per_member_per_source_reference(random_batch, member_mlp):
+@pytest.mark.parametrize(
+    ("members", "states_per_chunk"),
+    # None: the default chunking (one chunk at this batch size); 1 and 3: several chunks of
+    # states, the last one partial for 3, as CQL's critic runs at batch 256 on a CPU.
+    [(2, None), (2, 1), (3, 3)],
+)
+def test_critic_loss_equals_per_member_per_source_reference(
+    random_batch, member_mlp, monkeypatch, members, states_per_chunk
+):
+    n = 3
+    if states_per_chunk is not None:
+        # Chunk size in floats = members × hidden width × actions per state × states.
+        floats = members * 256 * (1 + 3 * n) * states_per_chunk
+        monkeypatch.setattr(networks, "_CHUNK_FLOATS", floats)
     torch.manual_seed(0)
-    config = CQLConfig(num_sampled_actions=3, cql_alpha=5.0)
+    config = CQLConfig(num_sampled_actions=n, cql_alpha=5.0, critic_members=members)
     agent = CQL(OBS_DIM, ACT_DIM, config)
     # A target that differs from the critic, so the reference cannot mix the two up.
     for p in agent.critic_target.parameters():
@@ -37,7 +51,6 @@ def test_critic_loss_equals_per_member_per_source_reference(random_batch, member
     grads = [p.grad.clone() for p in agent.critic.parameters()]
     agent.critic.zero_grad()
 
-    n = config.num_sampled_actions
     assert samples.uniform.shape == samples.current.shape == samples.next.shape == (n, BATCH, 2)
     assert samples.current_log_prob.shape == samples.next_log_prob.shape == (n, BATCH)
     assert samples.target.shape == (BATCH, ACT_DIM)
@@ -45,14 +58,22 @@ def test_critic_loss_equals_per_member_per_source_reference(random_batch, member
 
     s, a = batch.observations, batch.actions
     with torch.no_grad():
-        target_q = torch.minimum(
-            plain_q(agent.critic_target, member_mlp, 0, batch.next_observations, samples.target),
-            plain_q(agent.critic_target, member_mlp, 1, batch.next_observations, samples.target),
+        target_q = (
+            torch.stack(
+                [
+                    plain_q(
+                        agent.critic_target, member_mlp, m, batch.next_observations, samples.target
+                    )
+                    for m in range(members)
+                ]
+            )
+            .min(0)
+            .values
         )
         target = batch.rewards + 0.99 * (1 - batch.terminals) * target_q
     expected = torch.zeros(())
     penalties = []
-    for member in range(2):
+    for member in range(members):
         q_data = plain_q(agent.critic, member_mlp, member, s, a)
         terms = []
         for k in range(n):

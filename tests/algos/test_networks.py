@@ -1,10 +1,16 @@
+import pytest
 import torch
+from torch.distributions import Normal
 
+from hybrid_rl.algos import networks
 from hybrid_rl.algos.networks import (
     EnsembleMLP,
+    GaussianActor,
     ObservationNormalizer,
     QEnsemble,
     TanhGaussianActor,
+    load_adam_state,
+    make_adam,
     tanh_gaussian_log_prob,
 )
 
@@ -48,3 +54,89 @@ def test_normalizer_statistics_travel_in_the_state_dict():
     torch.testing.assert_close(
         restored(torch.tensor([[3.0, 6.0]])), norm(torch.tensor([[3.0, 6.0]]))
     )
+
+
+def test_actor_sample_draws_rsample_noise_and_its_tanh_gaussian_log_prob():
+    torch.manual_seed(2)
+    actor = TanhGaussianActor(4, 3)
+    obs = torch.randn(6, 4)
+    torch.manual_seed(3)
+    actions, log_prob = actor.sample(obs, (5,))
+    torch.manual_seed(3)
+    normal = actor.distribution(obs)
+    pre_tanh = normal.rsample((5,))
+    assert actions.shape == (5, 6, 3) and log_prob.shape == (5, 6)
+    torch.testing.assert_close(actions, torch.tanh(pre_tanh))
+    torch.testing.assert_close(log_prob, tanh_gaussian_log_prob(normal, pre_tanh))
+
+
+def test_gaussian_actor_log_prob_is_the_normal_log_density():
+    torch.manual_seed(4)
+    actor = GaussianActor(4, 3)
+    with torch.no_grad():
+        actor.log_std.copy_(torch.tensor([-0.7, 0.0, 0.4]))
+    obs, act = torch.randn(6, 4), torch.rand(6, 3) * 2 - 1
+    mean = torch.tanh(actor.net(obs)[0])
+    expected = Normal(mean, actor.log_std.exp()).log_prob(act).sum(-1)
+    torch.testing.assert_close(actor.log_prob(obs, act), expected)
+
+
+def separable_loss(q, states, weights):
+    # Per state: a logsumexp over its actions, a square, a weight per state; summed.
+    per_state = torch.logsumexp(q[:, 1:], dim=1) - q[:, 0] + (q[:, 0] - 0.3).pow(2)
+    return (per_state * weights[states]).sum()
+
+
+@pytest.mark.parametrize("states_per_chunk", [1, 2, 4, None])
+def test_summed_loss_by_chunks_equals_one_autograd_pass(monkeypatch, states_per_chunk):
+    members, groups, batch = 3, 4, 5
+    if states_per_chunk is not None:  # chunk floats = members × hidden width × groups × states
+        monkeypatch.setattr(networks, "_CHUNK_FLOATS", members * 8 * groups * states_per_chunk)
+    torch.manual_seed(5)
+    critic = QEnsemble(members, 3, 2)
+    critic.net = EnsembleMLP(members, 5, 1, hidden_sizes=(8, 8))
+    obs, actions = torch.randn(batch, 3), torch.rand(groups, batch, 2) * 2 - 1
+    weights = torch.rand(batch)
+
+    loss, q = critic.summed_loss(obs, actions, lambda q, s: separable_loss(q, s, weights))
+    loss.backward()
+    grads = [p.grad.clone() for p in critic.parameters()]
+    critic.zero_grad()
+
+    rows = torch.cat([obs.expand(groups, -1, -1), actions], dim=-1).flatten(0, 1)
+    expected_q = critic.net(rows).squeeze(-1).unflatten(1, (groups, batch))
+    expected = separable_loss(expected_q, slice(None), weights)
+    expected.backward()
+    assert not q.requires_grad and q.shape == (members, groups, batch)
+    torch.testing.assert_close(q, expected_q.detach())
+    torch.testing.assert_close(loss.detach(), expected.detach())
+    for got, p in zip(grads, critic.parameters(), strict=True):
+        torch.testing.assert_close(got, p.grad)
+
+
+def test_summed_loss_without_gradients_is_the_loss_of_all_states():
+    torch.manual_seed(6)
+    critic = QEnsemble(2, 3, 2)
+    obs, actions = torch.randn(4, 3), torch.rand(3, 4, 2)
+    weights = torch.rand(4)
+    with torch.no_grad():
+        loss, q = critic.summed_loss(obs, actions, lambda q, s: separable_loss(q, s, weights))
+        rows = torch.cat([obs.expand(3, -1, -1), actions], dim=-1).flatten(0, 1)
+        expected_q = critic.net(rows).squeeze(-1).unflatten(1, (3, 4))
+    torch.testing.assert_close(q, expected_q)
+    torch.testing.assert_close(loss, separable_loss(expected_q, slice(None), weights))
+
+
+def test_adam_is_fused_on_cpu_and_keeps_its_kernel_when_loading_a_foreach_state():
+    torch.manual_seed(7)
+    net = QEnsemble(2, 3, 2)
+    fused = make_adam(net.parameters(), 1e-3)
+    assert fused.param_groups[0]["fused"]
+    foreach = torch.optim.Adam(net.parameters(), lr=1e-3, foreach=True)
+    net(torch.randn(4, 3), torch.rand(4, 2)).sum().backward()
+    foreach.step()
+    load_adam_state(fused, foreach.state_dict())
+    assert fused.param_groups[0]["fused"] and not fused.param_groups[0]["foreach"]
+    first = next(iter(net.parameters()))
+    torch.testing.assert_close(fused.state[first]["exp_avg"], foreach.state[first]["exp_avg"])
+    assert float(fused.state[first]["step"]) == 1.0

@@ -3,8 +3,9 @@
 The critic is one `EnsembleQNetwork` of `critic_members` members: 2 offline (twin Q), N in
 Phase II; targets and the actor use the min over all members. The conservative term needs
 Q(s, ·) at the dataset action and at 3 × n sampled actions (uniform, π(s), π(s')); all of them,
-for every member, come out of a single critic call over B·(1 + 3n) rows, with the B states
-repeated once.
+for every member, come out of one `QEnsemble.summed_loss` call over B·(1 + 3n) rows, which on a
+CPU runs the critic's forward and backward chunk by chunk of states (the loss adds up over
+states).
 Observations are normalized once per update by one `ObservationNormalizer` shared by the actor and
 the critics, and the normalizer is part of the checkpoint.
 """

@@ -38,12 +38,16 @@ class BatchedLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.compiler.is_compiling():
+            # Under torch.compile a plain product plus bias lets the bias add fuse with the
+            # next ReLU (+2 to +6% IQL steps/s); eagerly, baddbmm does both in one call.
+            return torch.bmm(x, self.weight) + self.bias
         return torch.baddbmm(self.bias, x, self.weight)
 
 
 # Rows × members × width of one chunk in `QEnsemble.summed_loss`: 2 MiB of floats per hidden
 # layer, near a core's L2 cache. Measured on a 2 MiB-L2 Xeon, 1 thread: 1/2/4 MiB chunks
-# took 76/75/79 ms per CQL update, 16 MiB ones 112 ms, and 256 KiB ones 99 ms (more chunks,
+# took 77/76/79 ms per CQL update, 16 MiB ones 112 ms, and 256 KiB ones 99 ms (more chunks,
 # smaller and slower matrix products).
 _CHUNK_FLOATS = 1 << 19
 
@@ -90,6 +94,15 @@ class EnsembleMLP(nn.Module):
         self._workspace: tuple[list[Tensor], list[Tensor]] = ([], [])
         self._workspace_key: tuple[int, torch.dtype, torch.device] | None = None
 
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.members, -1, -1)
+        for layer in self.layers[:-1]:
+            # In place: baddbmm's backward needs only its inputs, so its output can be reused,
+            # which saves one [M, B, hidden] allocation per layer.
+            x = torch.relu_(layer(x))
+        return self.layers[-1](x)
+
     @property
     def linears(self) -> list[BatchedLinear]:
         return [cast(BatchedLinear, layer) for layer in self.layers]
@@ -109,15 +122,6 @@ class EnsembleMLP(nn.Module):
             scratch = [like.new_empty((self.members, rows, max(self.sizes[1:]))) for _ in range(2)]
             self._workspace, self._workspace_key = (hidden, scratch), key
         return self._workspace
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.members, -1, -1)
-        for layer in self.layers[:-1]:
-            # In place: baddbmm's backward needs only its inputs, so its output can be reused,
-            # which saves one [M, B, hidden] allocation per layer.
-            x = torch.relu_(layer(x))
-        return self.layers[-1](x)
 
 
 class _ChunkedBackprop:
@@ -148,14 +152,7 @@ class _ChunkedBackprop:
             out = buffer[:, :rows, :-1]
             torch.bmm(h, weight, out=out).relu_()
             h = buffer[:, :rows]  # with its column of ones
-        last = self.weights[-1]
-        if last.shape[2] > 1:
-            return torch.bmm(h, last)
-        # A Q head is a matrix-vector product per member: mv is ~3x faster than bmm here.
-        out = h.new_empty((h.shape[0], rows, 1))
-        for member in range(h.shape[0]):
-            torch.mv(h[member], last[member, :, 0], out=out[member, :, 0])
-        return out
+        return torch.bmm(h, self.weights[-1])
 
     @torch.no_grad()
     def backward(self, x: Tensor, grad_output: Tensor) -> None:
@@ -164,12 +161,7 @@ class _ChunkedBackprop:
         inputs = [x, *(buffer[:, :rows] for buffer in self.hidden)]
         grad = grad_output
         for index in reversed(range(len(self.weights))):
-            grad_weight = self.grads[index]
-            if grad_weight.shape[2] > 1:
-                grad_weight.baddbmm_(inputs[index].transpose(1, 2), grad)
-            else:  # matrix-vector products, as in `forward`
-                for member in range(grad_weight.shape[0]):
-                    grad_weight[member, :, 0].addmv_(inputs[index][member].T, grad[member, :, 0])
+            self.grads[index].baddbmm_(inputs[index].transpose(1, 2), grad)
             if index > 0:
                 # ReLU's backward, in place: keep the gradient where the layer's output
                 # (this layer's input, without its column of ones) was > 0.
@@ -236,9 +228,10 @@ class QEnsemble(nn.Module):
         only (obs and actions get no gradient). Also returns Q [M, G, B], detached.
 
         On a CPU with gradients enabled, the states are processed in chunks, each chunk's
-        forward and backward back to back while its activations are in cache (CQL's critic
-        sees B·(1 + 3n) rows; this halves the time spent outside matrix products). So
-        `loss_of` must add up over states: loss_of(Q, a ∪ b) = loss_of(Q_a, a) + loss_of(Q_b, b).
+        forward and backward back to back while its activations are in cache, with buffers
+        reused from call to call (CQL's critic sees B·(1 + 3n) rows: see docs/benchmarks.md
+        for what this saves). So `loss_of` must add up over states:
+        loss_of(Q, a ∪ b) = loss_of(Q_a, a) + loss_of(Q_b, b).
         """
         groups, batch = actions.shape[:2]
         fused = (
@@ -328,9 +321,7 @@ class TanhGaussianActor(nn.Module):
         mean, log_std = self.mean_and_log_std(obs)
         return Normal(mean, log_std.exp(), validate_args=False)
 
-    def sample(
-        self, obs: Tensor, sample_shape: tuple[int, ...] = ()
-    ) -> tuple[Tensor, Tensor]:
+    def sample(self, obs: Tensor, sample_shape: tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
         """Reparameterized actions [*sample_shape, B, act_dim] in (−1, 1) and log-probs.
 
         The log-probabilities [*sample_shape, B] are those of the tanh-squashed Gaussian.
@@ -340,10 +331,8 @@ class TanhGaussianActor(nn.Module):
         noise = torch.randn((*sample_shape, *mean.shape), dtype=mean.dtype, device=mean.device)
         pre_tanh = mean + log_std.exp() * noise
         # log N(u; μ, σ) at u = μ + σ·ε is −ε²/2 − log σ − log √(2π): no division needed.
-        log_prob = (-0.5 * noise.pow(2) - log_std - _LOG_SQRT_2PI - _tanh_log_det(pre_tanh)).sum(
-            -1
-        )
-        return torch.tanh(pre_tanh), log_prob
+        log_normal = -0.5 * noise.pow(2) - log_std - _LOG_SQRT_2PI
+        return torch.tanh(pre_tanh), (log_normal - _tanh_log_det(pre_tanh)).sum(-1)
 
     def deterministic(self, obs: Tensor) -> Tensor:
         return torch.tanh(self.net(obs)[0].chunk(2, dim=-1)[0])
@@ -420,7 +409,7 @@ class MaybeCompiled(Generic[_P, _R]):
     """`fn`, run through `torch.compile` when the environment variable HYBRID_RL_COMPILE=1.
 
     Compiling takes tens of seconds once per process and input shape, and pays off for long
-    runs of an update dominated by small operations (IQL: about +25% steps/s on CPU). If
+    runs of an update dominated by small operations (IQL: +15 to +25% steps/s on CPU). If
     compiling or running the compiled code fails (no C++ compiler, an unsupported torch
     build...), one warning is issued and `fn` runs eagerly from then on: same results, only
     slower. `compile_seconds` is the wall time of the first compiled call (0 if eager).
