@@ -22,6 +22,7 @@ from hybrid_rl.algos.ensemble import (
     phase1_dims,
     read_phase1_agent_state,
 )
+from hybrid_rl.algos.networks import load_adam_state
 
 ONLINE_CQL_ALPHA = 1.0
 
@@ -57,6 +58,6 @@ def from_phase1_checkpoint(
     load_phase1_critics(agent.critic, agent.critic_target, state)
     with torch.no_grad():
         agent.log_alpha.copy_(state["log_alpha"])
-    agent.actor_opt.load_state_dict(state["actor_opt"])
-    agent.alpha_opt.load_state_dict(state["alpha_opt"])
+    load_adam_state(agent.actor_opt, state["actor_opt"])
+    load_adam_state(agent.alpha_opt, state["alpha_opt"])
     return agent

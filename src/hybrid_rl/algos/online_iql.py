@@ -26,6 +26,7 @@ from hybrid_rl.algos.ensemble import (
     read_phase1_agent_state,
 )
 from hybrid_rl.algos.iql import IQL, IQLConfig
+from hybrid_rl.algos.networks import load_adam_state
 
 
 def online_iql_config(phase1: IQLConfig, n_ensemble: int = DEFAULT_MEMBERS) -> IQLConfig:
@@ -59,8 +60,8 @@ def from_phase1_checkpoint(
     agent.actor.load_state_dict(state["actor"])
     agent.value.load_state_dict(state["value"])
     load_phase1_critics(agent.critic, agent.critic_target, state)
-    agent.actor_opt.load_state_dict(state["actor_opt"])
+    load_adam_state(agent.actor_opt, state["actor_opt"])
     for group in agent.actor_opt.param_groups:
         group["lr"] = group["initial_lr"] = config.actor_lr
-    agent.value_opt.load_state_dict(state["value_opt"])
+    load_adam_state(agent.value_opt, state["value_opt"])
     return agent
