@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hybrid_rl.behavior.replica import build_replica, collect_transitions
+from hybrid_rl.data.hdf5_format import file_sha256
 from hybrid_rl.data.loader import load_dataset
 from hybrid_rl.data.transitions import split_trajectories
 from hybrid_rl.envs import make_env
@@ -81,3 +82,11 @@ def test_same_seed_gives_the_same_data_and_another_seed_does_not():
 def test_unsupported_quality_is_refused_with_the_supported_ones(tmp_path):
     with pytest.raises(ValueError, match="medium, random"):
         build_replica("hopper-expert-v2", 100, path=tmp_path / "x.hdf5", progress=False)
+
+
+def test_same_seed_gives_a_byte_identical_file(tmp_path):
+    # Provenance records the file's sha256: two users building the same replica must agree.
+    paths = [tmp_path / "a.hdf5", tmp_path / "b.hdf5"]
+    for path in paths:
+        build_replica("hopper-random-v2", 300, seed=0, path=path, num_envs=2, progress=False)
+    assert file_sha256(paths[0]) == file_sha256(paths[1])
