@@ -75,6 +75,26 @@ def _add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--out", default=None, help="output .hdf5 (default: the replica cache)")
     build.set_defaults(func=_dataset_build)
+    report = dsub.add_parser(
+        "report", help="replica statistics beside D4RL's, with return histograms"
+    )
+    report.add_argument("datasets", nargs="+", help="dataset ids or .hdf5 paths")
+    report.add_argument("--source", default="auto", help="auto | d4rl | minari | replica")
+    report.add_argument("--out", default="docs", help="folder for datasets.md and figures")
+    report.set_defaults(func=_dataset_report)
+
+
+def _dataset_report(args: argparse.Namespace) -> int:
+    from hybrid_rl.behavior.replica import ensure_replica
+    from hybrid_rl.data.loader import load_dataset
+    from hybrid_rl.eval.dataset_report import write_dataset_report
+
+    loaded = [
+        load_dataset(dataset, args.source, replica_provider=ensure_replica)
+        for dataset in args.datasets
+    ]
+    print(f"wrote {write_dataset_report(loaded, Path(args.out))}")
+    return 0
 
 
 def _dataset_build(args: argparse.Namespace) -> int:

@@ -150,7 +150,9 @@ def write_dataset_report(loaded_datasets: list[LoadedDataset], out_dir: Path) ->
         "Statistics over complete trajectories. D4RL's column: returns from the console output",
         "of Decision Transformer's `download_d4rl_datasets.py` on the v2 files, trajectory",
         "counts from the TFDS catalog (`d4rl_mujoco_*/v2-medium`). Normalized with D4RL's",
-        "reference scores (DESIGN.md §4).",
+        "reference scores (DESIGN.md §4). How the behaviour policies were chosen, and how the",
+        "replicas differ from D4RL's data: `behavior-policies.md`. Regenerate with",
+        "`hybrid-rl dataset report halfcheetah-medium-v2 hopper-medium-v2 --out docs`.",
     ]
     for loaded in loaded_datasets:
         prov = loaded.provenance
