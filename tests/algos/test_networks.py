@@ -140,3 +140,14 @@ def test_adam_is_fused_on_cpu_and_keeps_its_kernel_when_loading_a_foreach_state(
     first = next(iter(net.parameters()))
     torch.testing.assert_close(fused.state[first]["exp_avg"], foreach.state[first]["exp_avg"])
     assert float(fused.state[first]["step"]) == 1.0
+
+
+def test_normalizer_accepts_arrays_and_rejects_wrong_shapes():
+    import numpy as np
+    import pytest
+
+    norm = ObservationNormalizer(2)
+    norm.set_statistics(np.array([1.0, 2.0]), np.array([2.0, 4.0]))
+    torch.testing.assert_close(norm.mean, torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        norm.set_statistics(torch.tensor(1.0), torch.tensor([1.0, 1.0]))

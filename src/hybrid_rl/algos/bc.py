@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hybrid_rl.algos.agent_state import StatefulPart, load_parts, save_parts
 from hybrid_rl.algos.networks import (
     GaussianActor,
     ObservationNormalizer,
     gaussian_log_prob,
-    load_adam_state,
     make_adam,
 )
 from hybrid_rl.data.batch import TransitionBatch
@@ -68,19 +68,17 @@ class BC:
         self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray
     ) -> None:
         """Dataset mean and std [obs_dim] used to normalize every observation."""
-        self.normalizer.set_statistics(
-            torch.as_tensor(mean, dtype=torch.float32, device=self.device),
-            torch.as_tensor(std, dtype=torch.float32, device=self.device),
-        )
+        self.normalizer.set_statistics(mean, std)
 
-    def state_dict(self) -> dict[str, Any]:
+    def _parts(self) -> dict[str, StatefulPart]:
         return {
-            "normalizer": self.normalizer.state_dict(),
-            "actor": self.actor.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
+            "normalizer": self.normalizer,
+            "actor": self.actor,
+            "actor_opt": self.actor_opt,
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        return save_parts(self._parts())
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.normalizer.load_state_dict(state["normalizer"])
-        self.actor.load_state_dict(state["actor"])
-        load_adam_state(self.actor_opt, state["actor_opt"])
+        load_parts(self._parts(), state)

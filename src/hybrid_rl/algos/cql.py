@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hybrid_rl.algos.agent_state import StatefulPart, load_parts, save_parts
 from hybrid_rl.algos.ensemble import EnsembleQNetwork
 from hybrid_rl.algos.networks import (
     ObservationNormalizer,
     TanhGaussianActor,
-    load_adam_state,
     make_adam,
     soft_update,
 )
@@ -203,31 +203,23 @@ class CQL:
         self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray
     ) -> None:
         """Dataset mean and std [obs_dim] used to normalize every observation."""
-        self.normalizer.set_statistics(
-            torch.as_tensor(mean, dtype=torch.float32, device=self.device),
-            torch.as_tensor(std, dtype=torch.float32, device=self.device),
-        )
+        self.normalizer.set_statistics(mean, std)
+
+    def _parts(self) -> dict[str, StatefulPart]:
+        return {
+            "normalizer": self.normalizer,
+            "actor": self.actor,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "log_alpha": self.log_alpha,
+            "actor_opt": self.actor_opt,
+            "critic_opt": self.critic_opt,
+            "alpha_opt": self.alpha_opt,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume; "critic" holds q1, q2 (, ...) as members 0, 1 (, ...)."""
-        return {
-            "normalizer": self.normalizer.state_dict(),
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-        }
+        return save_parts(self._parts())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.normalizer.load_state_dict(state["normalizer"])
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.critic_target.load_state_dict(state["critic_target"])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-        load_adam_state(self.actor_opt, state["actor_opt"])
-        load_adam_state(self.critic_opt, state["critic_opt"])
-        load_adam_state(self.alpha_opt, state["alpha_opt"])
+        load_parts(self._parts(), state)

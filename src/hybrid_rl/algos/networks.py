@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
@@ -192,9 +193,16 @@ class ObservationNormalizer(nn.Module):
         self.register_buffer("mean", torch.zeros(obs_dim))
         self.register_buffer("std", torch.ones(obs_dim))
 
-    def set_statistics(self, mean: Tensor, std: Tensor) -> None:
-        self.mean.copy_(mean)
-        self.std.copy_(std)
+    def set_statistics(self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray) -> None:
+        """Dataset mean and std [obs_dim] (tensors or arrays, on any device)."""
+        for buffer, values in ((self.mean, mean), (self.std, std)):
+            values = torch.as_tensor(values, dtype=buffer.dtype, device=buffer.device)
+            if values.shape != buffer.shape:
+                raise ValueError(
+                    f"observation statistics must have shape {tuple(buffer.shape)}, "
+                    f"got {tuple(values.shape)}"
+                )
+            buffer.copy_(values)
 
     def forward(self, obs: Tensor) -> Tensor:
         return (obs - self.mean) / (self.std + self.eps)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hybrid_rl.algos.agent_state import StatefulPart, load_parts, save_parts
 from hybrid_rl.algos.networks import QEnsemble, TanhGaussianActor, soft_update
 from hybrid_rl.data.batch import TransitionBatch
 
@@ -98,23 +99,19 @@ class SAC:
             return self.actor.deterministic(obs)
         return self.actor.sample(obs)[0]
 
-    def state_dict(self) -> dict[str, Any]:
+    def _parts(self) -> dict[str, StatefulPart]:
         return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
+            "actor": self.actor,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "log_alpha": self.log_alpha,
+            "actor_opt": self.actor_opt,
+            "critic_opt": self.critic_opt,
+            "alpha_opt": self.alpha_opt,
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        return save_parts(self._parts())
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.critic_target.load_state_dict(state["critic_target"])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        load_parts(self._parts(), state)
