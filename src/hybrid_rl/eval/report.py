@@ -186,30 +186,54 @@ def render_report(
     plots_dir: Path,
 ) -> str:
     """The text of report.md; figure links are relative to `plots_dir`, where it is written."""
-    statuses = Counter(r.status for r in runs)
-    status_text = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"
+    return render_results_document(
+        "Phase I results",
+        results_dir,
+        [r.status for r in runs],
+        degradation_sentences(cells),
+        table_rows(cells),
+        _definitions(cells),
+        unreadable,
+        plots,
+        plots_dir,
+    )
+
+
+def render_results_document(
+    title: str,
+    results_dir: Path,
+    statuses: Sequence[str],
+    summary: Sequence[str],
+    table: Sequence[str],
+    definitions: Sequence[str],
+    unreadable: Sequence[str],
+    plots: Sequence[PlotFile],
+    report_dir: Path,
+) -> str:
+    """A results report: run counts, summary sentences, table, definitions, left-out folders
+    and figures grouped by dataset (links relative to `report_dir`)."""
+    counts = Counter(statuses)
+    status_text = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
     lines = [
-        "# Phase I results",
+        f"# {title}",
         "",
-        f"Generated from the run folders in `{results_dir}` ({len(runs)} runs: {status_text}).",
+        f"Generated from the run folders in `{results_dir}` ({len(statuses)} runs: {status_text}).",
         "",
     ]
-    if not runs:
+    if not statuses:
         lines += ["No run folder was found, so there is nothing to report yet.", ""]
     else:
         lines += ["## Summary", ""]
-        lines += [f"- {s}" for s in degradation_sentences(cells)]
-        lines += ["", "## Results", ""]
-        lines += table_rows(cells)
-        lines += ["", *_definitions(cells)]
+        lines += [f"- {sentence}" for sentence in summary]
+        lines += ["", "## Results", "", *table, "", *definitions]
     if unreadable:
         lines += ["", "## Run folders left out", ""]
         lines += [f"- {u}" for u in unreadable]
     for dataset in sorted({p.dataset for p in plots}):
         lines += ["", f"## Figures: {dataset}", ""]
         for plot in (p for p in plots if p.dataset == dataset):
-            png = os.path.relpath(plot.png, plots_dir)
-            pdf = os.path.relpath(plot.pdf, plots_dir)
+            png = os.path.relpath(plot.png, report_dir)
+            pdf = os.path.relpath(plot.pdf, report_dir)
             lines += [f"![{plot.title}]({png})", "", f"[{plot.title} (PDF)]({pdf})", ""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import math
 import os
-from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid_rl.eval.plotting import PlotFile
 from hybrid_rl.eval.plotting_phase2 import BONUS_LABELS, NOT_REACHED, write_phase2_plots
-from hybrid_rl.eval.report import format_mean_std, select_runs, write_markdown
+from hybrid_rl.eval.report import (
+    format_mean_std,
+    render_results_document,
+    select_runs,
+    write_markdown,
+)
 from hybrid_rl.eval.results_phase2 import (
     THRESHOLD_FRACTION,
     FinetuneCell,
@@ -160,32 +164,17 @@ def render_phase2_report(
     report_dir: Path,
 ) -> str:
     """The text of the Phase II report; figure links are relative to `report_dir`."""
-    statuses = Counter(r.status for r in runs)
-    status_text = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"
-    lines = [
-        "# Phase II results",
-        "",
-        f"Generated from the run folders in `{results_dir}` ({len(runs)} runs: {status_text}).",
-        "",
-    ]
-    if not runs:
-        lines += ["No run folder was found, so there is nothing to report yet.", ""]
-    else:
-        lines += ["## Summary", ""]
-        lines += [f"- {s}" for s in comparison_sentences(cells)]
-        lines += ["", "## Results", ""]
-        lines += table_rows(cells)
-        lines += ["", *_definitions(cells)]
-    if unreadable:
-        lines += ["", "## Run folders left out", ""]
-        lines += [f"- {u}" for u in unreadable]
-    for dataset in sorted({p.dataset for p in plots}):
-        lines += ["", f"## Figures: {dataset}", ""]
-        for plot in (p for p in plots if p.dataset == dataset):
-            png = os.path.relpath(plot.png, report_dir)
-            pdf = os.path.relpath(plot.pdf, report_dir)
-            lines += [f"![{plot.title}]({png})", "", f"[{plot.title} (PDF)]({pdf})", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    return render_results_document(
+        "Phase II results",
+        results_dir,
+        [r.status for r in runs],
+        comparison_sentences(cells),
+        table_rows(cells),
+        _definitions(cells),
+        unreadable,
+        plots,
+        report_dir,
+    )
 
 
 def _final_sentence(where: str, bonus: FinetuneCell, plain: FinetuneCell) -> str:
