@@ -512,14 +512,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
         )
         collect_sums, update_sums, raw_reward_sum, interval_updates = {}, {}, 0.0, 0
         log.log_train(done, {**values, "updates": updates})
-        if not all(math.isfinite(v) for v in values.values()):
-            bad = sorted(k for k, v in values.items() if not math.isfinite(v))
-            log.finish("diverged", diverged_at_step=done, non_finite_metrics=bad)
-            print(
-                f"{config.run_name}: diverged before step {done} ({', '.join(bad)} not "
-                "finite); recorded, moving on",
-                file=sys.stderr,
-            )
+        if log.finish_if_diverged(done, values, config.run_name):
             break
         if done % config.eval_every == 0 or done == config.online_steps:
             evaluate(done)

@@ -150,6 +150,19 @@ class MetricsLog:
         scores = self.data["eval"]["normalized_return_mean"]
         return scores[-1] if scores else None
 
+    def finish_if_diverged(self, step: int, values: dict[str, float], run_name: str) -> bool:
+        """Mark the run diverged at `step` if any logged value is NaN or infinite."""
+        bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+        if not bad:
+            return False
+        self.finish("diverged", diverged_at_step=step, non_finite_metrics=bad)
+        print(
+            f"{run_name}: diverged before step {step} ({', '.join(bad)} not finite); "
+            "recorded, moving on",
+            file=sys.stderr,
+        )
+        return True
+
     def finish(self, status: str, **extra: Any) -> None:
         scores = self.data["eval"]["normalized_return_mean"]
         self.data["status"] = status
@@ -293,14 +306,7 @@ def train_offline(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         if writer is not None:
             for key, value in values.items():
                 writer.add_scalar(f"train/{key}", value, done)
-        if not all(math.isfinite(v) for v in values.values()):
-            bad = sorted(k for k, v in values.items() if not math.isfinite(v))
-            log.finish("diverged", diverged_at_step=done, non_finite_metrics=bad)
-            print(
-                f"{config.run_name}: diverged before step {done} ({', '.join(bad)} not "
-                "finite); recorded, moving on",
-                file=sys.stderr,
-            )
+        if log.finish_if_diverged(done, values, config.run_name):
             break
         if done % config.eval_every == 0 or done == config.total_steps:
             evaluate(done)
