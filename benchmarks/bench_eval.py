@@ -1,18 +1,18 @@
-"""Evaluation overhead: our vectorized rollout against a sequential loop and raw env stepping.
+"""Evaluation overhead: our batched rollout against a sequential loop and raw env stepping.
 
 Evaluates 10 HalfCheetah episodes of 1000 steps three ways, in one invocation, with the same
 policy (a CQL agent's deterministic `act`, as the training loop evaluates) and the same seeds:
 
-- `evaluate_policy` (hybrid_rl.eval.rollout): all episodes at once in a SyncVectorEnv, one
-  batched policy forward per step, envs created by the call (as in training);
+- `evaluate_policy` (hybrid_rl.eval.rollout): all episodes side by side in a plain list of
+  envs, one batched policy forward per step over the running ones, envs created by the call
+  (as in training);
 - a plain sequential loop: one env, one episode after another, a batch-of-one forward per step;
 - raw stepping (the limit): the same envs and episode lengths stepped with no policy at all,
   with pre-drawn random actions, and with the policy's own actions recorded beforehand (the
   very same episodes: MuJoCo's step cost depends on the contacts, hence on the actions);
   reported without and with the creation of the 10 envs;
-- a proposed rollout: the same batched forward per step, but the 10 envs stepped from a plain
-  list instead of a SyncVectorEnv (no autoreset, no per-step info merging, finished episodes
-  not stepped), envs created by the call.
+- the previous implementation: the same batched forward per step in a SyncVectorEnv (finished
+  envs keep autoresetting and stepping, per-step info merging).
 
 The variants alternate (A, B, C, A, B, C, ...) and medians are reported; the overhead is
 evaluate_policy's time over raw stepping's (the goal is at most 30%).
@@ -33,7 +33,7 @@ import torch
 from common import load_average, machine_info, write_json
 
 from hybrid_rl.algos.cql import CQL, CQLConfig
-from hybrid_rl.envs import make_env
+from hybrid_rl.envs import make_env, make_vector_env
 from hybrid_rl.eval.rollout import evaluate_policy
 
 EPISODE_STEPS = 1000
@@ -52,7 +52,7 @@ def make_policy(env_id: str) -> Any:
     return act
 
 
-def vectorized(policy: Any, env_id: str, episodes: int, seed: int) -> int:
+def batched_rollout(policy: Any, env_id: str, episodes: int, seed: int) -> int:
     result = evaluate_policy(policy, env_id, episodes, seed=seed)
     return int(result.lengths.sum())
 
@@ -81,21 +81,18 @@ def sequential(
 
 
 @torch.no_grad()
-def env_list(policy: Any, env_id: str, episodes: int, seed: int) -> int:
-    envs = [make_env(env_id) for _ in range(episodes)]
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
-    running, steps = list(range(episodes)), 0
-    while running:
-        actions = policy(torch.as_tensor(obs[running], dtype=torch.float32)).numpy()
-        still_running = []
-        for action, index in zip(actions, running, strict=True):
-            obs[index], _, terminated, truncated, _ = envs[index].step(action)
-            steps += 1
-            if not (terminated or truncated):
-                still_running.append(index)
-        running = still_running
-    for env in envs:
-        env.close()
+def sync_vector_env(policy: Any, env_id: str, episodes: int, seed: int) -> int:
+    """The previous evaluate_policy: a SyncVectorEnv whose finished envs keep autoresetting."""
+    envs = make_vector_env(env_id, episodes, seed=seed)
+    obs, _ = envs.reset(seed=[seed + i for i in range(episodes)])
+    running = np.ones(episodes, dtype=bool)
+    steps = 0
+    while running.any():
+        actions = policy(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+        obs, _, terminated, truncated, _ = envs.step(actions)
+        steps += int(running.sum())
+        running &= ~(terminated | truncated)
+    envs.close()
     return steps
 
 
@@ -144,11 +141,11 @@ def main() -> None:
     sequential(policy, args.env, args.episodes, args.seed, record=recorded)
     created = [make_env(args.env) for _ in range(args.episodes)]
     variants = {
-        "evaluate_policy (vectorized)": lambda: vectorized(
+        "evaluate_policy (env list, batched)": lambda: batched_rollout(
             policy, args.env, args.episodes, args.seed
         ),
         "sequential episode loop": lambda: sequential(policy, args.env, args.episodes, args.seed),
-        "env list, batched (proposed)": lambda: env_list(
+        "SyncVectorEnv, batched (previous)": lambda: sync_vector_env(
             policy, args.env, args.episodes, args.seed
         ),
         "raw stepping, random actions": lambda: raw_stepping(
@@ -193,14 +190,14 @@ def main() -> None:
         f"load before {info['load_average_1_5_15']}, after {info['load_average_after']}"
     )
     header = (
-        f"{'variant':<32}{'seconds':>9}{'steps/s':>10}{'vs raw':>9}{'vs raw+create':>15}"
+        f"{'variant':<38}{'seconds':>9}{'steps/s':>10}{'vs raw':>9}{'vs raw+create':>15}"
         f"{'vs same actions':>17}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         print(
-            f"{row['variant']:<32}{row['seconds']:>9.2f}{row['env_steps_per_s']:>10,}"
+            f"{row['variant']:<38}{row['seconds']:>9.2f}{row['env_steps_per_s']:>10,}"
             f"{row['overhead_vs_raw']:>+9.0%}{row['overhead_vs_raw_with_creation']:>+15.0%}"
             f"{row['overhead_vs_raw_policy_actions']:>+17.0%}"
         )
