@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from hybrid_rl.algos.cql import CQLConfig
+from hybrid_rl.algos.iql import IQLConfig
+from hybrid_rl.behavior.replica import collect_transitions
+from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.envs import make_env
+from hybrid_rl.train import TrainConfig, train_offline
 
 ROLLOUT_STEPS = 400
 ROLLOUT_EPISODE_CAP = 20  # short cap so the rollout holds both terminations and timeouts
@@ -162,3 +167,38 @@ def single_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+PHASE1_TEST_STEPS = 50
+
+
+@pytest.fixture(scope="session")
+def phase1_runs(tmp_path_factory) -> dict[str, TrainConfig]:
+    """Completed Phase I CQL and IQL runs (50 steps) on 2,000 random-action Hopper transitions,
+    shared by the Phase II tests."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the per-test thread fixture
+    root = tmp_path_factory.mktemp("phase1")
+    data = root / "hopper-tiny.hdf5"
+    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
+    write_d4rl_hdf5(data, arrays, {"source": "test", "env_id": "Hopper-v4"})
+    agents = {
+        "cql": CQLConfig(batch_size=32),
+        "iql": IQLConfig(batch_size=32, max_steps=PHASE1_TEST_STEPS),
+    }
+    runs = {}
+    for algo, agent in agents.items():
+        runs[algo] = TrainConfig(
+            algo=algo,
+            dataset=str(data),
+            total_steps=PHASE1_TEST_STEPS,
+            log_every=PHASE1_TEST_STEPS,
+            eval_every=PHASE1_TEST_STEPS,
+            eval_episodes=1,
+            device="cpu",
+            results_dir=str(root / "results"),
+            agent=agent,
+        )
+        assert train_offline(runs[algo], progress=False)["status"] == "completed"
+    torch.set_num_threads(threads)
+    return runs

@@ -13,10 +13,7 @@ import pytest
 import torch
 
 from hybrid_rl.algos import online_iql
-from hybrid_rl.algos.cql import CQLConfig
-from hybrid_rl.algos.iql import IQLConfig
-from hybrid_rl.behavior.replica import collect_transitions
-from hybrid_rl.data.hdf5_format import file_sha256, write_d4rl_hdf5
+from hybrid_rl.data.hdf5_format import file_sha256
 from hybrid_rl.data.replay_buffer import ReplayBuffer
 from hybrid_rl.envs import make_env
 from hybrid_rl.finetune import (
@@ -27,41 +24,9 @@ from hybrid_rl.finetune import (
     finetune,
     phase1_command,
 )
-from hybrid_rl.train import TrainConfig, prepare_dataset, train_offline
+from hybrid_rl.train import TrainConfig, prepare_dataset
 
-PHASE1_STEPS = 50
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def phase1_runs(tmp_path_factory) -> dict[str, TrainConfig]:
-    """Completed Phase I CQL and IQL runs on 2,000 random-action Hopper transitions."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures run before the per-test thread fixture
-    root = tmp_path_factory.mktemp("phase1")
-    data = root / "hopper-tiny.hdf5"
-    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
-    write_d4rl_hdf5(data, arrays, {"source": "test", "env_id": "Hopper-v4"})
-    agents = {
-        "cql": CQLConfig(batch_size=32),
-        "iql": IQLConfig(batch_size=32, max_steps=PHASE1_STEPS),
-    }
-    runs = {}
-    for algo, agent in agents.items():
-        runs[algo] = TrainConfig(
-            algo=algo,
-            dataset=str(data),
-            total_steps=PHASE1_STEPS,
-            log_every=PHASE1_STEPS,
-            eval_every=PHASE1_STEPS,
-            eval_episodes=1,
-            device="cpu",
-            results_dir=str(root / "results"),
-            agent=agent,
-        )
-        assert train_offline(runs[algo], progress=False)["status"] == "completed"
-    torch.set_num_threads(threads)
-    return runs
 
 
 def settings(run: TrainConfig, results, **overrides) -> dict:

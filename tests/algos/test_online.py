@@ -8,40 +8,12 @@ import pytest
 import torch
 
 from hybrid_rl.algos import online_cql, online_iql
-from hybrid_rl.algos.cql import CQLConfig
-from hybrid_rl.algos.iql import IQLConfig
 from hybrid_rl.algos.registry import make_agent
-from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.dataset import OfflineDataset
-from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.data.loader import load_dataset
-from hybrid_rl.train import TrainConfig, train_offline
+from hybrid_rl.train import TrainConfig
 
-PHASE1_STEPS = 50
 FROM_PHASE1 = {"cql": online_cql.from_phase1_checkpoint, "iql": online_iql.from_phase1_checkpoint}
-
-
-@pytest.fixture(scope="module")
-def phase1_runs(tmp_path_factory) -> dict[str, TrainConfig]:
-    """Completed Phase I CQL and IQL runs on 2,000 random-action Hopper transitions."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures run before the per-test thread fixture
-    root = tmp_path_factory.mktemp("phase1")
-    data = root / "hopper-tiny.hdf5"
-    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
-    write_d4rl_hdf5(data, arrays, {"source": "test", "env_id": "Hopper-v4"})
-    agents = {
-        "cql": CQLConfig(batch_size=32),
-        "iql": IQLConfig(batch_size=32, max_steps=PHASE1_STEPS),
-    }
-    runs = {}
-    for algo, agent in agents.items():
-        runs[algo] = TrainConfig(algo=algo, dataset=str(data), total_steps=PHASE1_STEPS,
-                                 log_every=PHASE1_STEPS, eval_every=PHASE1_STEPS, eval_episodes=1,
-                                 device="cpu", results_dir=str(root / "results"), agent=agent)
-        assert train_offline(runs[algo], progress=False)["status"] == "completed"
-    torch.set_num_threads(threads)
-    return runs
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +56,9 @@ def test_members_0_and_1_are_the_checkpoint_q1_q2_and_the_rest_are_fresh(
     assert agent.critic.members == agent.critic_target.members == n_ensemble
     for member in (0, 1):
         assert_same_params(member_params(agent.critic, member), member_params(old.critic, member))
-        assert_same_params(member_params(agent.critic_target, member),
-                           member_params(old.critic_target, member))
+        assert_same_params(
+            member_params(agent.critic_target, member), member_params(old.critic_target, member)
+        )
     # The Phase I target really differs from the critic, so the two loads are told apart.
     assert not torch.equal(next(old.critic.parameters()), next(old.critic_target.parameters()))
     obs = torch.randn(16, old.normalizer.mean.shape[0])
@@ -98,8 +71,9 @@ def test_members_0_and_1_are_the_checkpoint_q1_q2_and_the_rest_are_fresh(
             for others in range(fresh + 1, n_ensemble):
                 assert not torch.equal(q[fresh], q[others])
             # Each fresh member starts with its target equal to itself.
-            assert_same_params(member_params(agent.critic_target, fresh),
-                               member_params(agent.critic, fresh))
+            assert_same_params(
+                member_params(agent.critic_target, fresh), member_params(agent.critic, fresh)
+            )
 
 
 @pytest.mark.parametrize("algo", ["cql", "iql"])
@@ -110,10 +84,11 @@ def test_policy_and_normalizer_come_from_the_checkpoint(phase1_runs, algo):
     assert torch.equal(agent.normalizer.mean, old.normalizer.mean)
     assert not torch.equal(agent.normalizer.mean, torch.zeros_like(agent.normalizer.mean))
     obs = torch.randn(8, old.normalizer.mean.shape[0]) * 3
-    torch.testing.assert_close(agent.act(obs, deterministic=True),
-                               old.act(obs, deterministic=True), rtol=0, atol=0)
+    torch.testing.assert_close(
+        agent.act(obs, deterministic=True), old.act(obs, deterministic=True), rtol=0, atol=0
+    )
     # Optimizers whose shapes did not change keep their Adam moments; the critic's is fresh.
-    assert agent.actor_opt.state_dict()["state"][0]["step"] == PHASE1_STEPS
+    assert agent.actor_opt.state_dict()["state"][0]["step"] == run.total_steps
     assert agent.critic_opt.state_dict()["state"] == {}
 
 
@@ -138,8 +113,9 @@ def test_online_cql_switches_alpha_to_1_and_keeps_every_other_hyperparameter(
         loss_online, stats = agent.critic_loss(obs, next_obs, batch, samples)
         agent.config = dataclasses.replace(agent.config, cql_alpha=5.0)
         loss_offline, _ = agent.critic_loss(obs, next_obs, batch, samples)
-    torch.testing.assert_close(loss_offline - loss_online, 4.0 * 4 * stats["cql_penalty"],
-                               rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(
+        loss_offline - loss_online, 4.0 * 4 * stats["cql_penalty"], rtol=1e-4, atol=1e-3
+    )
 
 
 def test_online_iql_keeps_its_hyperparameters_and_restarts_the_decayed_actor_lr(
@@ -149,33 +125,35 @@ def test_online_iql_keeps_its_hyperparameters_and_restarts_the_decayed_actor_lr(
     _, state = phase1_agent(run)
     assert state["actor_opt"]["param_groups"][0]["lr"] == pytest.approx(0.0)  # cosine ended
     agent = online_iql.from_phase1_checkpoint(checkpoint_of(run), 3, run.agent)
-    assert agent.config == dataclasses.replace(run.agent, actor_lr_cosine_decay=False,
-                                               critic_members=3)
+    assert agent.config == dataclasses.replace(
+        run.agent, actor_lr_cosine_decay=False, critic_members=3
+    )
     assert agent.config.expectile == 0.7 and agent.config.temperature == 3.0
     assert agent.actor_opt.param_groups[0]["lr"] == 3e-4
     old_actor = [p.clone() for p in agent.actor.parameters()]
-    for _ in range(PHASE1_STEPS + 1):  # past the Phase I max_steps: still no decay
+    for _ in range(run.total_steps + 1):  # past the Phase I max_steps: still no decay
         agent.update(hopper_data.sample(32))
     assert agent.actor_opt.param_groups[0]["lr"] == 3e-4
-    assert not all(torch.equal(a, b) for a, b in zip(old_actor, agent.actor.parameters(),
-                                                      strict=True))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(old_actor, agent.actor.parameters(), strict=True)
+    )
     value_state = torch.load(checkpoint_of(run), weights_only=False)["agent"]["value"]
     fresh = online_iql.from_phase1_checkpoint(checkpoint_of(run), 3, run.agent)
     assert all(torch.equal(fresh.value.state_dict()[k], v) for k, v in value_state.items())
 
 
 @pytest.mark.parametrize("algo", ["cql", "iql"])
-def test_one_update_trains_every_member_including_the_fresh_ones(
-    phase1_runs, hopper_data, algo
-):
+def test_one_update_trains_every_member_including_the_fresh_ones(phase1_runs, hopper_data, algo):
     run = phase1_runs[algo]
     agent = FROM_PHASE1[algo](checkpoint_of(run), 3, run.agent)
     before = [p.clone() for p in agent.critic.parameters()]
     metrics = agent.update(hopper_data.sample(32))
     assert torch.isfinite(metrics["critic_loss"])
     for member in range(3):
-        changed = [not torch.equal(a[member], b[member])
-                   for a, b in zip(before, agent.critic.parameters(), strict=True)]
+        changed = [
+            not torch.equal(a[member], b[member])
+            for a, b in zip(before, agent.critic.parameters(), strict=True)
+        ]
         assert all(changed)
 
 
