@@ -70,7 +70,8 @@ class BC:
         """Dataset mean and std [obs_dim] used to normalize every observation."""
         self.normalizer.set_statistics(mean, std)
 
-    def _parts(self) -> dict[str, StatefulPart]:
+    def stateful_parts(self) -> dict[str, StatefulPart]:
+        """The named parts a checkpoint holds (see `agent_state`)."""
         return {
             "normalizer": self.normalizer,
             "actor": self.actor,
@@ -78,7 +79,7 @@ class BC:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return save_parts(self._parts())
+        return save_parts(self.stateful_parts())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_parts(self._parts(), state)
+        load_parts(self.stateful_parts(), state)

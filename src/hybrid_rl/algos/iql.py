@@ -176,7 +176,8 @@ class IQL:
         """Dataset mean and std [obs_dim] used to normalize every observation."""
         self.normalizer.set_statistics(mean, std)
 
-    def _parts(self) -> dict[str, StatefulPart]:
+    def stateful_parts(self) -> dict[str, StatefulPart]:
+        """The named parts a checkpoint holds (see `agent_state`)."""
         return {
             "normalizer": self.normalizer,
             "actor": self.actor,
@@ -191,7 +192,7 @@ class IQL:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume; "critic" holds q1, q2 (, ...) as members 0, 1 (, ...)."""
-        return save_parts(self._parts())
+        return save_parts(self.stateful_parts())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_parts(self._parts(), state)
+        load_parts(self.stateful_parts(), state)

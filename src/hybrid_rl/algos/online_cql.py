@@ -15,6 +15,7 @@ import os
 
 import torch
 
+from hybrid_rl.algos.agent_state import load_parts
 from hybrid_rl.algos.cql import CQL, CQLConfig
 from hybrid_rl.algos.ensemble import (
     DEFAULT_MEMBERS,
@@ -22,7 +23,6 @@ from hybrid_rl.algos.ensemble import (
     phase1_dims,
     read_phase1_agent_state,
 )
-from hybrid_rl.algos.networks import load_adam_state
 
 ONLINE_CQL_ALPHA = 1.0
 
@@ -53,11 +53,8 @@ def from_phase1_checkpoint(
     obs_dim, act_dim = phase1_dims(state)
     config = online_cql_config(phase1_config or CQLConfig(), n_ensemble)
     agent = CQL(obs_dim, act_dim, config, device)
-    agent.normalizer.load_state_dict(state["normalizer"])
-    agent.actor.load_state_dict(state["actor"])
+    parts = agent.stateful_parts()
+    kept = ("normalizer", "actor", "log_alpha", "actor_opt", "alpha_opt")
+    load_parts({name: parts[name] for name in kept}, state)
     load_phase1_critics(agent.critic, agent.critic_target, state)
-    with torch.no_grad():
-        agent.log_alpha.copy_(state["log_alpha"])
-    load_adam_state(agent.actor_opt, state["actor_opt"])
-    load_adam_state(agent.alpha_opt, state["alpha_opt"])
     return agent

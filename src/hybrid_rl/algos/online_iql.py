@@ -19,6 +19,7 @@ import os
 
 import torch
 
+from hybrid_rl.algos.agent_state import load_parts
 from hybrid_rl.algos.ensemble import (
     DEFAULT_MEMBERS,
     load_phase1_critics,
@@ -26,7 +27,6 @@ from hybrid_rl.algos.ensemble import (
     read_phase1_agent_state,
 )
 from hybrid_rl.algos.iql import IQL, IQLConfig
-from hybrid_rl.algos.networks import load_adam_state
 
 
 def online_iql_config(phase1: IQLConfig, n_ensemble: int = DEFAULT_MEMBERS) -> IQLConfig:
@@ -56,12 +56,10 @@ def from_phase1_checkpoint(
     obs_dim, act_dim = phase1_dims(state)
     config = online_iql_config(phase1_config or IQLConfig(), n_ensemble)
     agent = IQL(obs_dim, act_dim, config, device)
-    agent.normalizer.load_state_dict(state["normalizer"])
-    agent.actor.load_state_dict(state["actor"])
-    agent.value.load_state_dict(state["value"])
-    load_phase1_critics(agent.critic, agent.critic_target, state)
-    load_adam_state(agent.actor_opt, state["actor_opt"])
+    parts = agent.stateful_parts()
+    kept = ("normalizer", "actor", "value", "actor_opt", "value_opt")
+    load_parts({name: parts[name] for name in kept}, state)
     for group in agent.actor_opt.param_groups:
         group["lr"] = group["initial_lr"] = config.actor_lr
-    load_adam_state(agent.value_opt, state["value_opt"])
+    load_phase1_critics(agent.critic, agent.critic_target, state)
     return agent

@@ -99,7 +99,8 @@ class SAC:
             return self.actor.deterministic(obs)
         return self.actor.sample(obs)[0]
 
-    def _parts(self) -> dict[str, StatefulPart]:
+    def stateful_parts(self) -> dict[str, StatefulPart]:
+        """The named parts a checkpoint holds (see `agent_state`)."""
         return {
             "actor": self.actor,
             "critic": self.critic,
@@ -111,7 +112,7 @@ class SAC:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return save_parts(self._parts())
+        return save_parts(self.stateful_parts())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_parts(self._parts(), state)
+        load_parts(self.stateful_parts(), state)
