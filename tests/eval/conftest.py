@@ -6,6 +6,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,6 +61,11 @@ def write_synthetic_run(
             values["q_data_mean"] = q_mean[i - 1]
             values["q_data_std"] = q_std[i - 1]
         log.log_train(i * eval_every, values)
+    return _finish_and_write(log, status, config, source, dataset)
+
+
+def _finish_and_write(log: MetricsLog, status: str, config: Any, source: str, dataset: str) -> Path:
+    """End `log` with `status` and write the run folder's config.json and metrics.json."""
     if status == "failed":
         log.finish("failed", error="RuntimeError: boom", traceback="...")
     elif status != "running":
@@ -120,20 +126,7 @@ def write_synthetic_finetune_run(
         if disagreement is not None:
             values["disagreement_collected"] = disagreement[i - 1]
         log.log_train(i * eval_every, values)
-    if status == "failed":
-        log.finish("failed", error="RuntimeError: boom", traceback="...")
-    elif status != "running":
-        log.finish(status)
-    run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    saved = {
-        "run_name": config.run_name,
-        "config": dataclasses.asdict(config),
-        "dataset": {"source": source, "dataset_id": dataset, "path": "/data/x.hdf5"},
-    }
-    (run_dir / "config.json").write_text(json.dumps(saved))
-    (run_dir / "metrics.json").write_text(json.dumps(log.data))
-    return run_dir
+    return _finish_and_write(log, status, config, source, dataset)
 
 
 @pytest.fixture
