@@ -13,7 +13,7 @@ import pytest
 
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
-from hybrid_rl.train import TrainConfig, train_offline
+from hybrid_rl.train import COMPILE_MIN_STEPS, TrainConfig, train_offline
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +26,27 @@ def hopper_file(tmp_path_factory) -> Path:
 
 
 def small_settings(dataset: Path, results: Path, **overrides) -> dict:
-    settings = dict(algo="bc", dataset=str(dataset), total_steps=1_500, log_every=250,
-                    eval_every=500, eval_episodes=2, device="cpu", results_dir=str(results))
+    settings = dict(
+        algo="bc",
+        dataset=str(dataset),
+        total_steps=1_500,
+        log_every=250,
+        eval_every=500,
+        eval_episodes=2,
+        device="cpu",
+        results_dir=str(results),
+    )
     return {**settings, **overrides}
 
 
 def small_config(dataset: Path, results: Path, **overrides) -> TrainConfig:
     return TrainConfig(**small_settings(dataset, results, **overrides))
+
+
+def test_iql_is_compiled_by_default_only_in_runs_long_enough_to_repay_it():
+    long_run = TrainConfig(algo="iql", total_steps=COMPILE_MIN_STEPS)
+    short_run = TrainConfig(algo="iql", total_steps=COMPILE_MIN_STEPS - 1_000)
+    assert long_run.agent.compile and not short_run.agent.compile
 
 
 def test_run_writes_config_metrics_and_checkpoint(hopper_file, tmp_path):
@@ -59,7 +73,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(hopper_file, tmp_path):
     script = (
         "import torch\n"
         "torch.set_num_threads(1)  # as the conftest fixture does in-process\n"
-        "from hybrid_rl.train import TrainConfig, train_offline\n"
+        "from hybrid_rl.train import COMPILE_MIN_STEPS, TrainConfig, train_offline\n"
         f"train_offline(TrainConfig(**{settings!r}), progress=False)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -80,8 +94,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(hopper_file, tmp_path):
     assert resumed["train"]["steps"] == clean["train"]["steps"]
     assert resumed["eval"] == clean["eval"]  # same sampler and RNG streams: same scores
     saved = json.loads((config.run_dir / "config.json").read_text())["config"]
-    assert saved == {**json.loads((clean_config.run_dir / "config.json").read_text())["config"],
-                     "results_dir": str(killed_dir)}
+    assert saved == {
+        **json.loads((clean_config.run_dir / "config.json").read_text())["config"],
+        "results_dir": str(killed_dir),
+    }
 
 
 def test_completed_run_is_skipped(hopper_file, tmp_path):
@@ -94,8 +110,15 @@ def test_completed_run_is_skipped(hopper_file, tmp_path):
 
 def test_diverging_run_is_recorded_not_raised(hopper_file, tmp_path):
     # Rewards of ~1e30 square past float32's range in the critic loss.
-    config = small_config(hopper_file, tmp_path, algo="cql", total_steps=100, log_every=50,
-                          eval_every=50, reward_noise_std=1e30)
+    config = small_config(
+        hopper_file,
+        tmp_path,
+        algo="cql",
+        total_steps=100,
+        log_every=50,
+        eval_every=50,
+        reward_noise_std=1e30,
+    )
     metrics = train_offline(config, progress=False)
     assert metrics["status"] == "diverged"
     assert metrics["summary"]["diverged_at_step"] == 50

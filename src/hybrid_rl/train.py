@@ -33,6 +33,10 @@ from hybrid_rl.eval.rollout import evaluate_policy
 from hybrid_rl.provenance import git_commit, software_versions
 from hybrid_rl.seeding import resolve_device, restore_rng_state, rng_state, seed_everything
 
+# From this many gradient steps on, IQL's update is compiled by default: the compile costs
+# 4-30 s once, compiled updates save about 1 ms each (docs/benchmarks.md).
+COMPILE_MIN_STEPS = 50_000
+
 
 @dataclass
 class TrainConfig:
@@ -59,6 +63,7 @@ class TrainConfig:
             if isinstance(self.agent, IQLConfig):
                 # IQL's actor-lr cosine decays over the whole run.
                 self.agent.max_steps = self.total_steps
+                self.agent.compile = self.total_steps >= COMPILE_MIN_STEPS
         for name in (
             "total_steps",
             "log_every",

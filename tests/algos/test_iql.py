@@ -1,6 +1,5 @@
 import io
 import math
-import os
 
 import pytest
 import torch
@@ -187,11 +186,6 @@ def test_actions_are_in_the_action_box(deterministic):
     assert actions.abs().max() <= 1.0
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get(COMPILE_ENV_VAR) != "1",
-    reason=f"compiling takes 20-30 s; run with {COMPILE_ENV_VAR}=1 to check the compiled path",
-)
 def test_compiled_update_equals_the_eager_update(random_batch, monkeypatch):
     batch = random_batch(16, OBS_DIM, ACT_DIM, torch.Generator().manual_seed(5))
     monkeypatch.setenv(COMPILE_ENV_VAR, "0")

@@ -87,14 +87,17 @@ def separable_loss(q, states, weights):
     return (per_state * weights[states]).sum()
 
 
+@pytest.mark.parametrize("hidden_sizes", [(8, 8), (8, 6, 7)])
 @pytest.mark.parametrize("states_per_chunk", [1, 2, 4, None])
-def test_summed_loss_by_chunks_equals_one_autograd_pass(monkeypatch, states_per_chunk):
+def test_summed_loss_by_chunks_equals_one_autograd_pass(
+    monkeypatch, states_per_chunk, hidden_sizes
+):
     members, groups, batch = 3, 4, 5
     if states_per_chunk is not None:  # chunk floats = members × hidden width × groups × states
         monkeypatch.setattr(networks, "_CHUNK_FLOATS", members * 8 * groups * states_per_chunk)
     torch.manual_seed(5)
     critic = QEnsemble(members, 3, 2)
-    critic.net = EnsembleMLP(members, 5, 1, hidden_sizes=(8, 8))
+    critic.net = EnsembleMLP(members, 5, 1, hidden_sizes=hidden_sizes)
     obs, actions = torch.randn(batch, 3), torch.rand(groups, batch, 2) * 2 - 1
     weights = torch.rand(batch)
 
@@ -151,3 +154,23 @@ def test_normalizer_accepts_arrays_and_rejects_wrong_shapes():
     torch.testing.assert_close(norm.mean, torch.tensor([1.0, 2.0]))
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
         norm.set_statistics(torch.tensor(1.0), torch.tensor([1.0, 1.0]))
+
+
+@pytest.mark.parametrize(
+    ("enabled", "env", "compiles"),
+    [
+        (False, None, False),
+        (True, None, True),
+        (True, "0", False),
+        (False, "1", True),
+    ],
+)
+def test_maybe_compiled_follows_its_flag_unless_the_environment_overrides_it(
+    monkeypatch, enabled, env, compiles
+):
+    if env is None:
+        monkeypatch.delenv(networks.COMPILE_ENV_VAR, raising=False)
+    else:
+        monkeypatch.setenv(networks.COMPILE_ENV_VAR, env)
+    wrapped = networks.MaybeCompiled(torch.sin, enabled)
+    assert (wrapped.compiled is not None) == compiles

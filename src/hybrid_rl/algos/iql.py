@@ -50,6 +50,9 @@ class IQLConfig:
     # False keeps the actor lr constant (IQL's online fine-tuning does not decay it).
     actor_lr_cosine_decay: bool = True
     critic_members: int = 2  # twin Q offline; the Phase II ensemble size online
+    # torch.compile the loss computation (see `MaybeCompiled`); the training loop turns it on
+    # for runs long enough to repay the compile time.
+    compile: bool = False
 
 
 def expectile_loss(diff: Tensor, expectile: float) -> Tensor:
@@ -89,8 +92,7 @@ class IQL:
         self.actor_opt = make_adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = make_adam(self.critic.parameters(), config.critic_lr)
         self.value_opt = make_adam(self.value.parameters(), config.value_lr)
-        # torch.compile'd when HYBRID_RL_COMPILE=1 (see `MaybeCompiled`).
-        self._losses = MaybeCompiled(self.losses)
+        self._losses = MaybeCompiled(self.losses, config.compile)
         self.actor_scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.actor_opt,
             lambda step: (
