@@ -3,9 +3,10 @@
 Evaluates 10 HalfCheetah episodes of 1000 steps three ways, in one invocation, with the same
 policy (a CQL agent's deterministic `act`, as the training loop evaluates) and the same seeds:
 
-- `evaluate_policy` (hybrid_rl.eval.rollout): all episodes side by side in a plain list of
-  envs, one batched policy forward per step over the running ones, envs created by the call
-  (as in training);
+- `PolicyEvaluator.evaluate` (hybrid_rl.eval.rollout), as the training loops evaluate: all
+  episodes side by side in a plain list of envs created once per run, one batched policy
+  forward per step over the running ones;
+- `evaluate_policy`: the same, with the envs created by the call;
 - a plain sequential loop: one env, one episode after another, a batch-of-one forward per step;
 - raw stepping (the limit): the same envs and episode lengths stepped with no policy at all,
   with pre-drawn random actions, and with the policy's own actions recorded beforehand (the
@@ -15,7 +16,8 @@ policy (a CQL agent's deterministic `act`, as the training loop evaluates) and t
   envs keep autoresetting and stepping, per-step info merging).
 
 The variants alternate (A, B, C, A, B, C, ...) and medians are reported; the overhead is
-evaluate_policy's time over raw stepping's (the goal is at most 30%).
+PolicyEvaluator's time over raw stepping's with the policy's own actions (the goal is at most
+30%).
 
     python benchmarks/bench_eval.py --rounds 3 --json eval.json
 """
@@ -34,7 +36,7 @@ from common import load_average, machine_info, write_json
 
 from hybrid_rl.algos.cql import CQL, CQLConfig
 from hybrid_rl.envs import make_env, make_vector_env
-from hybrid_rl.eval.rollout import evaluate_policy
+from hybrid_rl.eval.rollout import PolicyEvaluator, evaluate_policy
 
 EPISODE_STEPS = 1000
 
@@ -140,8 +142,12 @@ def main() -> None:
     recorded: list[list[Any]] = []
     sequential(policy, args.env, args.episodes, args.seed, record=recorded)
     created = [make_env(args.env) for _ in range(args.episodes)]
+    evaluator = PolicyEvaluator(args.env, args.episodes)
     variants = {
-        "evaluate_policy (env list, batched)": lambda: batched_rollout(
+        "PolicyEvaluator (envs reused)": lambda: int(
+            evaluator.evaluate(policy, args.seed).lengths.sum()
+        ),
+        "evaluate_policy (envs created)": lambda: batched_rollout(
             policy, args.env, args.episodes, args.seed
         ),
         "sequential episode loop": lambda: sequential(policy, args.env, args.episodes, args.seed),
@@ -164,6 +170,7 @@ def main() -> None:
         print(f"round {round_index + 1}/{args.rounds} done", flush=True)
     for env in created:
         env.close()
+    evaluator.close()
     info["load_average_after"] = load_average()
 
     raw = statistics.median(seconds["raw stepping, random actions"])

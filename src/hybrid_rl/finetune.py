@@ -53,7 +53,7 @@ from hybrid_rl.data.hdf5_format import file_sha256
 from hybrid_rl.data.loader import DatasetProvenance
 from hybrid_rl.data.replay_buffer import ReplayBuffer
 from hybrid_rl.envs import make_env
-from hybrid_rl.eval.rollout import evaluate_policy
+from hybrid_rl.eval.rollout import PolicyEvaluator
 from hybrid_rl.provenance import git_commit, software_versions
 from hybrid_rl.seeding import resolve_device, restore_rng_state, rng_state, seed_everything
 from hybrid_rl.train import LossWindow, MetricsLog, TrainConfig, prepare_dataset
@@ -426,10 +426,10 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     def act(obs: Tensor) -> Tensor:
         return agent.act(obs, deterministic=True)
 
+    evaluator = PolicyEvaluator(env_id, config.eval_episodes, device)
+
     def evaluate(step: int) -> None:
-        result = evaluate_policy(
-            act, env_id, config.eval_episodes, seed=1_000_000 * config.seed + step, device=device
-        )
+        result = evaluator.evaluate(act, seed=1_000_000 * config.seed + step)
         log.log_eval(step, result.returns, result.normalized)
 
     def checkpoint(step: int, resumable: bool) -> None:
@@ -481,9 +481,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
 
         if len(buffer) >= config.batch_size:
             batch = sampler.sample()
-            batch_disagreement = ensemble_disagreement(
-                agent, batch.observations, batch.actions
-            )
+            batch_disagreement = ensemble_disagreement(agent, batch.observations, batch.actions)
             metrics = agent.update(batch)
             if sampler.online_rows:
                 metrics["disagreement_batch_online"] = batch_disagreement[
@@ -523,6 +521,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
             collector.restart(_derived_seed(config.seed, _EPISODE_STREAM, done))
     bar.close()
     collector.close()
+    evaluator.close()
     if log.data["status"] == "diverged":
         checkpoint(done, resumable=False)
     return log.data

@@ -29,7 +29,7 @@ from hybrid_rl.behavior.replica import ensure_replica
 from hybrid_rl.data.corruption import CorruptionConfig, CorruptionStats, RemovalMode, corrupt
 from hybrid_rl.data.dataset import OfflineDataset, iql_reward_scale
 from hybrid_rl.data.loader import LoadedDataset, load_dataset
-from hybrid_rl.eval.rollout import evaluate_policy
+from hybrid_rl.eval.rollout import PolicyEvaluator
 from hybrid_rl.provenance import git_commit, software_versions
 from hybrid_rl.seeding import resolve_device, restore_rng_state, rng_state, seed_everything
 
@@ -269,14 +269,12 @@ def train_offline(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     def act(obs: Tensor) -> Tensor:
         return agent.act(obs, deterministic=True)
 
+    evaluator = PolicyEvaluator(
+        loaded.provenance.env_id or config.dataset, config.eval_episodes, device
+    )
+
     def evaluate(step: int) -> None:
-        result = evaluate_policy(
-            act,
-            loaded.provenance.env_id or config.dataset,
-            config.eval_episodes,
-            seed=1_000_000 * config.seed + step,
-            device=device,
-        )
+        result = evaluator.evaluate(act, seed=1_000_000 * config.seed + step)
         log.log_eval(step, result.returns, result.normalized)
         if writer is not None:
             writer.add_scalar("eval/normalized_return", result.normalized_mean, step)
@@ -321,6 +319,7 @@ def train_offline(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             _checkpoint(checkpoint_path, agent, dataset, log, loss_window, done)
             write_json_atomic(run_dir / "metrics.json", log.data)
     bar.close()
+    evaluator.close()
     if log.data["status"] == "diverged":
         _checkpoint(checkpoint_path, agent, dataset, log, loss_window, done)
     write_json_atomic(run_dir / "metrics.json", log.data)
