@@ -27,8 +27,16 @@ def hopper_file(tmp_path_factory) -> Path:
 
 
 def tiny(dataset: Path | str, results: Path, **overrides) -> TrainConfig:
-    settings = dict(algo="bc", dataset=str(dataset), total_steps=100, log_every=50,
-                    eval_every=100, eval_episodes=1, device="cpu", results_dir=str(results))
+    settings = dict(
+        algo="bc",
+        dataset=str(dataset),
+        total_steps=100,
+        log_every=50,
+        eval_every=100,
+        eval_episodes=1,
+        device="cpu",
+        results_dir=str(results),
+    )
     return TrainConfig(**{**settings, **overrides})
 
 
@@ -52,7 +60,9 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(hopper_file, tmp_path):
     broken, good = tiny(missing, tmp_path), tiny(hopper_file, tmp_path, seed=1)
     summary = run_grid([broken, good], threads=1, progress=False)
     assert [(o.run_name, o.status) for o in summary.outcomes] == [
-        (broken.run_name, "failed"), (good.run_name, "completed")]
+        (broken.run_name, "failed"),
+        (good.run_name, "completed"),
+    ]
     assert str(missing) in summary.outcomes[0].error
     saved = json.loads((broken.run_dir / "metrics.json").read_text())
     assert saved["status"] == "failed"
@@ -65,12 +75,19 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(hopper_file, tmp_path):
 
 def test_a_diverging_run_counts_as_diverged_and_is_skipped_later(hopper_file, tmp_path):
     # Rewards of ~1e30 square past float32's range in CQL's critic loss at once.
-    config = tiny(hopper_file, tmp_path, algo="cql", reward_noise_std=1e30, total_steps=10,
-                  log_every=10, eval_every=10)
+    config = tiny(
+        hopper_file,
+        tmp_path,
+        algo="cql",
+        reward_noise_std=1e30,
+        total_steps=10,
+        log_every=10,
+        eval_every=10,
+    )
     assert [o.status for o in run_grid([config], threads=1, progress=False).outcomes] == [
-        "diverged"]
-    assert [o.status for o in run_grid([config], threads=1, progress=False).outcomes] == [
-        "skipped"]
+        "diverged"
+    ]
+    assert [o.status for o in run_grid([config], threads=1, progress=False).outcomes] == ["skipped"]
 
 
 def test_a_folder_holding_another_config_is_left_alone(hopper_file, tmp_path):
@@ -82,6 +99,16 @@ def test_a_folder_holding_another_config_is_left_alone(hopper_file, tmp_path):
     assert outcome.status == "failed"
     assert "total_steps 100 there, 200 asked" in outcome.error
     assert (short.run_dir / "metrics.json").read_text() == before
+
+
+def test_a_run_compiled_or_not_is_the_same_run(hopper_file, tmp_path):
+    # `compile` changes how IQL's update runs, not what it computes: a run finished eagerly
+    # is not redone (nor refused) when asked for with compiling on.
+    eager = tiny(hopper_file, tmp_path, algo="iql", agent=IQLConfig(max_steps=100))
+    run_grid([eager], threads=1, progress=False)
+    compiled = dataclasses.replace(eager, agent=IQLConfig(max_steps=100, compile=True))
+    [outcome] = run_grid([compiled], threads=1, progress=False).outcomes
+    assert outcome.status == "skipped"
 
 
 def test_a_pool_of_two_workers_runs_the_grid(hopper_file, tmp_path):
@@ -106,15 +133,31 @@ def test_a_grid_naming_a_run_twice_is_refused(tmp_path):
 
 
 def phase1_iql(dataset: Path, results: Path, seed: int = 0, **overrides) -> TrainConfig:
-    return tiny(dataset, results, algo="iql", seed=seed,
-                agent=IQLConfig(batch_size=32, max_steps=100), **overrides)
+    return tiny(
+        dataset,
+        results,
+        algo="iql",
+        seed=seed,
+        agent=IQLConfig(batch_size=32, max_steps=100),
+        **overrides,
+    )
 
 
 def phase2(phase1: TrainConfig, results: Path, bonus: str = "ensemble", **overrides):
-    settings = dict(algo="iql", dataset=phase1.dataset, seed=phase1.seed, bonus_type=bonus,
-                    online_steps=96, eval_every=48, log_every=48, batch_size=32,
-                    eval_episodes=1, device="cpu", phase1_results_dir=phase1.results_dir,
-                    results_dir=str(results))
+    settings = dict(
+        algo="iql",
+        dataset=phase1.dataset,
+        seed=phase1.seed,
+        bonus_type=bonus,
+        online_steps=96,
+        eval_every=48,
+        log_every=48,
+        batch_size=32,
+        eval_episodes=1,
+        device="cpu",
+        phase1_results_dir=phase1.results_dir,
+        results_dir=str(results),
+    )
     return FinetuneConfig(**{**settings, **overrides})
 
 

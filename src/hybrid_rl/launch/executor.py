@@ -39,6 +39,8 @@ RunConfig = TrainConfig | FinetuneConfig
 FINISHED_STATUSES = ("completed", "diverged")
 # Settings that may change between invocations of the same run without making it another run.
 _NOT_IDENTITY = ("device", "results_dir", "tensorboard", "phase1_results_dir")
+# Agent settings of the same kind: how the update runs, not what it computes.
+_AGENT_NOT_IDENTITY = ("compile",)
 # How often a step-counting bar reads the runs' metrics.json files.
 _POLL_SECONDS = 2.0
 
@@ -316,7 +318,12 @@ def saved_status(run_dir: Path) -> str | None:
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
+    identity = {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
+    if isinstance(identity.get("agent"), dict):
+        identity["agent"] = {
+            k: v for k, v in identity["agent"].items() if k not in _AGENT_NOT_IDENTITY
+        }
+    return identity
 
 
 def _conflict_with_saved_run(config: RunConfig) -> str | None:
@@ -328,11 +335,8 @@ def _conflict_with_saved_run(config: RunConfig) -> str | None:
     wanted = json.loads(json.dumps(dataclasses.asdict(config)))
     if _identity(saved) == _identity(wanted):
         return None
-    differing = sorted(
-        k
-        for k in set(saved) | set(wanted)
-        if k not in _NOT_IDENTITY and saved.get(k) != wanted.get(k)
-    )
+    saved, wanted = _identity(saved), _identity(wanted)
+    differing = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     details = ", ".join(f"{k} {saved.get(k)!r} there, {wanted.get(k)!r} asked" for k in differing)
     return (
         f"{config.run_dir} holds a run with a different config ({details}); left untouched. "
