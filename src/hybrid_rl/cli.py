@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import os
 import sys
@@ -162,7 +161,6 @@ def _behavior_train(args: argparse.Namespace) -> int:
 
 
 def _add_phase1_commands(sub: argparse._SubParsersAction) -> None:
-    from hybrid_rl.launch.executor import run_grid
     from hybrid_rl.launch.grid import QUICK_SEEDS, QUICK_TOTAL_STEPS, Phase1Grid
 
     def default(name: str) -> str:
@@ -215,7 +213,7 @@ def _add_phase1_commands(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         help="runs in parallel, in a local process pool; 1 runs them in this process "
-        f"(default: {inspect.signature(run_grid).parameters['workers'].default})",
+        "(default: one per CPU core, single-threaded)",
     )
     phase1.add_argument(
         "--threads",
@@ -343,7 +341,6 @@ _LIST_FLAG = {"action": "extend", "nargs": "+", "metavar": "VALUE"}
 
 
 def _add_phase2_commands(sub: argparse._SubParsersAction) -> None:
-    from hybrid_rl.launch.executor import run_grid
     from hybrid_rl.launch.grid import (
         QUICK_ONLINE_EVAL_EVERY,
         QUICK_ONLINE_STEPS,
@@ -398,7 +395,7 @@ def _add_phase2_commands(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         help="runs in parallel, in a local process pool; 1 runs them in this process "
-        f"(default: {inspect.signature(run_grid).parameters['workers'].default})",
+        "(default: one per CPU core, single-threaded)",
     )
     phase2.add_argument(
         "--threads", type=int, help="torch threads per run (default: max(1, CPU cores // workers))"
@@ -551,7 +548,7 @@ def _phase2(args: argparse.Namespace) -> int:
 
 def _add_study_command(sub: argparse._SubParsersAction) -> None:
     from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
-    from hybrid_rl.launch.study import STUDY_ALGOS, STUDY_DATASETS, STUDY_WORKERS, Study
+    from hybrid_rl.launch.study import STUDY_ALGOS, STUDY_DATASETS, Study
 
     quick = Study.create(quick=True)
     full = Study.create()
@@ -612,7 +609,9 @@ def _add_study_command(sub: argparse._SubParsersAction) -> None:
     study.add_argument(
         "--source", help=f"auto | d4rl | minari | replica (default: {Phase1Grid.source})"
     )
-    study.add_argument("--workers", type=int, help=f"runs in parallel (default: {STUDY_WORKERS})")
+    study.add_argument(
+        "--workers", type=int, help="runs in parallel (default: one per CPU core, single-threaded)"
+    )
     study.add_argument(
         "--threads", type=int, help="torch threads per run (default: max(1, CPU cores // workers))"
     )
@@ -667,8 +666,8 @@ def study_from_args(args: argparse.Namespace) -> Study:
 
 
 def _study(args: argparse.Namespace) -> int:
+    from hybrid_rl.launch.executor import default_workers
     from hybrid_rl.launch.study import (
-        STUDY_WORKERS,
         estimate_wall_time,
         format_minutes,
         run_study,
@@ -682,7 +681,7 @@ def _study(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"hybrid-rl study: {err}", file=sys.stderr)
         return 2
-    workers = args.workers or STUDY_WORKERS
+    workers = args.workers or default_workers()
     if not args.plot_only:
         estimate = estimate_wall_time(study, workers)
         phase1_runs = len(study.phase1.expand())

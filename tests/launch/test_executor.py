@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from hybrid_rl.algos.iql import IQLConfig
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.finetune import FinetuneConfig
-from hybrid_rl.launch.executor import run_grid, threads_per_worker
+from hybrid_rl.launch.executor import default_workers, run_grid, threads_per_worker
 from hybrid_rl.train import TrainConfig
 
 
@@ -120,6 +121,9 @@ def test_a_pool_of_two_workers_runs_the_grid(hopper_file, tmp_path):
 
 
 def test_threads_split_the_cores_between_workers():
+    # By default every core runs its own single-threaded run (the faster split measured).
+    assert default_workers() == os.cpu_count()
+    assert threads_per_worker(default_workers()) == 1
     assert threads_per_worker(1, cores=2) == 2
     assert threads_per_worker(2, cores=2) == 1
     assert threads_per_worker(4, cores=2) == 1

@@ -5,10 +5,11 @@ A grid may mix Phase I runs (`TrainConfig`, run by `train_offline`) and Phase II
 starts only once that run has finished, so one pool can run a whole study: Phase II runs of
 the first finished cells fill the workers while the last Phase I runs still train.
 
-Thread split: each worker runs `torch.set_num_threads(max(1, cores // workers))`. Updates here
-use batches of 256 through [256, 256] MLPs, too small for intra-op threads to pay off, so on a
-2-core machine two single-threaded runs side by side (`workers=2`) nearly double the throughput
-of one run using both cores (issue 6 measures it).
+Thread split: each worker runs `torch.set_num_threads(max(1, cores // workers))`, and by
+default there is one worker per core. Updates here use batches of 256 through [256, 256] MLPs,
+too small for intra-op threads to pay off, and evaluation steps MuJoCo on one thread, so on a
+2-core machine two single-threaded runs side by side do more than twice the runs per hour of
+one run using both cores (benchmarks/bench_grid.py).
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class GridSummary:
         )
 
 
+def default_workers() -> int:
+    """One single-threaded run per CPU core: on a 2-core machine, 2.4× the runs per hour of one
+    run using both cores (benchmarks/bench_grid.py, docs/benchmarks.md)."""
+    return os.cpu_count() or 1
+
+
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
     """Torch intra-op threads for each of `workers` runs sharing `cores` (default: all)."""
     return max(1, (cores or os.cpu_count() or 1) // workers)
@@ -83,7 +90,7 @@ def run_budget(config: RunConfig) -> int:
 
 def run_grid(
     configs: Sequence[RunConfig],
-    workers: int = 1,
+    workers: int | None = None,
     threads: int | None = None,
     progress: bool = True,
     unit: Literal["run", "step"] = "run",
@@ -91,15 +98,16 @@ def run_grid(
     """Run every config not already finished; never raises for a single run's failure.
 
     `workers=1` runs in this process (with each run's own progress bar), `workers=N > 1` in a
-    pool of N spawned processes. `threads` is torch's intra-op thread count per run (default
-    `threads_per_worker(workers)`). A run whose metrics.json says completed or diverged is
-    skipped. A run that raises gets metrics.json status "failed" with the error and traceback,
-    and the other runs go on. Runs start in the order of `configs`, except that a Phase II run
-    waits for its Phase I run when that run is in `configs` too. The grid's bar counts runs
-    (`unit="run"`) or steps (`unit="step"`: every run's budget, advanced as the runs'
-    metrics.json files report progress, i.e. at each evaluation). Returns every run's
-    outcome, in the order of `configs`.
+    pool of N spawned processes; the default is `default_workers()`. `threads` is torch's
+    intra-op thread count per run (default `threads_per_worker(workers)`). A run whose
+    metrics.json says completed or diverged is skipped. A run that raises gets metrics.json
+    status "failed" with the error and traceback, and the other runs go on. Runs start in the
+    order of `configs`, except that a Phase II run waits for its Phase I run when that run is
+    in `configs` too. The grid's bar counts runs (`unit="run"`) or steps (`unit="step"`: every
+    run's budget, advanced as the runs' metrics.json files report progress, i.e. at each
+    evaluation). Returns every run's outcome, in the order of `configs`.
     """
+    workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     names = [config.run_name for config in configs]

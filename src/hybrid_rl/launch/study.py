@@ -38,7 +38,6 @@ Grid = TypeVar("Grid", Phase1Grid, Phase2Grid)
 STUDY_ALGOS = ("iql",)
 STUDY_DATASETS = ("halfcheetah-medium-v2",)
 STUDY_PLOTS_DIR = "plots_study"
-STUDY_WORKERS = 2  # a 2-core machine: two single-threaded runs side by side
 
 # Speeds behind the wall-time estimate, measured on a 2-core machine with one torch thread per
 # run and batch 256 (IQL ~60–100 updates/s; CQL about ten times slower; a Phase II step, i.e.
@@ -219,7 +218,7 @@ def prepare_datasets(study: Study) -> None:
 
 def run_study(
     study: Study,
-    workers: int = STUDY_WORKERS,
+    workers: int | None = None,
     threads: int | None = None,
     progress: bool = True,
     plot_only: bool = False,
