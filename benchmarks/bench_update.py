@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from common import Timing, load_average, machine_info, time_block, write_json
+from d3rlpy_env import DEFAULT_VENV, d3rlpy_algo_config, ensure_d3rlpy_venv
 
 OBS_DIM, ACT_DIM, BATCH = 17, 6, 256  # HalfCheetah
 HIDDEN = (256, 256)
-D3RLPY_VERSION = "2.8.1"
-DEFAULT_VENV = Path(__file__).parent / ".d3rlpy-venv"
 MATMUL_SIZE = 2048
 POOL = 16  # distinct synthetic batches cycled through
 
@@ -123,34 +122,8 @@ def d3rlpy_worker(threads: int) -> None:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    configs = {
-        "iql": d3rlpy.algos.IQLConfig(
-            batch_size=BATCH,
-            actor_learning_rate=3e-4,
-            critic_learning_rate=3e-4,
-            expectile=0.7,
-            weight_temp=3.0,
-            max_weight=100.0,
-            gamma=0.99,
-            tau=0.005,
-            n_critics=2,
-        ),
-        # alpha_learning_rate 0: a fixed conservative weight 5 · exp(log α = 0), like ours.
-        "cql": d3rlpy.algos.CQLConfig(
-            batch_size=BATCH,
-            actor_learning_rate=1e-4,
-            critic_learning_rate=3e-4,
-            temp_learning_rate=1e-4,
-            alpha_learning_rate=0.0,
-            initial_alpha=1.0,
-            initial_temperature=1.0,
-            conservative_weight=5.0,
-            n_action_samples=10,
-            gamma=0.99,
-            tau=0.005,
-            n_critics=2,
-        ),
-    }
+    # Our defaults (see d3rlpy_env); no scalers or lr schedule: only the update is timed.
+    configs = {name: d3rlpy_algo_config(name) for name in ("iql", "cql")}
     impls = {}
     for name, config in configs.items():
         algo = config.create(device="cpu:0")
@@ -230,30 +203,6 @@ class D3rlpyWorker:
             self.process.stdin.write(json.dumps({"quit": True}) + "\n")
             self.process.stdin.close()
         self.process.wait(timeout=60)
-
-
-def ensure_d3rlpy_venv(venv: Path, torch_version: str) -> Path:
-    """Python of a virtualenv with d3rlpy 2.8.1 and our torch version, created if missing."""
-    python = venv / "bin" / "python"
-    if python.exists():
-        return python
-    print(f"creating {venv} with d3rlpy=={D3RLPY_VERSION}, torch=={torch_version} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    # Pinning our torch keeps both sides on the same kernels (and lets pip take a local CPU
-    # wheel where one is provided instead of a multi-GB CUDA build).
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            f"d3rlpy=={D3RLPY_VERSION}",
-            f"torch=={torch_version}",
-        ],
-        check=True,
-    )
-    return python
 
 
 # --- our updates --------------------------------------------------------------------------------
