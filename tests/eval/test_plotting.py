@@ -13,7 +13,9 @@ from hybrid_rl.eval.plotting import (
     final_returns_figure,
     learning_curves_figure,
     loss_variance_figure,
+    new_figure,
     q_values_figure,
+    save_figure,
     write_plots,
 )
 from hybrid_rl.eval.results import aggregate, load_runs
@@ -105,3 +107,14 @@ def test_write_plots_saves_readable_png_and_pdf(runs, tmp_path):
         assert image.shape[0] > 100 and image.shape[1] > 100
         assert plot.pdf.read_bytes().startswith(b"%PDF")
         assert plot.dataset in plot.title
+
+
+def test_a_long_title_is_wrapped_on_the_figure_and_kept_whole_for_the_report(tmp_path):
+    fig, _ = new_figure(1)
+    title = "Ensemble disagreement (solid: ensemble bonus, dashed: none): " + "x" * 60
+    fig.suptitle(title, fontsize=10)
+    saved = save_figure(fig, tmp_path, "kind", "hopper-medium-v2")
+    assert saved.title == title
+    lines = fig.get_suptitle().split("\n")
+    assert len(lines) > 1 and " ".join(lines) == title
+    assert saved.png.exists() and saved.pdf.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,10 @@ def write_plots(
     ]
 
 
+# Characters of a 10-point title that fit in one inch of figure width.
+_TITLE_CHARS_PER_INCH = 11
+
+
 def save_figure(
     fig: Figure, plots_dir: str | Path, kind: str, dataset: str, name: str | None = None
 ) -> PlotFile:
@@ -207,9 +212,13 @@ def save_figure(
     plots_dir.mkdir(parents=True, exist_ok=True)
     stem = plots_dir / f"{name or kind}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}"
     png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    title = fig.get_suptitle()
+    # Long titles are wrapped on the figure so they are not clipped; the report keeps one line.
+    width = int(_TITLE_CHARS_PER_INCH * fig.get_figwidth())
+    fig.suptitle(textwrap.fill(title, width=width), fontsize=10)
     fig.savefig(png, dpi=120)
     fig.savefig(pdf)
-    return PlotFile(kind, dataset, fig.get_suptitle(), png, pdf)
+    return PlotFile(kind, dataset, title, png, pdf)
 
 
 def new_figure(panels: int) -> tuple[Figure, list[Axes]]:
