@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from common import Timing, load_average, machine_info, time_block, write_json
-from d3rlpy_env import DEFAULT_VENV, d3rlpy_algo_config, ensure_d3rlpy_venv
+from d3rlpy_env import add_d3rlpy_arguments, d3rlpy_algo_config, d3rlpy_python
 
 OBS_DIM, ACT_DIM, BATCH = 17, 6, 256  # HalfCheetah
 HIDDEN = (256, 256)
@@ -286,9 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     worker = None
     if not args.no_d3rlpy:
-        python = args.d3rlpy_python or ensure_d3rlpy_venv(
-            args.d3rlpy_venv, torch.__version__.split("+")[0]
-        )
+        python = d3rlpy_python(args, torch.__version__.split("+")[0])
         worker = D3rlpyWorker(python, args.threads)
         info["d3rlpy"] = worker.versions
 
@@ -428,18 +426,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="timed blocks per variant")
     parser.add_argument("--block-seconds", type=float, default=0.5)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument(
-        "--d3rlpy-venv",
-        type=Path,
-        default=DEFAULT_VENV,
-        help="virtualenv for d3rlpy, created if missing",
-    )
-    parser.add_argument(
-        "--d3rlpy-python",
-        type=Path,
-        default=None,
-        help="Python of an existing environment with d3rlpy installed",
-    )
+    add_d3rlpy_arguments(parser)
     parser.add_argument("--no-d3rlpy", action="store_true")
     parser.add_argument("--d3rlpy-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

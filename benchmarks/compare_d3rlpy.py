@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 from common import machine_info, write_json
-from d3rlpy_env import D3RLPY_VERSION, DEFAULT_VENV, d3rlpy_algo_config, ensure_d3rlpy_venv
+from d3rlpy_env import D3RLPY_VERSION, add_d3rlpy_arguments, d3rlpy_algo_config, d3rlpy_python
 
 ALGOS = ("iql", "cql")
 IQL_RETURN_RANGE_TARGET = 1000.0  # as hybrid_rl.data.dataset.IQL_RETURN_RANGE_TARGET
@@ -443,7 +443,7 @@ def run_jobs(jobs: list[Job], workers: int) -> None:
 
 
 def training_jobs(
-    args: argparse.Namespace, d3rlpy_python: Path, dataset_file: Path, sha256: str
+    args: argparse.Namespace, d3rlpy_exe: Path, dataset_file: Path, sha256: str
 ) -> list[Job]:
     """A job for every run not finished yet, d3rlpy's and ours of each seed in turn."""
     script = str(Path(__file__).resolve())
@@ -469,7 +469,7 @@ def training_jobs(
                 Job(
                     f"d3rlpy {args.algo} seed {seed}",
                     [
-                        *(str(d3rlpy_python), script, "--d3rlpy-train", *shared),
+                        *(str(d3rlpy_exe), script, "--d3rlpy-train", *shared),
                         *("--seeds", str(seed), "--run-dir", str(run_dir)),
                         *("--dataset-file", str(dataset_file)),
                     ],
@@ -742,10 +742,8 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     loaded = load_dataset(args.dataset, "replica", replica_provider=ensure_replica)
     dataset_file = Path(loaded.provenance.path)
-    d3rlpy_python = args.d3rlpy_python or ensure_d3rlpy_venv(
-        args.d3rlpy_venv, torch.__version__.split("+")[0]
-    )
-    jobs = training_jobs(args, d3rlpy_python, dataset_file, loaded.provenance.sha256)
+    python = d3rlpy_python(args, torch.__version__.split("+")[0])
+    jobs = training_jobs(args, python, dataset_file, loaded.provenance.sha256)
     if jobs:
         run_jobs(jobs, args.workers)
     else:
@@ -779,18 +777,7 @@ def main() -> None:
     )
     parser.add_argument("--d3rlpy-results", type=Path, default=Path("results_d3rlpy"))
     parser.add_argument("--out", type=Path, default=Path("docs/compare-d3rlpy"))
-    parser.add_argument(
-        "--d3rlpy-venv",
-        type=Path,
-        default=DEFAULT_VENV,
-        help="virtualenv for d3rlpy, created if missing",
-    )
-    parser.add_argument(
-        "--d3rlpy-python",
-        type=Path,
-        default=None,
-        help="Python of an existing environment with d3rlpy installed",
-    )
+    add_d3rlpy_arguments(parser)
     parser.add_argument("--d3rlpy-train", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ours-train", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)

@@ -8,6 +8,7 @@ the top, so both environments can import it; `d3rlpy_algo_config` imports d3rlpy
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,28 @@ D3RLPY_VERSION = "2.8.1"
 DEFAULT_VENV = Path(__file__).parent / ".d3rlpy-venv"
 BATCH = 256
 HIDDEN = (256, 256)
+
+
+def add_d3rlpy_arguments(parser: argparse.ArgumentParser) -> None:
+    """--d3rlpy-venv and --d3rlpy-python: where the d3rlpy side runs (see `d3rlpy_python`)."""
+    parser.add_argument(
+        "--d3rlpy-venv",
+        type=Path,
+        default=DEFAULT_VENV,
+        help="virtualenv for d3rlpy, created if missing",
+    )
+    parser.add_argument(
+        "--d3rlpy-python",
+        type=Path,
+        default=None,
+        help="Python of an existing environment with d3rlpy installed",
+    )
+
+
+def d3rlpy_python(args: argparse.Namespace, torch_version: str) -> Path:
+    """The Python given by --d3rlpy-python, else that of --d3rlpy-venv (created if missing)."""
+    python: Path = args.d3rlpy_python or ensure_d3rlpy_venv(args.d3rlpy_venv, torch_version)
+    return python
 
 
 def ensure_d3rlpy_venv(venv: Path, torch_version: str) -> Path:
