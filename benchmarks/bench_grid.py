@@ -11,7 +11,7 @@ Runs are short, so their fixed costs (process start, dataset load and corruption
 evaluations at step 0 and at the end) weigh more than in a 500k-step run; the per-step part is
 what `bench_update.py` measures. The default grid mixes CQL and IQL like the study does.
 
-    python benchmarks/bench_grid.py --rounds 2 --json grid.json
+    python benchmarks/bench_grid.py --rounds 2 --steps 1000 --json grid.json
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ the first finished cells fill the workers while the last Phase I runs still trai
 
 Thread split: each worker runs `torch.set_num_threads(max(1, cores // workers))`, and by
 default there is one worker per core. Updates here use batches of 256 through [256, 256] MLPs,
-too small for intra-op threads to pay off, and evaluation steps MuJoCo on one thread, so on a
-2-core machine two single-threaded runs side by side do more than twice the runs per hour of
-one run using both cores (benchmarks/bench_grid.py).
+too small for intra-op threads to pay off fully, and evaluation steps MuJoCo on one thread, so
+on a 2-core machine two single-threaded runs side by side do 1.2× the runs per hour of one run
+using both cores (benchmarks/bench_grid.py).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class GridSummary:
 
 
 def default_workers() -> int:
-    """One single-threaded run per CPU core: on a 2-core machine, 2.4× the runs per hour of one
+    """One single-threaded run per CPU core: on a 2-core machine, 1.2× the runs per hour of one
     run using both cores (benchmarks/bench_grid.py, docs/benchmarks.md)."""
     return os.cpu_count() or 1
 
