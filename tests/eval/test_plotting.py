@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 
 import matplotlib.image
@@ -118,3 +119,13 @@ def test_a_long_title_is_wrapped_on_the_figure_and_kept_whole_for_the_report(tmp
     lines = fig.get_suptitle().split("\n")
     assert len(lines) > 1 and " ".join(lines) == title
     assert saved.png.exists() and saved.pdf.exists()
+
+
+def test_learning_curves_mark_the_dataset_mean_when_the_runs_record_it(runs):
+    marked = [dataclasses.replace(r, dataset_normalized_mean=31.5) for r in runs]
+    [ax] = learning_curves_figure(marked, "hopper-medium-v2").axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["dataset mean (before corruption)"].get_ydata()) == [31.5, 31.5]
+    [unmarked] = learning_curves_figure(runs, "hopper-medium-v2").axes
+    labels = {line.get_label() for line in unmarked.get_lines()}
+    assert "dataset mean (before corruption)" not in labels

@@ -8,7 +8,8 @@ import statistics
 
 import pytest
 
-from hybrid_rl.eval.results import aggregate, clean_cell, load_runs, percent_change
+from hybrid_rl.data.registry import normalized_score
+from hybrid_rl.eval.results import aggregate, clean_cell, load_run, load_runs, percent_change
 
 CLEAN_FINALS = {0: 40.0, 1: 44.0, 2: 51.0}
 K30_FINALS = {0: 30.0, 1: 35.0, 2: 28.0}
@@ -116,3 +117,13 @@ def test_a_run_that_failed_before_starting_is_listed_as_left_out(tmp_path, write
 def test_percent_change_has_no_value_against_a_zero_reference():
     assert percent_change(5.0, 0.0) is None
     assert percent_change(-15.0, -10.0) == pytest.approx(-50.0)  # lower is worse, sign kept
+
+
+def test_the_dataset_mean_before_corruption_is_read_as_a_normalized_score(tmp_path, write_run):
+    run_dir = write_run(tmp_path)
+    assert load_run(run_dir).dataset_normalized_mean is None  # config.json without the stats
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved["corruption"] = {"returns_before": {"mean": 1500.0}, "returns_after": {"mean": 900.0}}
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    expected = float(normalized_score("hopper-medium-v2", 1500.0))
+    assert load_run(run_dir).dataset_normalized_mean == pytest.approx(expected)

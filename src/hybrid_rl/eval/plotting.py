@@ -69,6 +69,13 @@ def learning_curves_figure(runs: Sequence[RunRecord], dataset: str) -> Figure:
             [(r.eval_steps, r.eval_normalized_returns) for r in group]
         )
         _line_with_band(ax, steps, mean, std, condition, _colors(runs)[condition])
+    dataset_means = [
+        r.dataset_normalized_mean for r in runs if r.dataset_normalized_mean is not None
+    ]
+    if dataset_means:
+        ax.axhline(
+            dataset_means[0], color="gray", linestyle=":", label="dataset mean (before corruption)"
+        )
     ax.set_xlabel("gradient steps")
     ax.set_ylabel("normalized return (D4RL score)")
     _finish(fig, ax, figure_title("Learning curves", dataset, _source(runs), _seeds(runs)))

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from hybrid_rl.data.registry import normalized_score
+
 CellKey = tuple[str, str, str, float, float]  # algo, dataset, removal, k %, σ
 Record = TypeVar("Record")
 
@@ -41,6 +43,9 @@ class RunRecord:
     eval_normalized_returns: tuple[float, ...]
     train_steps: tuple[int, ...]
     train_metrics: dict[str, tuple[float, ...]] = field(repr=False)  # aligned with train_steps
+    # Mean normalized return of the dataset's trajectories before corruption (the behaviour
+    # policy's level), when config.json records it and the environment has D4RL references.
+    dataset_normalized_mean: float | None = None
 
     @property
     def cell(self) -> CellKey:
@@ -114,7 +119,20 @@ def load_run(run_dir: str | Path) -> RunRecord:
         eval_normalized_returns=tuple(evaluation.get("normalized_return_mean", ())),
         train_steps=tuple(train.get("steps", ())),
         train_metrics={k: tuple(v) for k, v in train.items() if k != "steps"},
+        dataset_normalized_mean=_dataset_normalized_mean(saved),
     )
+
+
+def _dataset_normalized_mean(saved: dict[str, Any]) -> float | None:
+    provenance = saved.get("dataset") or {}
+    env = provenance.get("env_id") or provenance.get("dataset_id")
+    mean = ((saved.get("corruption") or {}).get("returns_before") or {}).get("mean")
+    if env is None or mean is None:
+        return None
+    try:
+        return float(normalized_score(env, mean))
+    except KeyError:  # an environment without D4RL reference scores
+        return None
 
 
 def load_runs(results_dir: str | Path) -> tuple[list[RunRecord], list[str]]:
