@@ -109,6 +109,17 @@ KNOWN_DIFFERENCES = {
 }
 
 
+def shown_path(path: str | Path) -> str:
+    """`path` as the result JSON records it: relative to the working directory when inside it,
+    else with the home directory as ~, so committed results name no machine's folders."""
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(Path.cwd()):
+        return str(resolved.relative_to(Path.cwd()))
+    if resolved.is_relative_to(Path.home()):
+        return str(Path("~") / resolved.relative_to(Path.home()))
+    return str(resolved)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write `obj` as JSON through a temporary file and a rename: never a half-written file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -563,7 +574,7 @@ def collect(args: argparse.Namespace, loaded: Any) -> dict[str, Any]:
         ours_config = saved["config"]
         scores = metrics["eval"]["normalized_return_mean"]
         ours_runs[str(seed)] = {
-            "run_dir": str(config.run_dir),
+            "run_dir": shown_path(config.run_dir),
             "status": metrics["status"],
             "steps": metrics["eval"]["steps"],
             "normalized_return_mean": scores,
@@ -577,7 +588,7 @@ def collect(args: argparse.Namespace, loaded: Any) -> dict[str, Any]:
         d3_config, d3_versions = done["config"], done["versions"]
         evaluations = evaluate_d3rlpy_run(run_dir, steps, env_id, args.eval_episodes, seed)
         d3_runs[str(seed)] = {
-            "run_dir": str(run_dir),
+            "run_dir": shown_path(run_dir),
             "steps": steps,
             "normalized_return_mean": [e["normalized_return_mean"] for e in evaluations],
             "normalized_return_std": [e["normalized_return_std"] for e in evaluations],
@@ -597,7 +608,7 @@ def collect(args: argparse.Namespace, loaded: Any) -> dict[str, Any]:
         "env_id": env_id,
         "data": {
             "source": provenance.source,
-            "path": provenance.path,
+            "path": shown_path(provenance.path),
             "sha256": provenance.sha256,
             "transitions": len(loaded.transitions),
             "trajectories": len(trajectories),
@@ -612,13 +623,13 @@ def collect(args: argparse.Namespace, loaded: Any) -> dict[str, Any]:
             "threads": args.threads,
         },
         "ours": {
-            "results_dir": str(args.ours_results),
+            "results_dir": shown_path(args.ours_results),
             "config": ours_config,
             "runs": ours_runs,
             "final": ours_final,
         },
         "d3rlpy": {
-            "results_dir": str(args.d3rlpy_results),
+            "results_dir": shown_path(args.d3rlpy_results),
             "config": d3_config,
             "versions": d3_versions,
             "runs": d3_runs,
