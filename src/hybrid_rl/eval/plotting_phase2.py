@@ -55,18 +55,8 @@ def finetune_curves_figure(runs: Sequence[FinetuneRecord], algo: str, dataset: s
     fig, (ax,) = new_figure(1)
     colors = _k_colors(runs)
     for (k, bonus), group in _by_k_and_bonus(runs).items():
-        steps, mean, std = mean_std_over_runs(
-            [(r.eval_steps, r.eval_normalized_returns) for r in group]
-        )
-        ax.plot(
-            steps,
-            mean,
-            color=colors[k],
-            linestyle=BONUS_LINESTYLES.get(bonus, ":"),
-            marker=".",
-            label=f"{k_label(k)}, {BONUS_LABELS.get(bonus, bonus)}",
-        )
-        ax.fill_between(steps, mean - std, mean + std, color=colors[k], alpha=0.15, linewidth=0)
+        curve = mean_std_over_runs([(r.eval_steps, r.eval_normalized_returns) for r in group])
+        _plot_condition(ax, curve, k, bonus, colors[k])
     for k in sorted(colors):
         step0 = [
             v for r in runs if r.k_percent == k and (v := r.step0_normalized_return) is not None
@@ -152,18 +142,10 @@ def disagreement_figure(runs: Sequence[FinetuneRecord], dataset: str) -> Figure 
     colors = _k_colors(runs)
     for ax, algo in zip(axes, algos, strict=True):
         for (k, bonus), group in _by_k_and_bonus([r for r in runs if r.algo == algo]).items():
-            steps, mean, std = mean_std_over_runs(
+            curve = mean_std_over_runs(
                 [(r.train_steps, r.train_metrics[DISAGREEMENT_METRIC]) for r in group]
             )
-            ax.plot(
-                steps,
-                mean,
-                color=colors[k],
-                linestyle=BONUS_LINESTYLES.get(bonus, ":"),
-                marker=".",
-                label=f"{k_label(k)}, {BONUS_LABELS.get(bonus, bonus)}",
-            )
-            ax.fill_between(steps, mean - std, mean + std, color=colors[k], alpha=0.15, linewidth=0)
+            _plot_condition(ax, curve, k, bonus, colors[k])
         ax.set_xlabel("online env steps")
         ax.set_ylabel(f"{algo.upper()} std of Q over critic members at collected (s, a)")
         ax.legend(fontsize=7, handlelength=3)
@@ -293,3 +275,23 @@ def _source(runs: Sequence[FinetuneRecord]) -> str:
 
 def _seeds(runs: Sequence[FinetuneRecord]) -> list[int]:
     return [r.seed for r in runs]
+
+
+def _plot_condition(
+    ax: Axes,
+    curve: tuple[np.ndarray, np.ndarray, np.ndarray],
+    k: float,
+    bonus: str,
+    color: str | tuple[float, ...],
+) -> None:
+    """One k × bonus condition: its mean line (style by bonus) and a ± std band."""
+    steps, mean, std = curve
+    ax.plot(
+        steps,
+        mean,
+        color=color,
+        linestyle=BONUS_LINESTYLES.get(bonus, ":"),
+        marker=".",
+        label=f"{k_label(k)}, {BONUS_LABELS.get(bonus, bonus)}",
+    )
+    ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
