@@ -9,7 +9,13 @@ hit every variant alike:
 - d3rlpy 2.8.1's CQL and IQL at the same hyperparameters, run by this same file in a worker
   process of a separate virtualenv (created on first use under benchmarks/.d3rlpy-venv, or given
   with --d3rlpy-python); d3rlpy is never a dependency of hybrid-rl;
-- a 2048×2048 fp32 matmul: the machine's matrix-product speed at the same thread count.
+- a 2048×2048 fp32 matmul: the machine's matrix-product speed at the same thread count;
+- whole training steps, "sample + update", for CQL and IQL on both sides: a batch drawn from a
+  1M-transition dataset (synthetic, HalfCheetah-shaped, 1,000 episodes of 1,000 steps) and
+  the update on it, with observation standardization (and IQL's reward scaling) switched on,
+  as each library's own training loop does it: ours `OfflineDataset.sample` + `update` +
+  the metric sums of `train.py`; d3rlpy's `sample_transition_batch` + `algo.update` + keeping
+  the returned losses, the body of its `fit` loop without logger and progress bar.
 
 Achieved GFLOP/s counts only the matrix products of each update, analytically (see
 `update_gflop`); elementwise work, Adam and sampling are left out, so it is a lower bound.
@@ -27,6 +33,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,14 +112,38 @@ def update_gflop(algo: str, members: int = 2, samples: int = 10) -> float:
     return flop / 1e9
 
 
+# --- synthetic offline data (numpy only: both sides build the same arrays) ---------------------
+
+DATASET_EPISODES, EPISODE_LENGTH = 1000, 1000
+
+
+def synthetic_episodes() -> dict[str, Any]:
+    """1M HalfCheetah-shaped transitions in 1,000 episodes that end by timeout, seeded.
+
+    `observations` has one more row per episode than it has transitions (the last next
+    observation), so both libraries see exactly the same transitions.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = DATASET_EPISODES * EPISODE_LENGTH
+    return {
+        "states": rng.standard_normal(
+            (DATASET_EPISODES, EPISODE_LENGTH + 1, OBS_DIM), dtype=np.float32
+        ),
+        "actions": rng.uniform(-1, 1, (n, ACT_DIM)).astype(np.float32),
+        "rewards": rng.standard_normal(n, dtype=np.float32),
+    }
+
+
 # --- d3rlpy worker (runs inside the d3rlpy virtualenv: no hybrid_rl imports here) --------------
 
 
 def d3rlpy_worker(threads: int) -> None:
     """Serve timing requests on stdin/stdout, one JSON object per line.
 
-    Requests: {"algo": "cql"|"iql", "steps": n} -> {"wall": s, "cpu": s}; {"quit": true}.
-    Anything d3rlpy prints goes to stderr, so stdout carries only the protocol.
+    Requests: {"algo": "cql"|"iql", "steps": n, "train_step": bool} -> {"wall": s, "cpu": s};
+    {"quit": true}. Anything d3rlpy prints goes to stderr, so stdout carries only the protocol.
     """
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -143,6 +174,8 @@ def d3rlpy_worker(threads: int) -> None:
         )
         for _ in range(POOL)
     ]
+    dataset, trainers = d3rlpy_training_setup()
+    losses: dict[str, list[float]] = defaultdict(list)
     step = 0
     protocol.write(
         json.dumps({"ready": True, "d3rlpy": d3rlpy.__version__, "torch": torch.__version__}) + "\n"
@@ -151,13 +184,71 @@ def d3rlpy_worker(threads: int) -> None:
         request = json.loads(line)
         if request.get("quit"):
             break
-        impl = impls[request["algo"]]
         wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(request["steps"]):
-            impl.update(batches[step % POOL], step)
-            step += 1
+        if request.get("train_step"):
+            trainer = trainers[request["algo"]]
+            for _ in range(request["steps"]):
+                # The body of d3rlpy's fit loop (QLearningAlgoBase.fitter), minus its logger.
+                loss = trainer.update(dataset.sample_transition_batch(BATCH))
+                for name, value in loss.items():
+                    losses[name].append(value)
+        else:
+            impl = impls[request["algo"]]
+            for _ in range(request["steps"]):
+                impl.update(batches[step % POOL], step)
+                step += 1
         result = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
         protocol.write(json.dumps(result) + "\n")
+
+
+def d3rlpy_training_setup() -> tuple[Any, dict[str, Any]]:
+    """The synthetic dataset as a d3rlpy MDPDataset, and CQL/IQL built on it with the scalers
+    our training uses (observations standardized; IQL rewards scaled by 1000 / return range,
+    IQL actor lr on a cosine), as `compare_d3rlpy.py` configures them."""
+    import d3rlpy
+    import numpy as np
+    from d3rlpy.constants import ActionSpace
+    from d3rlpy.preprocessing import ReturnBasedRewardScaler, StandardObservationScaler
+
+    data = synthetic_episodes()
+    # d3rlpy keeps the last row of an episode that times out only as a successor: give each
+    # episode its final next observation as an extra row (action and reward 0, never sampled).
+    states = data["states"]
+    actions = np.zeros((DATASET_EPISODES, EPISODE_LENGTH + 1, ACT_DIM), np.float32)
+    actions[:, :-1] = data["actions"].reshape(DATASET_EPISODES, EPISODE_LENGTH, ACT_DIM)
+    rewards = np.zeros((DATASET_EPISODES, EPISODE_LENGTH + 1), np.float32)
+    rewards[:, :-1] = data["rewards"].reshape(DATASET_EPISODES, EPISODE_LENGTH)
+    timeouts = np.zeros_like(rewards)
+    timeouts[:, -1] = 1.0
+    dataset = d3rlpy.dataset.MDPDataset(
+        states.reshape(-1, OBS_DIM),
+        actions.reshape(-1, ACT_DIM),
+        rewards.reshape(-1, 1),
+        np.zeros_like(timeouts).reshape(-1),
+        timeouts.reshape(-1),
+        action_space=ActionSpace.CONTINUOUS,
+    )
+    observations = states[:, :-1].reshape(-1, OBS_DIM).astype(np.float64)
+    returns = data["rewards"].reshape(DATASET_EPISODES, EPISODE_LENGTH).sum(axis=1)
+    trainers = {}
+    for name in ("cql", "iql"):
+        reward_scaler = None
+        if name == "iql":
+            reward_scaler = ReturnBasedRewardScaler(
+                return_max=float(returns.max()), return_min=float(returns.min()), multiplier=1000
+            )
+        config = d3rlpy_algo_config(
+            name,
+            observation_scaler=StandardObservationScaler(
+                mean=observations.mean(axis=0), std=observations.std(axis=0), eps=1e-3
+            ),
+            reward_scaler=reward_scaler,
+            actor_lr_cosine_steps=500_000 if name == "iql" else None,
+        )
+        trainer = config.create(device="cpu:0")
+        trainer.build_with_dataset(dataset)
+        trainers[name] = trainer
+    return dataset, trainers
 
 
 class D3rlpyWorker:
@@ -190,10 +281,11 @@ class D3rlpyWorker:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def run(self, algo: str, steps: int) -> tuple[float, float]:
-        """Wall and CPU seconds of `steps` d3rlpy updates of `algo`."""
+    def run(self, algo: str, steps: int, train_step: bool = False) -> tuple[float, float]:
+        """Wall and CPU seconds of `steps` d3rlpy updates (or whole training steps) of `algo`."""
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"algo": algo, "steps": steps}) + "\n")
+        request = {"algo": algo, "steps": steps, "train_step": train_step}
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         reply = self._receive()
         return reply["wall"], reply["cpu"]
@@ -208,8 +300,8 @@ class D3rlpyWorker:
 # --- our updates --------------------------------------------------------------------------------
 
 
-def make_ours(name: str) -> tuple[Callable[[Any], Any], float]:
-    """The `update` of a fresh agent for benchmark row `name`, and its GFLOP per update."""
+def make_ours(name: str) -> tuple[Any, float]:
+    """A fresh agent for benchmark row `name`, and its GFLOP per update."""
     from hybrid_rl.algos.bc import BC, BCConfig
     from hybrid_rl.algos.cql import CQL, CQLConfig
     from hybrid_rl.algos.iql import IQL, IQLConfig
@@ -241,7 +333,40 @@ def make_ours(name: str) -> tuple[Callable[[Any], Any], float]:
             os.environ.pop(COMPILE_ENV_VAR, None)
         else:
             os.environ[COMPILE_ENV_VAR] = previous
-    return agent.update, gflop
+    return agent, gflop
+
+
+def our_training_step(agent: Any, algo: str) -> Callable[[Any], None]:
+    """One step of `train.py`'s loop for `agent` on the synthetic dataset: sample, update, add
+    the metrics to the running sums. Takes (and ignores) a batch, like an `update`."""
+    import numpy as np
+
+    from hybrid_rl.data.dataset import OfflineDataset, iql_reward_scale
+    from hybrid_rl.data.transitions import TransitionArrays
+
+    data = synthetic_episodes()
+    n = DATASET_EPISODES * EPISODE_LENGTH
+    timeouts = np.zeros(n, dtype=bool)
+    timeouts[EPISODE_LENGTH - 1 :: EPISODE_LENGTH] = True
+    transitions = TransitionArrays(
+        observations=data["states"][:, :-1].reshape(-1, OBS_DIM),
+        actions=data["actions"],
+        rewards=data["rewards"],
+        next_observations=data["states"][:, 1:].reshape(-1, OBS_DIM),
+        terminals=np.zeros(n, dtype=bool),
+        timeouts=timeouts,
+    )
+    scale = iql_reward_scale(transitions) if algo == "iql" else 1.0
+    dataset = OfflineDataset(transitions, seed=0, reward_scale=scale)
+    agent.set_observation_statistics(dataset.observation_mean, dataset.observation_std)
+    sums: dict[str, Any] = {}
+
+    def step(_batch: Any) -> None:
+        metrics = agent.update(dataset.sample(BATCH))
+        for key, value in metrics.items():
+            sums[key] = sums[key] + value if key in sums else value.clone()
+
+    return step
 
 
 def synthetic_batches(count: int) -> list[Any]:
@@ -272,8 +397,18 @@ OURS = (
     "online IQL (N=3)",
     "online IQL (N=3) compiled",
     "BC",
+    "CQL, sample + update",
+    "IQL compiled, sample + update",
 )
-D3RLPY_ROWS = {"CQL": "cql", "IQL": "iql", "IQL compiled": "iql"}
+# Our row -> the d3rlpy algorithm and whether whole training steps are timed.
+D3RLPY_ROWS = {
+    "CQL": ("cql", False),
+    "IQL": ("iql", False),
+    "IQL compiled": ("iql", False),
+    "CQL, sample + update": ("cql", True),
+    "IQL compiled, sample + update": ("iql", True),
+}
+TRAIN_STEP_SUFFIX = ", sample + update"
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -304,7 +439,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # Build, compile and warm up; size each block to about `block_seconds`.
     rows: dict[str, dict[str, Any]] = {}
     for name in OURS:
-        update, gflop = make_ours(name)
+        agent, gflop = make_ours(name.removesuffix(TRAIN_STEP_SUFFIX))
+        update = agent.update
+        if name.endswith(TRAIN_STEP_SUFFIX):
+            update = our_training_step(agent, D3RLPY_ROWS[name][0])
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
@@ -327,10 +465,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{name}: first update {first:.1f} s, {steps} steps per block", flush=True)
     d3 = {}
     if worker is not None:
-        for algo in ("cql", "iql"):
-            worker.run(algo, 3)
-            wall, _ = worker.run(algo, 2)
-            d3[algo] = Timing(max(1, round(args.block_seconds / (wall / 2))))
+        for algo, train_step in set(D3RLPY_ROWS.values()):
+            worker.run(algo, 3, train_step)
+            wall, _ = worker.run(algo, 2, train_step)
+            d3[algo, train_step] = Timing(max(1, round(args.block_seconds / (wall / 2))))
     a = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
     b = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
     matmul = Timing(2)
@@ -344,11 +482,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time_block(matmul_work, matmul)
         for name, row in rows.items():
             time_block(block(row["update"], row["timing"].units), row["timing"])
-            if worker is not None and name in ("CQL", "IQL"):
-                algo = D3RLPY_ROWS[name]
-                wall, cpu = worker.run(algo, d3[algo].units)
-                d3[algo].wall.append(wall)
-                d3[algo].cpu.append(cpu)
+            # Each d3rlpy variant is timed once per round, next to the first row using it.
+            key = D3RLPY_ROWS.get(name)
+            if worker is not None and key is not None and name != "IQL compiled":
+                algo, train_step = key
+                wall, cpu = worker.run(algo, d3[key].units, train_step)
+                d3[key].wall.append(wall)
+                d3[key].cpu.append(cpu)
         print(f"round {round_index + 1}/{args.rounds} done", flush=True)
     if worker is not None:
         worker.close()
@@ -370,12 +510,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "blocks": len(timing.wall),
             "steps_per_block": timing.units,
         }
-        algo = D3RLPY_ROWS.get(name)
-        if algo in d3:
-            entry["d3rlpy_steps_per_s"] = round(d3[algo].rate(), 2)
-            entry["d3rlpy_cpu_steps_per_s"] = round(d3[algo].cpu_rate(), 2)
-            entry["ratio"] = round(timing.rate() / d3[algo].rate(), 2)
-            entry["cpu_ratio"] = round(timing.cpu_rate() / d3[algo].cpu_rate(), 2)
+        key = D3RLPY_ROWS.get(name)
+        if key in d3:
+            entry["d3rlpy_steps_per_s"] = round(d3[key].rate(), 2)
+            entry["d3rlpy_cpu_steps_per_s"] = round(d3[key].cpu_rate(), 2)
+            entry["ratio"] = round(timing.rate() / d3[key].rate(), 2)
+            entry["cpu_ratio"] = round(timing.cpu_rate() / d3[key].cpu_rate(), 2)
         results.append(entry)
     return {
         "machine": info,
