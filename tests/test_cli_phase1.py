@@ -35,9 +35,23 @@ def test_explicit_flags_override_quick():
 
 
 def test_list_flags_take_commas_repeats_and_spaces():
-    grid = grid_for("--algo", "cql,iql", "--algo", "bc", "--env", "hopper-medium-v2",
-                    "--remove_top_k", "0", "30,60", "--seed", "1,2", "--reward_noise", "0,0.1",
-                    "--removal", "top,random")
+    grid = grid_for(
+        "--algo",
+        "cql,iql",
+        "--algo",
+        "bc",
+        "--env",
+        "hopper-medium-v2",
+        "--remove_top_k",
+        "0",
+        "30,60",
+        "--seed",
+        "1,2",
+        "--reward_noise",
+        "0,0.1",
+        "--removal",
+        "top,random",
+    )
     assert grid.algos == ("cql", "iql", "bc")
     assert grid.datasets == ("hopper-medium-v2",)
     assert grid.k_percents == (0.0, 30.0, 60.0)
@@ -51,11 +65,28 @@ def test_algo_all_means_every_algorithm():
 
 
 def test_scalar_flags_reach_the_grid():
-    grid = grid_for("--total_steps", "1000", "--device", "cpu", "--source", "replica",
-                    "--plots_dir", "p", "--eval_every", "500", "--eval_episodes", "3",
-                    "--log_every", "250")
+    grid = grid_for(
+        "--total_steps",
+        "1000",
+        "--device",
+        "cpu",
+        "--source",
+        "replica",
+        "--plots_dir",
+        "p",
+        "--eval_every",
+        "500",
+        "--eval_episodes",
+        "3",
+        "--log_every",
+        "250",
+    )
     assert (grid.total_steps, grid.device, grid.source, grid.plots_dir) == (
-        1000, "cpu", "replica", "p")
+        1000,
+        "cpu",
+        "replica",
+        "p",
+    )
     assert (grid.eval_every, grid.eval_episodes, grid.log_every) == (500, 3, 250)
 
 
@@ -69,16 +100,25 @@ def test_scalar_flags_reach_the_grid():
     ],
 )
 def test_bad_values_exit_with_a_message_and_run_nothing(flags, message, tmp_path, capsys):
-    code = main(["phase1", *flags, "--results_dir", str(tmp_path / "r"),
-                 "--plots_dir", str(tmp_path / "p")])
+    code = main(
+        ["phase1", *flags, "--results_dir", str(tmp_path / "r"), "--plots_dir", str(tmp_path / "p")]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
 
 
 def test_plot_only_writes_the_report_without_training(tmp_path):
-    code = main(["phase1", "--plot_only", "--results_dir", str(tmp_path / "r"),
-                 "--plots_dir", str(tmp_path / "p")])
+    code = main(
+        [
+            "phase1",
+            "--plot_only",
+            "--results_dir",
+            str(tmp_path / "r"),
+            "--plots_dir",
+            str(tmp_path / "p"),
+        ]
+    )
     assert code == 0
     assert "No run folder was found" in (tmp_path / "p" / "report.md").read_text()
     assert not (tmp_path / "r").exists()
@@ -89,15 +129,42 @@ def test_a_tiny_grid_runs_then_plots_and_reports(tmp_path):
     arrays = collect_transitions("Hopper-v4", None, 1_000, seed=0, num_envs=4, progress=False)
     write_d4rl_hdf5(dataset, arrays, {"source": "test", "env_id": "Hopper-v4"})
     results, plots = tmp_path / "results", tmp_path / "plots"
-    code = main(["phase1", "--env", str(dataset), "--algo", "bc", "--remove_top_k", "0,30",
-                 "--seed", "0", "--total_steps", "100", "--log_every", "50", "--eval_every",
-                 "100", "--eval_episodes", "1", "--device", "cpu", "--threads", "1",
-                 "--results_dir", str(results), "--plots_dir", str(plots)])
+    code = main(
+        [
+            "phase1",
+            "--env",
+            str(dataset),
+            "--algo",
+            "bc",
+            "--remove_top_k",
+            "0,30",
+            "--seed",
+            "0",
+            "--total_steps",
+            "100",
+            "--log_every",
+            "50",
+            "--eval_every",
+            "100",
+            "--eval_episodes",
+            "1",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--results_dir",
+            str(results),
+            "--plots_dir",
+            str(plots),
+        ]
+    )
     assert code == 0
     names = sorted(p.name for p in results.iterdir())
     assert names == ["bc_hopper-cli_k0_noise0_s0", "bc_hopper-cli_k30_noise0_s0"]
-    assert all(json.loads((results / n / "metrics.json").read_text())["status"] == "completed"
-               for n in names)
+    assert all(
+        json.loads((results / n / "metrics.json").read_text())["status"] == "completed"
+        for n in names
+    )
     report = (plots / "report.md").read_text()
     assert "| hopper-cli | hdf5-file | BC | top | 30 |" in report
     assert Path(plots / "learning_curves_hopper-cli.png").stat().st_size > 0

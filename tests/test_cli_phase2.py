@@ -50,19 +50,54 @@ def test_quick_reads_the_quick_phase1_runs_and_writes_its_own_folders():
 
 
 def test_flags_reach_the_grid():
-    grid = grid_for("--algo", "all", "--bonus_type", "both", "--env", "hopper-medium-v2",
-                    "--remove_top_k", "60", "--seed", "0,1", "--total_steps", "50000",
-                    "--n_ensemble", "5", "--bonus_coeff", "0.5", "--online_ratio", "0.25",
-                    "--device", "cpu", "--results_dir", "r2", "--phase1_results_dir", "r1",
-                    "--plots_dir", "p2", "--eval_every", "2000", "--eval_episodes", "3",
-                    "--log_every", "500")
+    grid = grid_for(
+        "--algo",
+        "all",
+        "--bonus_type",
+        "both",
+        "--env",
+        "hopper-medium-v2",
+        "--remove_top_k",
+        "60",
+        "--seed",
+        "0,1",
+        "--total_steps",
+        "50000",
+        "--n_ensemble",
+        "5",
+        "--bonus_coeff",
+        "0.5",
+        "--online_ratio",
+        "0.25",
+        "--device",
+        "cpu",
+        "--results_dir",
+        "r2",
+        "--phase1_results_dir",
+        "r1",
+        "--plots_dir",
+        "p2",
+        "--eval_every",
+        "2000",
+        "--eval_episodes",
+        "3",
+        "--log_every",
+        "500",
+    )
     assert (grid.algos, grid.bonus_types) == (("cql", "iql"), ("ensemble", "none"))
-    assert (grid.datasets, grid.k_percents, grid.seeds) == (("hopper-medium-v2",), (60.0,),
-                                                            (0, 1))
+    assert (grid.datasets, grid.k_percents, grid.seeds) == (("hopper-medium-v2",), (60.0,), (0, 1))
     assert (grid.online_steps, grid.n_ensemble, grid.bonus_coeff, grid.online_ratio) == (
-        50_000, 5, 0.5, 0.25)
+        50_000,
+        5,
+        0.5,
+        0.25,
+    )
     assert (grid.device, grid.results_dir, grid.phase1_results_dir, grid.plots_dir) == (
-        "cpu", "r2", "r1", "p2")
+        "cpu",
+        "r2",
+        "r1",
+        "p2",
+    )
     assert (grid.eval_every, grid.eval_episodes, grid.log_every) == (2_000, 3, 500)
     assert grid_for("--bonus_type", "none").bonus_types == ("none",)
 
@@ -78,8 +113,9 @@ def test_flags_reach_the_grid():
     ],
 )
 def test_bad_values_exit_with_a_message_and_run_nothing(flags, message, tmp_path, capsys):
-    code = main(["phase2", *flags, "--results_dir", str(tmp_path / "r"),
-                 "--plots_dir", str(tmp_path / "p")])
+    code = main(
+        ["phase2", *flags, "--results_dir", str(tmp_path / "r"), "--plots_dir", str(tmp_path / "p")]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
@@ -88,29 +124,46 @@ def test_bad_values_exit_with_a_message_and_run_nothing(flags, message, tmp_path
 def test_the_phase1_command_for_waiting_runs_matches_their_folder():
     quick = Phase2Grid.quick(algos=("iql",), datasets=("x.hdf5",), k_percents=(30, 0))
     assert phase1_command_for(quick.expand()) == (
-        "python run_phase1.py --quick --algo iql --env x.hdf5 --remove_top_k 0,30 --seed 0")
-    full = Phase2Grid(algos=("cql",), datasets=("hopper-medium-v2",), k_percents=(60,),
-                      seeds=(2, 1))
+        "python run_phase1.py --quick --algo iql --env x.hdf5 --remove_top_k 0,30 --seed 0"
+    )
+    full = Phase2Grid(
+        algos=("cql",), datasets=("hopper-medium-v2",), k_percents=(60,), seeds=(2, 1)
+    )
     assert phase1_command_for(full.expand()) == (
-        "python run_phase1.py --algo cql --env hopper-medium-v2 --remove_top_k 60 --seed 1,2")
-    elsewhere = Phase2Grid(phase1_results_dir="mine", algos=("iql",), k_percents=(0,),
-                           seeds=(0,), datasets=("d",))
+        "python run_phase1.py --algo cql --env hopper-medium-v2 --remove_top_k 60 --seed 1,2"
+    )
+    elsewhere = Phase2Grid(
+        phase1_results_dir="mine", algos=("iql",), k_percents=(0,), seeds=(0,), datasets=("d",)
+    )
     assert phase1_command_for(elsewhere.expand()).startswith(
-        "python run_phase1.py --results_dir mine --algo iql")
+        "python run_phase1.py --results_dir mine --algo iql"
+    )
 
 
 def test_runs_without_their_phase1_run_wait_and_the_command_is_printed(
     hopper_file, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
-    code = main(["phase2", "--quick", "--env", str(hopper_file), "--remove_top_k", "0",
-                 *TINY_PHASE2, *COMMON])
+    code = main(
+        [
+            "phase2",
+            "--quick",
+            "--env",
+            str(hopper_file),
+            "--remove_top_k",
+            "0",
+            *TINY_PHASE2,
+            *COMMON,
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
-    assert ("2 of 2 runs wait for Phase I runs that are missing or unfinished in "
-            "results/quick") in err
-    assert (f"python run_phase1.py --quick --algo iql --env {hopper_file} --remove_top_k 0 "
-            "--seed 0") in err
+    assert (
+        "2 of 2 runs wait for Phase I runs that are missing or unfinished in results/quick"
+    ) in err
+    assert (
+        f"python run_phase1.py --quick --algo iql --env {hopper_file} --remove_top_k 0 --seed 0"
+    ) in err
     assert not (tmp_path / "results_phase2").exists()
     assert "No run folder was found" in (tmp_path / "plots_phase2/quick/report.md").read_text()
 
@@ -119,14 +172,41 @@ def test_quick_phase2_fine_tunes_the_quick_phase1_runs_then_reports(
     hopper_file, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    assert main(["phase1", "--quick", "--env", str(hopper_file), "--remove_top_k", "0,30",
-                 *TINY_PHASE1, *COMMON]) == 0
-    assert main(["phase2", "--quick", "--env", str(hopper_file), "--remove_top_k", "0,30",
-                 *TINY_PHASE2, *COMMON]) == 0
+    assert (
+        main(
+            [
+                "phase1",
+                "--quick",
+                "--env",
+                str(hopper_file),
+                "--remove_top_k",
+                "0,30",
+                *TINY_PHASE1,
+                *COMMON,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "phase2",
+                "--quick",
+                "--env",
+                str(hopper_file),
+                "--remove_top_k",
+                "0,30",
+                *TINY_PHASE2,
+                *COMMON,
+            ]
+        )
+        == 0
+    )
     results = tmp_path / "results_phase2" / "quick"
     names = sorted(p.name for p in results.iterdir())
-    assert names == [f"ft_iql_hopper-p2_k{k}_noise0_{b}_s0" for k in (0, 30)
-                     for b in ("ensemble", "none")]
+    assert names == [
+        f"ft_iql_hopper-p2_k{k}_noise0_{b}_s0" for k in (0, 30) for b in ("ensemble", "none")
+    ]
     for name in names:
         saved = json.loads((results / name / "config.json").read_text())
         assert saved["phase1"]["checkpoint"].startswith("results/quick/iql_hopper-p2_k")
@@ -141,30 +221,73 @@ def test_quick_phase2_fine_tunes_the_quick_phase1_runs_then_reports(
 
 
 def test_run_phase2_py_is_the_phase2_command():
-    result = subprocess.run([sys.executable, str(ROOT / "run_phase2.py"), "--help"],
-                            capture_output=True, text=True, check=True, cwd=ROOT)
-    for flag in ("--algo", "--env", "--remove_top_k", "--seed", "--total_steps", "--device",
-                 "--quick", "--plot_only", "--workers", "--n_ensemble", "--bonus_coeff",
-                 "--bonus_type", "--online_ratio", "--results_dir", "--phase1_results_dir",
-                 "--plots_dir"):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run_phase2.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    for flag in (
+        "--algo",
+        "--env",
+        "--remove_top_k",
+        "--seed",
+        "--total_steps",
+        "--device",
+        "--quick",
+        "--plot_only",
+        "--workers",
+        "--n_ensemble",
+        "--bonus_coeff",
+        "--bonus_type",
+        "--online_ratio",
+        "--results_dir",
+        "--phase1_results_dir",
+        "--plots_dir",
+    ):
         assert flag in result.stdout
     assert "hybrid-rl phase2" in result.stdout
 
 
 def test_runs_whose_phase1_run_diverged_are_named_and_not_started(tmp_path, capsys):
     phase1, phase2 = tmp_path / "p1", tmp_path / "p2"
-    grid = Phase2Grid(algos=("iql",), datasets=("hopper-medium-v2",), k_percents=(60,),
-                      seeds=(0,), phase1_results_dir=str(phase1), results_dir=str(phase2))
+    grid = Phase2Grid(
+        algos=("iql",),
+        datasets=("hopper-medium-v2",),
+        k_percents=(60,),
+        seeds=(0,),
+        phase1_results_dir=str(phase1),
+        results_dir=str(phase2),
+    )
     run_dir = grid.expand()[0].phase1_train_config().run_dir
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.json").write_text(json.dumps({"status": "diverged"}))
-    code = main(["phase2", "--algo", "iql", "--env", "hopper-medium-v2", "--remove_top_k", "60",
-                 "--seed", "0", "--phase1_results_dir", str(phase1), "--results_dir",
-                 str(phase2), "--plots_dir", str(tmp_path / "plots")])
+    code = main(
+        [
+            "phase2",
+            "--algo",
+            "iql",
+            "--env",
+            "hopper-medium-v2",
+            "--remove_top_k",
+            "60",
+            "--seed",
+            "0",
+            "--phase1_results_dir",
+            str(phase1),
+            "--results_dir",
+            str(phase2),
+            "--plots_dir",
+            str(tmp_path / "plots"),
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
-    assert ("2 runs cannot start, their Phase I run diverged: "
-            "ft_iql_hopper-medium-v2_k60_noise0_ensemble_s0, "
-            "ft_iql_hopper-medium-v2_k60_noise0_none_s0") in err
+    assert (
+        "2 runs cannot start, their Phase I run diverged: "
+        "ft_iql_hopper-medium-v2_k60_noise0_ensemble_s0, "
+        "ft_iql_hopper-medium-v2_k60_noise0_none_s0"
+    ) in err
     assert "wait for Phase I runs" not in err
     assert not phase2.exists()

@@ -25,27 +25,73 @@ def test_no_flags_and_quick_are_the_dataclass_studies():
 
 
 def test_flags_reach_both_grids():
-    study = study_for("--quick", "--algo", "cql", "--env", "hopper-medium-v2",
-                      "--remove_top_k", "0,60", "--seed", "1", "--bonus_type", "ensemble",
-                      "--phase1_steps", "4000", "--online_steps", "2000", "--n_ensemble", "4",
-                      "--bonus_coeff", "2", "--online_ratio", "0.75", "--eval_episodes", "2",
-                      "--device", "cpu", "--source", "replica", "--results_dir", "r1",
-                      "--phase2_results_dir", "r2", "--plots_dir", "p")
+    study = study_for(
+        "--quick",
+        "--algo",
+        "cql",
+        "--env",
+        "hopper-medium-v2",
+        "--remove_top_k",
+        "0,60",
+        "--seed",
+        "1",
+        "--bonus_type",
+        "ensemble",
+        "--phase1_steps",
+        "4000",
+        "--online_steps",
+        "2000",
+        "--n_ensemble",
+        "4",
+        "--bonus_coeff",
+        "2",
+        "--online_ratio",
+        "0.75",
+        "--eval_episodes",
+        "2",
+        "--device",
+        "cpu",
+        "--source",
+        "replica",
+        "--results_dir",
+        "r1",
+        "--phase2_results_dir",
+        "r2",
+        "--plots_dir",
+        "p",
+    )
     p1, p2 = study.phase1, study.phase2
     for grid in (p1, p2):
         assert (grid.algos, grid.datasets, grid.k_percents, grid.seeds) == (
-            ("cql",), ("hopper-medium-v2",), (0.0, 60.0), (1,))
+            ("cql",),
+            ("hopper-medium-v2",),
+            (0.0, 60.0),
+            (1,),
+        )
         assert (grid.eval_episodes, grid.device) == (2, "cpu")
     assert (p1.total_steps, p1.source, p1.results_dir) == (4_000, "replica", "r1")
     assert (p2.online_steps, p2.bonus_types, p2.n_ensemble, p2.bonus_coeff) == (
-        2_000, ("ensemble",), 4, 2.0)
+        2_000,
+        ("ensemble",),
+        4,
+        2.0,
+    )
     assert (p2.online_ratio, p2.results_dir, p2.phase1_results_dir) == (0.75, "r2", "r1")
     assert study.plots_dir == "p"
 
 
 def test_an_algo_phase2_cannot_fine_tune_is_refused_before_anything_runs(tmp_path, capsys):
-    code = main(["study", "--algo", "bc", "--plots_dir", str(tmp_path / "p"),
-                 "--results_dir", str(tmp_path / "r")])
+    code = main(
+        [
+            "study",
+            "--algo",
+            "bc",
+            "--plots_dir",
+            str(tmp_path / "p"),
+            "--results_dir",
+            str(tmp_path / "r"),
+        ]
+    )
     assert code == 2
     assert "Phase II fine-tunes cql and iql" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
@@ -61,9 +107,26 @@ def tiny_file(tmp_path) -> Path:
 
 def test_a_tiny_study_runs_both_phases_into_one_report(tiny_file, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    flags = ["study", "--quick", "--env", str(tiny_file), "--remove_top_k", "0,30",
-             "--phase1_steps", "200", "--online_steps", "300", "--eval_episodes", "2",
-             "--device", "cpu", "--workers", "1", "--threads", "1"]
+    flags = [
+        "study",
+        "--quick",
+        "--env",
+        str(tiny_file),
+        "--remove_top_k",
+        "0,30",
+        "--phase1_steps",
+        "200",
+        "--online_steps",
+        "300",
+        "--eval_episodes",
+        "2",
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+    ]
     assert main(flags) == 0
     out, err = capsys.readouterr()
     assert "study: 2 Phase I + 4 Phase II runs on 1 worker; estimated wall time" in err
@@ -75,8 +138,9 @@ def test_a_tiny_study_runs_both_phases_into_one_report(tiny_file, tmp_path, monk
     phase2 = sorted(p.name for p in (tmp_path / "results_phase2/quick").iterdir())
     assert len(phase2) == 4
     for name in phase2:
-        metrics = json.loads((tmp_path / "results_phase2/quick" / name / "metrics.json")
-                             .read_text())
+        metrics = json.loads(
+            (tmp_path / "results_phase2/quick" / name / "metrics.json").read_text()
+        )
         assert metrics["status"] == "completed" and metrics["eval"]["steps"] == [0, 300]
 
     report_path = tmp_path / "plots_study/quick/report.md"

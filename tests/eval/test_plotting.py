@@ -31,10 +31,25 @@ def runs(tmp_path, write_run):
             for k in (0, 30):
                 q = (None, None) if algo == "bc" else ((1.0 + seed, 2.0), (0.5, 0.5))
                 scaled = tuple(v * (1 - k / 60) for v in evals)  # k = 30 halves every score
-                write_run(tmp_path / "results", algo=algo, k=k, seed=seed, evals=scaled,
-                          loss_variance=(0.1 * (seed + 1), 0.2), q_mean=q[0], q_std=q[1])
-    write_run(tmp_path / "results", algo="iql", dataset="halfcheetah-medium-v2", source="d4rl",
-              k=0, seed=0, evals=(0.0, 40.0))
+                write_run(
+                    tmp_path / "results",
+                    algo=algo,
+                    k=k,
+                    seed=seed,
+                    evals=scaled,
+                    loss_variance=(0.1 * (seed + 1), 0.2),
+                    q_mean=q[0],
+                    q_std=q[1],
+                )
+    write_run(
+        tmp_path / "results",
+        algo="iql",
+        dataset="halfcheetah-medium-v2",
+        source="d4rl",
+        k=0,
+        seed=0,
+        evals=(0.0, 40.0),
+    )
     return load_runs(tmp_path / "results")[0]
 
 
@@ -45,8 +60,14 @@ def test_learning_curves_plot_the_mean_over_seeds_per_algo_and_k(runs):
     [ax] = fig.axes
     assert ax.get_xlabel() == "gradient steps" and "normalized return" in ax.get_ylabel()
     lines = {line.get_label(): line for line in ax.get_lines()}
-    assert set(lines) == {"CQL clean", "CQL top 30%", "IQL clean", "IQL top 30%",
-                          "BC clean", "BC top 30%"}
+    assert set(lines) == {
+        "CQL clean",
+        "CQL top 30%",
+        "IQL clean",
+        "IQL top 30%",
+        "BC clean",
+        "BC top 30%",
+    }
     assert list(lines["IQL clean"].get_xdata()) == [0, 1000, 2000]
     expected = [statistics.mean(e[i] for e in EVALS.values()) for i in range(3)]
     assert list(lines["IQL clean"].get_ydata()) == pytest.approx(expected)
@@ -90,8 +111,10 @@ def test_loss_variance_uses_a_log_axis(runs):
 
 
 def test_figures_are_made_per_dataset_and_name_its_source(runs):
-    kinds = {(kind, dataset): fig.get_suptitle() for kind, dataset, fig in
-             build_figures(runs, aggregate(runs))}
+    kinds = {
+        (kind, dataset): fig.get_suptitle()
+        for kind, dataset, fig in build_figures(runs, aggregate(runs))
+    }
     # hopper: all four kinds; halfcheetah: its one IQL run logged no Q values, so no Q figure
     assert len(kinds) == 7 and ("q_values", "halfcheetah-medium-v2") not in kinds
     assert "(d4rl data), seed 0" in kinds[("learning_curves", "halfcheetah-medium-v2")]
@@ -99,10 +122,12 @@ def test_figures_are_made_per_dataset_and_name_its_source(runs):
 
 def test_write_plots_saves_readable_png_and_pdf(runs, tmp_path):
     files = write_plots(runs, aggregate(runs), tmp_path / "plots")
-    assert {(f.kind, f.dataset) for f in files} >= {("learning_curves", "hopper-medium-v2"),
-                                                     ("final_returns", "hopper-medium-v2"),
-                                                     ("q_values", "hopper-medium-v2"),
-                                                     ("loss_variance", "hopper-medium-v2")}
+    assert {(f.kind, f.dataset) for f in files} >= {
+        ("learning_curves", "hopper-medium-v2"),
+        ("final_returns", "hopper-medium-v2"),
+        ("q_values", "hopper-medium-v2"),
+        ("loss_variance", "hopper-medium-v2"),
+    }
     for plot in files:
         image = matplotlib.image.imread(plot.png)
         assert image.shape[0] > 100 and image.shape[1] > 100

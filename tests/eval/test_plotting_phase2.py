@@ -34,8 +34,15 @@ def study(tmp_path, write_run, write_finetune_run):
         write_run(phase1, k=0, seed=seed, evals=(0.0, final))
     for (k, bonus), per_seed in EVALS.items():
         for seed, evals in per_seed.items():
-            write_finetune_run(phase2, phase1, k=k, bonus=bonus, seed=seed, evals=evals,
-                               disagreement=tuple(d * (1 + k / 60) for d in DISAGREEMENT[bonus]))
+            write_finetune_run(
+                phase2,
+                phase1,
+                k=k,
+                bonus=bonus,
+                seed=seed,
+                evals=evals,
+                disagreement=tuple(d * (1 + k / 60) for d in DISAGREEMENT[bonus]),
+            )
     runs = load_finetune_runs(phase2)[0]
     return runs, aggregate_finetune(runs)
 
@@ -54,8 +61,7 @@ def test_curves_are_solid_with_the_bonus_dashed_without_and_coloured_by_k(study)
     assert clean_bonus.get_linestyle() == "-" and clean_plain.get_linestyle() == "--"
     assert clean_bonus.get_color() == clean_plain.get_color() != top_bonus.get_color()
     assert list(clean_bonus.get_xdata()) == [0, 1_000, 2_000]
-    expected = [statistics.mean(e[i] for e in EVALS[(0.0, "ensemble")].values())
-                for i in range(3)]
+    expected = [statistics.mean(e[i] for e in EVALS[(0.0, "ensemble")].values()) for i in range(3)]
     assert list(clean_bonus.get_ydata()) == pytest.approx(expected)
 
 
@@ -64,7 +70,8 @@ def test_curves_mark_the_step0_score_and_the_threshold(study):
     [ax] = finetune_curves_figure(runs, "iql", "hopper-medium-v2").axes
     stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
     assert sorted(float(s.get_ydata()[0]) for s in stars) == pytest.approx(
-        [statistics.mean([5.0, 6.0]), statistics.mean([38.0, 30.0])])
+        [statistics.mean([5.0, 6.0]), statistics.mean([38.0, 30.0])]
+    )
     assert all(list(s.get_xdata()) == [0] for s in stars)
     [threshold] = [line for line in ax.get_lines() if "80% of the clean" in line.get_label()]
     assert threshold.get_ydata()[0] == pytest.approx(0.8 * statistics.mean(CLEAN.values()))

@@ -20,14 +20,16 @@ TOP60 = (20.0, 26.0, 23.0)
 
 def _write_study(results: Path, write_run) -> None:
     for seed, (clean, top60) in enumerate(zip(CLEAN, TOP60, strict=True)):
-        write_run(results, k=0, seed=seed, evals=(0.0, clean + 5, clean), loss_variance=(2.0,
-                                                                                           4.0))
+        write_run(results, k=0, seed=seed, evals=(0.0, clean + 5, clean), loss_variance=(2.0, 4.0))
         write_run(results, k=60, seed=seed, evals=(0.0, top60, top60), loss_variance=(8.0, 8.0))
 
 
 def _row(report: str, *cells: str) -> str:
-    [row] = [line for line in report.splitlines()
-             if line.startswith("|") and all(f"| {c} |" in line for c in cells)]
+    [row] = [
+        line
+        for line in report.splitlines()
+        if line.startswith("|") and all(f"| {c} |" in line for c in cells)
+    ]
     return row
 
 

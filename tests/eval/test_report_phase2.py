@@ -37,15 +37,25 @@ def write_study(tmp_path, write_run, write_finetune_run):
     for seed, clean in enumerate(CLEAN):
         write_run(phase1, k=0, seed=seed, evals=(0.0, clean))
         for bonus in ("ensemble", "none"):
-            write_finetune_run(phase2, phase1, k=60, bonus=bonus, seed=seed,
-                               evals=EVALS[bonus][seed], eval_every=EVAL_EVERY,
-                               disagreement=(2.0, 1.5, DISAGREEMENT[bonus][seed]))
+            write_finetune_run(
+                phase2,
+                phase1,
+                k=60,
+                bonus=bonus,
+                seed=seed,
+                evals=EVALS[bonus][seed],
+                eval_every=EVAL_EVERY,
+                disagreement=(2.0, 1.5, DISAGREEMENT[bonus][seed]),
+            )
     return phase2
 
 
 def _row(report, *cells):
-    [row] = [line for line in report.splitlines()
-             if line.startswith("|") and all(f"| {c} |" in line for c in cells)]
+    [row] = [
+        line
+        for line in report.splitlines()
+        if line.startswith("|") and all(f"| {c} |" in line for c in cells)
+    ]
     return row
 
 
@@ -67,8 +77,9 @@ def test_table_rows_hold_step0_final_median_steps_censored_count_and_disagreemen
         assert f"| {statistics.mean(step0):.1f} ± {statistics.stdev(step0):.1f} |" in row
         assert f"| {statistics.mean(finals):.1f} ± {statistics.stdev(finals):.1f} |" in row
         assert f"| {steps} | {censored} of 3 | 3 |" in row
-        assert (f"| {statistics.mean(disagreement):.3g} ± "
-                f"{statistics.stdev(disagreement):.3g} |") in row
+        assert (
+            f"| {statistics.mean(disagreement):.3g} ± {statistics.stdev(disagreement):.3g} |"
+        ) in row
     # the data is built so that the two bonus types differ in both respects
     assert expected_median("ensemble") == (2_000, 1)
     assert expected_median("none") == (float("inf"), 2)
@@ -107,22 +118,24 @@ def test_a_small_gap_is_said_to_be_within_one_standard_deviation(
         write_finetune_run(phase2, phase1, bonus="none", seed=seed, evals=(45.0, b))
     [final, steps, _] = comparison_sentences(aggregate_finetune(load_finetune_runs(phase2)[0]))
     assert "its clean checkpoint (k = 0)" in final
-    assert "0.5 points lower with the bonus; 2 seeds each; the difference is within one "\
-           "standard deviation" in final
+    assert (
+        "0.5 points lower with the bonus; 2 seeds each; the difference is within one "
+        "standard deviation" in final
+    )
     assert steps.endswith("both reach it at the same evaluation.")  # at step 0 (45 ≥ 40)
 
 
-def test_one_seed_each_is_said_and_divergences_are_counted(
-    tmp_path, write_run, write_finetune_run
-):
+def test_one_seed_each_is_said_and_divergences_are_counted(tmp_path, write_run, write_finetune_run):
     phase1, phase2 = tmp_path / "results", tmp_path / "results_phase2"
     write_run(phase1, k=0, seed=0, evals=(0.0, 50.0))
     write_finetune_run(phase2, phase1, k=30, bonus="ensemble", evals=(10.0, 30.0))
     write_finetune_run(phase2, phase1, k=30, bonus="none", evals=(10.0, 30.0))
     write_finetune_run(phase2, phase1, k=30, bonus="none", seed=1, status="diverged")
     sentences = comparison_sentences(aggregate_finetune(load_finetune_runs(phase2)[0]))
-    assert "(the same to 0.1 points; one seed each, so no spread across seeds can be given)" \
+    assert (
+        "(the same to 0.1 points; one seed each, so no spread across seeds can be given)"
         in sentences[0]
+    )
     assert sentences[-1] == (
         "IQL with no bonus diverged (a non-finite metric) in 1 of 2 runs on hopper-medium-v2, "
         "fine-tuned from its checkpoint trained without the top 30% of trajectories."
@@ -139,8 +152,10 @@ def test_report_links_every_figure_and_defines_the_clean_reference(
     assert len(links) == 2 * len(outputs.plots) == 6
     for link in links:
         assert (tmp_path / "plots_phase2" / link).stat().st_size > 0
-    assert "final normalized return of the Phase I run with k = 0 (read from that run's " \
-           "metrics.json)" in report.replace("\n", " ")
+    assert (
+        "final normalized return of the Phase I run with k = 0 (read from that run's "
+        "metrics.json)" in report.replace("\n", " ")
+    )
 
 
 def test_an_empty_results_folder_gives_a_report_saying_so(tmp_path):

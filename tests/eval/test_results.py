@@ -17,11 +17,21 @@ K30_FINALS = {0: 30.0, 1: 35.0, 2: 28.0}
 
 def _grid(tmp_path, write_run):
     for seed, final in CLEAN_FINALS.items():
-        write_run(tmp_path, seed=seed, k=0, evals=(5.0, final + 10, final),
-                  loss_variance=(1.0 + seed, 3.0 + seed))
+        write_run(
+            tmp_path,
+            seed=seed,
+            k=0,
+            evals=(5.0, final + 10, final),
+            loss_variance=(1.0 + seed, 3.0 + seed),
+        )
     for seed, final in K30_FINALS.items():
-        write_run(tmp_path, seed=seed, k=30, evals=(5.0, final, final),
-                  loss_variance=(10.0 * (seed + 1), 20.0 * (seed + 1)))
+        write_run(
+            tmp_path,
+            seed=seed,
+            k=30,
+            evals=(5.0, final, final),
+            loss_variance=(10.0 * (seed + 1), 20.0 * (seed + 1)),
+        )
     return load_runs(tmp_path)
 
 
@@ -35,8 +45,12 @@ def test_runs_load_with_condition_status_and_curves(tmp_path, write_run):
     runs, unreadable = _grid(tmp_path, write_run)
     assert unreadable == [] and len(runs) == 6
     run = next(r for r in runs if r.k_percent == 30 and r.seed == 1)
-    assert (run.algo, run.dataset, run.source, run.removal) == ("iql", "hopper-medium-v2",
-                                                                "replica", "top")
+    assert (run.algo, run.dataset, run.source, run.removal) == (
+        "iql",
+        "hopper-medium-v2",
+        "replica",
+        "top",
+    )
     assert run.status == "completed"
     assert run.eval_steps == (0, 1000, 2000)
     assert run.final_normalized_return == 35.0 and run.best_normalized_return == 35.0
@@ -76,8 +90,15 @@ def test_mean_loss_variance_averages_runs_then_seeds(tmp_path, write_run):
 
 def test_diverged_and_failed_runs_are_counted_not_averaged(tmp_path, write_run):
     write_run(tmp_path, algo="cql", k=60, seed=0, evals=(1.0, 50.0, 60.0))
-    write_run(tmp_path, algo="cql", k=60, seed=1, evals=(1.0, 90.0), status="diverged",
-              loss_variance=(math.nan,))
+    write_run(
+        tmp_path,
+        algo="cql",
+        k=60,
+        seed=1,
+        evals=(1.0, 90.0),
+        status="diverged",
+        loss_variance=(math.nan,),
+    )
     write_run(tmp_path, algo="cql", k=60, seed=2, evals=(1.0,), status="failed")
     write_run(tmp_path, algo="cql", k=60, seed=3, evals=(1.0, 2.0), status="running")
     cell = _cell(aggregate(load_runs(tmp_path)[0]), 60, algo="cql")
@@ -106,12 +127,17 @@ def test_a_run_that_failed_before_starting_is_listed_as_left_out(tmp_path, write
     write_run(tmp_path, seed=0)
     early = tmp_path / "iql_missing_k0_noise0_s0"
     early.mkdir()
-    (early / "metrics.json").write_text(json.dumps(
-        {"status": "failed", "summary": {"error": "FileNotFoundError: no such file x.hdf5"}}))
+    (early / "metrics.json").write_text(
+        json.dumps(
+            {"status": "failed", "summary": {"error": "FileNotFoundError: no such file x.hdf5"}}
+        )
+    )
     runs, unreadable = load_runs(tmp_path)
     assert len(runs) == 1
-    assert unreadable == ["iql_missing_k0_noise0_s0: failed before it started "
-                          "(FileNotFoundError: no such file x.hdf5)"]
+    assert unreadable == [
+        "iql_missing_k0_noise0_s0: failed before it started "
+        "(FileNotFoundError: no such file x.hdf5)"
+    ]
 
 
 def test_percent_change_has_no_value_against_a_zero_reference():

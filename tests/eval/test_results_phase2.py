@@ -97,15 +97,20 @@ def test_an_explicit_phase1_folder_overrides_the_one_saved_in_the_run(
     assert run.clean_offline_score == CLEAN[1]
 
 
-def test_cells_average_completed_seeds_and_count_the_other_statuses(
-    folders, write_finetune_run
-):
+def test_cells_average_completed_seeds_and_count_the_other_statuses(folders, write_finetune_run):
     phase1, phase2 = folders
     finals = {0: 30.0, 1: 36.0}
     disagreement = {0: (2.0, 1.0), 1: (4.0, 3.0)}
     for seed, final in finals.items():
-        write_finetune_run(phase2, phase1, k=60, seed=seed, bonus="none",
-                           evals=(4.0 + seed, 10.0, final), disagreement=disagreement[seed])
+        write_finetune_run(
+            phase2,
+            phase1,
+            k=60,
+            seed=seed,
+            bonus="none",
+            evals=(4.0 + seed, 10.0, final),
+            disagreement=disagreement[seed],
+        )
     write_finetune_run(phase2, phase1, k=60, seed=2, bonus="none", status="diverged")
     write_finetune_run(phase2, phase1, k=60, seed=3, bonus="none", status="running")
     write_finetune_run(phase2, phase1, k=60, seed=0, bonus="ensemble")
@@ -125,8 +130,9 @@ def test_an_unreadable_run_folder_is_listed_with_the_reason(folders, write_finet
     write_finetune_run(phase2, phase1, seed=0)
     broken = phase2 / "ft_broken"
     broken.mkdir()
-    (broken / "metrics.json").write_text(json.dumps({"status": "failed",
-                                                     "summary": {"error": "boom"}}))
+    (broken / "metrics.json").write_text(
+        json.dumps({"status": "failed", "summary": {"error": "boom"}})
+    )
     runs, unreadable = load_finetune_runs(phase2)
     assert len(runs) == 1
     assert unreadable == ["ft_broken: failed before it started (boom)"]

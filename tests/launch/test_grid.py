@@ -35,8 +35,16 @@ def test_every_cell_gets_its_first_seed_before_any_cell_gets_a_second():
 
 def test_run_settings_default_to_train_configs():
     grid, train = Phase1Grid(), TrainConfig()
-    for name in ("total_steps", "log_every", "eval_every", "eval_episodes", "device", "source",
-                 "results_dir", "tensorboard"):
+    for name in (
+        "total_steps",
+        "log_every",
+        "eval_every",
+        "eval_episodes",
+        "device",
+        "source",
+        "results_dir",
+        "tensorboard",
+    ):
         assert getattr(grid, name) == getattr(train, name)
     config = Phase1Grid(eval_every=2_000, device="cpu", results_dir="out").expand()[0]
     assert (config.eval_every, config.device, config.results_dir) == (2_000, "cpu", "out")
@@ -54,8 +62,14 @@ def test_quick_is_20k_steps_seed_0_in_its_own_folders():
 
 
 def test_k0_is_one_clean_run_across_removal_modes_and_noise_levels_multiply():
-    grid = Phase1Grid(algos=("iql",), datasets=("hopper-medium-v2",), k_percents=(0, 30),
-                      removals=("top", "random"), reward_noise_stds=(0.0, 0.1), seeds=(0,))
+    grid = Phase1Grid(
+        algos=("iql",),
+        datasets=("hopper-medium-v2",),
+        k_percents=(0, 30),
+        removals=("top", "random"),
+        reward_noise_stds=(0.0, 0.1),
+        seeds=(0,),
+    )
     names = [c.run_name for c in grid.expand()]
     assert names == [
         "iql_hopper-medium-v2_k0_noise0_s0",
@@ -68,8 +82,13 @@ def test_k0_is_one_clean_run_across_removal_modes_and_noise_levels_multiply():
 
 
 def test_the_iql_actor_schedule_follows_the_run_length():
-    [config] = Phase1Grid(algos=("iql",), datasets=("hopper-medium-v2",), k_percents=(0,),
-                          seeds=(0,), total_steps=20_000).expand()
+    [config] = Phase1Grid(
+        algos=("iql",),
+        datasets=("hopper-medium-v2",),
+        k_percents=(0,),
+        seeds=(0,),
+        total_steps=20_000,
+    ).expand()
     assert dataclasses.asdict(config)["agent"]["max_steps"] == 20_000
 
 
@@ -96,8 +115,17 @@ def test_default_phase2_grid_is_the_72_run_study():
     assert {c.seed for c in configs} == {0, 1, 2}
     assert {c.online_steps for c in configs} == {250_000}
     defaults = FinetuneConfig()
-    for name in ("n_ensemble", "bonus_coeff", "online_ratio", "eval_every", "eval_episodes",
-                 "log_every", "results_dir", "phase1_results_dir", "device"):
+    for name in (
+        "n_ensemble",
+        "bonus_coeff",
+        "online_ratio",
+        "eval_every",
+        "eval_episodes",
+        "log_every",
+        "results_dir",
+        "phase1_results_dir",
+        "device",
+    ):
         assert {getattr(c, name) for c in configs} == {getattr(defaults, name)}
 
 
@@ -122,11 +150,16 @@ def test_phase2_quick_is_5k_online_steps_seed_0_reading_the_quick_phase1_runs():
     assert grid.results_dir == "results_phase2/quick" and grid.plots_dir == "plots_phase2/quick"
     assert grid.phase1_results_dir == Phase1Grid.quick().results_dir == "results/quick"
     assert {str(c.phase1_train_config().run_dir.parent) for c in configs} == {"results/quick"}
-    custom = Phase2Grid.quick(phase1_results_dir="elsewhere", bonus_coeff=0.5, n_ensemble=5,
-                              online_ratio=0.25)
+    custom = Phase2Grid.quick(
+        phase1_results_dir="elsewhere", bonus_coeff=0.5, n_ensemble=5, online_ratio=0.25
+    )
     [config, *_] = custom.expand()
-    assert (config.phase1_results_dir, config.bonus_coeff, config.n_ensemble,
-            config.online_ratio) == ("elsewhere", 0.5, 5, 0.25)
+    assert (
+        config.phase1_results_dir,
+        config.bonus_coeff,
+        config.n_ensemble,
+        config.online_ratio,
+    ) == ("elsewhere", 0.5, 5, 0.25)
 
 
 @pytest.mark.parametrize(

@@ -47,8 +47,13 @@ def test_the_quick_study_is_iql_on_halfcheetah_k_0_30_60_both_bonus_types():
 
 
 def test_the_full_study_uses_the_full_budgets_and_shared_settings_reach_both_grids():
-    study = Study.create(seeds=(1, 2), k_percents=(0.0, 60.0), device="cpu",
-                         phase1={"results_dir": "r1"}, phase2={"bonus_coeff": 0.5})
+    study = Study.create(
+        seeds=(1, 2),
+        k_percents=(0.0, 60.0),
+        device="cpu",
+        phase1={"results_dir": "r1"},
+        phase2={"bonus_coeff": 0.5},
+    )
     assert (study.phase1.total_steps, study.phase2.online_steps) == (500_000, 250_000)
     for grid in (study.phase1, study.phase2):
         assert (grid.seeds, grid.k_percents, grid.device) == ((1, 2), (0.0, 60.0), "cpu")
@@ -57,8 +62,7 @@ def test_the_full_study_uses_the_full_budgets_and_shared_settings_reach_both_gri
 
 
 def test_intervals_longer_than_a_budget_are_cut_to_it():
-    study = Study.create(quick=True, phase1={"total_steps": 200},
-                         phase2={"online_steps": 300})
+    study = Study.create(quick=True, phase1={"total_steps": 200}, phase2={"online_steps": 300})
     assert (study.phase1.eval_every, study.phase1.log_every) == (200, 200)
     assert (study.phase2.eval_every, study.phase2.log_every) == (300, 300)
     assert Study.create(quick=True).phase1.eval_every == Phase1Grid().eval_every
