@@ -39,7 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from common import Timing, load_average, machine_info, time_block, write_json
-from d3rlpy_env import add_d3rlpy_arguments, d3rlpy_algo_config, d3rlpy_python
+from d3rlpy_env import (
+    add_d3rlpy_arguments,
+    d3rlpy_algo_config,
+    d3rlpy_python,
+    d3rlpy_training_config,
+)
 
 OBS_DIM, ACT_DIM, BATCH = 17, 6, 256  # HalfCheetah
 HIDDEN = (256, 256)
@@ -208,7 +213,6 @@ def d3rlpy_training_setup() -> tuple[Any, dict[str, Any]]:
     import d3rlpy
     import numpy as np
     from d3rlpy.constants import ActionSpace
-    from d3rlpy.preprocessing import ReturnBasedRewardScaler, StandardObservationScaler
 
     data = synthetic_episodes()
     # d3rlpy keeps the last row of an episode that times out only as a successor: give each
@@ -232,18 +236,13 @@ def d3rlpy_training_setup() -> tuple[Any, dict[str, Any]]:
     returns = data["rewards"].reshape(DATASET_EPISODES, EPISODE_LENGTH).sum(axis=1)
     trainers = {}
     for name in ("cql", "iql"):
-        reward_scaler = None
-        if name == "iql":
-            reward_scaler = ReturnBasedRewardScaler(
-                return_max=float(returns.max()), return_min=float(returns.min()), multiplier=1000
-            )
-        config = d3rlpy_algo_config(
+        config = d3rlpy_training_config(
             name,
-            observation_scaler=StandardObservationScaler(
-                mean=observations.mean(axis=0), std=observations.std(axis=0), eps=1e-3
-            ),
-            reward_scaler=reward_scaler,
-            actor_lr_cosine_steps=500_000 if name == "iql" else None,
+            observation_mean=observations.mean(axis=0),
+            observation_std=observations.std(axis=0),
+            return_min=float(returns.min()),
+            return_max=float(returns.max()),
+            steps=500_000,
         )
         trainer = config.create(device="cpu:0")
         trainer.build_with_dataset(dataset)

@@ -66,11 +66,15 @@ from typing import Any
 
 import numpy as np
 from common import machine_info, write_json
-from d3rlpy_env import D3RLPY_VERSION, add_d3rlpy_arguments, d3rlpy_algo_config, d3rlpy_python
+from d3rlpy_env import (
+    D3RLPY_VERSION,
+    IQL_RETURN_RANGE_TARGET,
+    add_d3rlpy_arguments,
+    d3rlpy_python,
+    d3rlpy_training_config,
+)
 
 ALGOS = ("iql", "cql")
-IQL_RETURN_RANGE_TARGET = 1000.0  # as hybrid_rl.data.dataset.IQL_RETURN_RANGE_TARGET
-OBSERVATION_EPS = 1e-3  # ObservationNormalizer's and StandardObservationScaler's eps
 LOG_EVERY = 1000  # our training's default metrics interval, shortened for tiny runs
 
 KNOWN_DIFFERENCES = {
@@ -212,7 +216,6 @@ def d3rlpy_train(args: argparse.Namespace) -> None:
     import torch
     from d3rlpy.constants import ActionSpace
     from d3rlpy.logging import NoopAdapterFactory
-    from d3rlpy.preprocessing import ReturnBasedRewardScaler, StandardObservationScaler
 
     torch.set_num_threads(args.threads)
     run_dir: Path = args.run_dir
@@ -236,21 +239,13 @@ def d3rlpy_train(args: argparse.Namespace) -> None:
             f"d3rlpy sees {dataset.transition_count} transitions, the file has "
             f"{data['transitions']}: the episode construction in read_replica_for_d3rlpy is wrong"
         )
-    observation_scaler = StandardObservationScaler(
-        mean=data["observation_mean"], std=data["observation_std"], eps=OBSERVATION_EPS
-    )
-    reward_scaler = None
-    if args.algo == "iql":
-        reward_scaler = ReturnBasedRewardScaler(
-            return_max=data["return_max"],
-            return_min=data["return_min"],
-            multiplier=IQL_RETURN_RANGE_TARGET,
-        )
-    config = d3rlpy_algo_config(
+    config = d3rlpy_training_config(
         args.algo,
-        observation_scaler=observation_scaler,
-        reward_scaler=reward_scaler,
-        actor_lr_cosine_steps=steps if args.algo == "iql" else None,
+        observation_mean=data["observation_mean"],
+        observation_std=data["observation_std"],
+        return_min=data["return_min"],
+        return_max=data["return_max"],
+        steps=steps,
     )
     d3rlpy.seed(seed)
     algo = config.create(device="cpu:0")

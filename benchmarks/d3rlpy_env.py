@@ -18,6 +18,8 @@ D3RLPY_VERSION = "2.8.1"
 DEFAULT_VENV = Path(__file__).parent / ".d3rlpy-venv"
 BATCH = 256
 HIDDEN = (256, 256)
+IQL_RETURN_RANGE_TARGET = 1000.0  # as hybrid_rl.data.dataset.IQL_RETURN_RANGE_TARGET
+OBSERVATION_EPS = 1e-3  # ObservationNormalizer's and StandardObservationScaler's eps
 
 
 def add_d3rlpy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,3 +137,35 @@ def d3rlpy_algo_config(
             **common,
         )
     raise ValueError(f"no d3rlpy config for {algo!r}; expected 'iql' or 'cql'")
+
+
+def d3rlpy_training_config(
+    algo: str,
+    *,
+    observation_mean: Any,
+    observation_std: Any,
+    return_min: float,
+    return_max: float,
+    steps: int,
+) -> Any:
+    """`d3rlpy_algo_config` with the preprocessing our training applies to its data.
+
+    Observations standardized with the given (not fitted) statistics and our eps; IQL rewards
+    multiplied by 1000 / (return_max − return_min) and its actor lr on a cosine over `steps`;
+    CQL rewards unscaled.
+    """
+    from d3rlpy.preprocessing import ReturnBasedRewardScaler, StandardObservationScaler
+
+    reward_scaler = None
+    if algo == "iql":
+        reward_scaler = ReturnBasedRewardScaler(
+            return_max=return_max, return_min=return_min, multiplier=IQL_RETURN_RANGE_TARGET
+        )
+    return d3rlpy_algo_config(
+        algo,
+        observation_scaler=StandardObservationScaler(
+            mean=observation_mean, std=observation_std, eps=OBSERVATION_EPS
+        ),
+        reward_scaler=reward_scaler,
+        actor_lr_cosine_steps=steps if algo == "iql" else None,
+    )
