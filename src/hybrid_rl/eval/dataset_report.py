@@ -153,6 +153,11 @@ def write_dataset_report(loaded_datasets: list[LoadedDataset], out_dir: Path) ->
         "reference scores (DESIGN.md §4). How the behaviour policies were chosen, and how the",
         "replicas differ from D4RL's data: `behavior-policies.md`. Regenerate with",
         "`hybrid-rl dataset report halfcheetah-medium-v2 hopper-medium-v2 --out docs`.",
+        "",
+        "A replica rebuilt with the same seed on the same machine is byte-identical. Built on",
+        "another CPU, its bytes and sha256 can differ: rounding differences in the policy's",
+        "and the simulator's arithmetic grow along the trajectories. The statistics stay",
+        "close, and every run records the sha256 of the file it read.",
     ]
     for loaded in loaded_datasets:
         prov = loaded.provenance
