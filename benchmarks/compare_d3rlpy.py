@@ -566,7 +566,8 @@ def collect(args: argparse.Namespace, loaded: Any) -> dict[str, Any]:
         config = ours_train_config(args, seed)
         metrics = json.loads((config.run_dir / "metrics.json").read_text())
         saved = json.loads((config.run_dir / "config.json").read_text())
-        ours_config = saved["config"]
+        # This script hands its runs absolute folders; the JSON is committed, so show them relative.
+        ours_config = {**saved["config"], "results_dir": shown_path(saved["config"]["results_dir"])}
         scores = metrics["eval"]["normalized_return_mean"]
         ours_runs[str(seed)] = {
             "run_dir": shown_path(config.run_dir),
