@@ -156,8 +156,8 @@ def write_dataset_report(loaded_datasets: list[LoadedDataset], out_dir: Path) ->
         "",
         "A replica rebuilt with the same seed on the same machine is byte-identical. Built on",
         "another CPU, its bytes and sha256 can differ: rounding differences in the policy's",
-        "and the simulator's arithmetic grow along the trajectories. The statistics stay",
-        "close, and every run records the sha256 of the file it read.",
+        "and the simulator's arithmetic grow along the trajectories. The figures below are",
+        "those of the file named; every run records the sha256 of the file it read.",
     ]
     for loaded in loaded_datasets:
         prov = loaded.provenance
