@@ -15,6 +15,7 @@ import torch
 
 if TYPE_CHECKING:
     from hybrid_rl.finetune import FinetuneConfig
+    from hybrid_rl.launch.executor import RunConfig
     from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
     from hybrid_rl.launch.study import Study
 
@@ -327,7 +328,7 @@ def _phase1(args: argparse.Namespace) -> int:
         return 2
     failed = 0
     if not args.plot_only:
-        print(f"phase1: {len(configs)} runs in {grid.results_dir}", file=sys.stderr)
+        _print_estimate(f"phase1: {len(configs)} runs in {grid.results_dir}", configs, args.workers)
         execution = {"workers": args.workers, "threads": args.threads}
         summary = run_grid(configs, **{k: v for k, v in execution.items() if v is not None})
         print(summary.line())
@@ -335,6 +336,22 @@ def _phase1(args: argparse.Namespace) -> int:
     outputs = write_phase1_outputs(grid.results_dir, grid.plots_dir)
     print(f"wrote {outputs.report} and {len(outputs.plots)} figures (PNG and PDF)")
     return 1 if failed else 0
+
+
+def _print_estimate(headline: str, configs: Sequence[RunConfig], workers: int | None) -> None:
+    """`headline`, the expected wall time of `configs` and the arithmetic behind it (stderr)."""
+    from hybrid_rl.launch.estimate import estimate_wall_time, format_minutes
+    from hybrid_rl.launch.executor import default_workers
+
+    workers = workers or default_workers()
+    estimate = estimate_wall_time(configs, workers)
+    print(
+        f"{headline} on {workers} worker{'s' if workers != 1 else ''}; estimated wall time "
+        f"{format_minutes(estimate.seconds)}:",
+        file=sys.stderr,
+    )
+    for line in estimate.lines:
+        print(f"  {line}", file=sys.stderr)
 
 
 _LIST_FLAG = {"action": "extend", "nargs": "+", "metavar": "VALUE"}
@@ -536,7 +553,7 @@ def _phase2(args: argparse.Namespace) -> int:
                 f"{', '.join(c.run_name for c in diverged)}",
                 file=sys.stderr,
             )
-        print(f"phase2: {len(ready)} runs in {grid.results_dir}", file=sys.stderr)
+        _print_estimate(f"phase2: {len(ready)} runs in {grid.results_dir}", ready, args.workers)
         execution = {"workers": args.workers, "threads": args.threads}
         summary = run_grid(ready, **{k: v for k, v in execution.items() if v is not None})
         print(summary.line())
@@ -667,12 +684,7 @@ def study_from_args(args: argparse.Namespace) -> Study:
 
 def _study(args: argparse.Namespace) -> int:
     from hybrid_rl.launch.executor import default_workers
-    from hybrid_rl.launch.study import (
-        estimate_wall_time,
-        format_minutes,
-        run_study,
-        summary_lines,
-    )
+    from hybrid_rl.launch.study import run_study, summary_lines
 
     try:
         study = study_from_args(args)
@@ -683,16 +695,9 @@ def _study(args: argparse.Namespace) -> int:
         return 2
     workers = args.workers or default_workers()
     if not args.plot_only:
-        estimate = estimate_wall_time(study, workers)
         phase1_runs = len(study.phase1.expand())
-        print(
-            f"study: {phase1_runs} Phase I + {len(configs) - phase1_runs} Phase II runs on "
-            f"{workers} worker{'s' if workers != 1 else ''}; estimated wall time "
-            f"{format_minutes(estimate.seconds)}:",
-            file=sys.stderr,
-        )
-        for line in estimate.lines:
-            print(f"  {line}", file=sys.stderr)
+        headline = f"study: {phase1_runs} Phase I + {len(configs) - phase1_runs} Phase II runs"
+        _print_estimate(headline, configs, workers)
     result = run_study(study, workers, args.threads, plot_only=args.plot_only)
     for line in summary_lines(result):
         print(line)
