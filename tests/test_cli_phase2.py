@@ -172,36 +172,9 @@ def test_quick_phase2_fine_tunes_the_quick_phase1_runs_then_reports(
     hopper_file, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    assert (
-        main(
-            [
-                "phase1",
-                "--quick",
-                "--env",
-                str(hopper_file),
-                "--remove_top_k",
-                "0,30",
-                *TINY_PHASE1,
-                *COMMON,
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "phase2",
-                "--quick",
-                "--env",
-                str(hopper_file),
-                "--remove_top_k",
-                "0,30",
-                *TINY_PHASE2,
-                *COMMON,
-            ]
-        )
-        == 0
-    )
+    for command, budget in (("phase1", TINY_PHASE1), ("phase2", TINY_PHASE2)):
+        flags = ["--quick", "--env", str(hopper_file), "--remove_top_k", "0,30"]
+        assert main([command, *flags, *budget, *COMMON]) == 0
     results = tmp_path / "results_phase2" / "quick"
     names = sorted(p.name for p in results.iterdir())
     assert names == [
