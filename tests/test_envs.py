@@ -31,3 +31,12 @@ def test_vector_env_autoresets_on_the_step_after_an_episode_ends():
     _, reward, terminated, truncated, _ = envs.step(np.zeros((1, 3), dtype=np.float32))
     assert reward[0] == 0.0 and not terminated[0] and not truncated[0]
     envs.close()
+
+
+def test_making_envs_prints_no_mujoco_model_deprecation(capfd):
+    # Gymnasium's v4 HalfCheetah model makes MuJoCo warn on every compile; an evaluator
+    # compiles ten per run, so these lines buried a grid's progress bars.
+    for _ in range(3):
+        make_env("halfcheetah-medium-v2").close()
+    captured = capfd.readouterr()
+    assert "settotalmass" not in captured.out + captured.err

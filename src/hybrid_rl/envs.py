@@ -5,8 +5,19 @@ from __future__ import annotations
 import warnings
 
 import gymnasium as gym
+import mujoco
 
 from hybrid_rl.data.registry import gym_env_id_of
+
+
+def _warn_from_mujoco(message: str) -> None:
+    warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+
+# MuJoCo prints each warning straight to the terminal, once per model compiled: an evaluator
+# compiles ten, so a grid scrolled its progress bars away under copies of one line. As Python
+# warnings they are shown once per process and can be filtered like any other.
+mujoco.set_mju_user_warning(_warn_from_mujoco)
 
 
 def _resolve_env_id(env_id: str) -> str:
@@ -17,8 +28,10 @@ def _resolve_env_id(env_id: str) -> str:
 def make_env(env_id: str, seed: int | None = None) -> gym.Env:
     """One Gymnasium env (1000-step cap); `env_id` may be a dataset id like 'hopper-medium-v2'."""
     with warnings.catch_warnings():
-        # v4 is deliberately used: its dims and dynamics match D4RL's v2 datasets.
+        # v4 is deliberately used: its dims and dynamics match D4RL's v2 datasets. Its
+        # HalfCheetah model file uses an attribute MuJoCo 4.0 deprecates; nothing to act on.
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="MuJoCo: compiler attribute 'settotalmass'")
         env = gym.make(_resolve_env_id(env_id))
     if seed is not None:
         env.reset(seed=seed)
