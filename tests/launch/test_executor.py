@@ -112,12 +112,17 @@ def test_a_run_compiled_or_not_is_the_same_run(hopper_file, tmp_path):
     assert outcome.status == "skipped"
 
 
-def test_a_pool_of_two_workers_runs_the_grid(hopper_file, tmp_path):
+def test_a_pool_of_two_workers_runs_the_grid_under_a_bar_of_steps(hopper_file, tmp_path, capsys):
     configs = [tiny(hopper_file, tmp_path, seed=seed) for seed in (0, 1)]
     configs.append(tiny(tmp_path / "missing.hdf5", tmp_path, seed=2))
-    summary = run_grid(configs, workers=2, progress=False)
+    summary = run_grid(configs, workers=2)
     assert [o.status for o in summary.outcomes] == ["completed", "completed", "failed"]
     assert [status_of(c) for c in configs] == ["completed", "completed", "failed"]
+    # Runs in workers show no bars, so the grid's bar moves with their steps, not only
+    # when a whole run ends.
+    err = capsys.readouterr().err
+    assert "steps (all runs)" in err
+    assert "300/300" in err  # three runs of 100 gradient steps, the failed one counted as done
 
 
 def test_threads_split_the_cores_between_workers():

@@ -93,7 +93,7 @@ def run_grid(
     workers: int | None = None,
     threads: int | None = None,
     progress: bool = True,
-    unit: Literal["run", "step"] = "run",
+    unit: Literal["run", "step"] | None = None,
 ) -> GridSummary:
     """Run every config not already finished; never raises for a single run's failure.
 
@@ -105,11 +105,14 @@ def run_grid(
     order of `configs`, except that a Phase II run waits for its Phase I run when that run is
     in `configs` too. The grid's bar counts runs (`unit="run"`) or steps (`unit="step"`: every
     run's budget, advanced as the runs' metrics.json files report progress, i.e. at each
-    evaluation). Returns every run's outcome, in the order of `configs`.
+    evaluation). By default it counts steps in a pool, whose runs show no bars of their own
+    (a bar of runs would stand still through a whole 30-minute CQL run), and runs otherwise.
+    Returns every run's outcome, in the order of `configs`.
     """
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    unit = unit or ("step" if workers > 1 else "run")
     names = [config.run_name for config in configs]
     duplicates = sorted(name for name, n in Counter(names).items() if n > 1)
     if duplicates:
