@@ -13,10 +13,12 @@ from hybrid_rl.data.registry import DATASETS, get_dataset_spec
 from hybrid_rl.launch.executor import FINISHED_STATUSES, RunConfig, run_budget, saved_status
 from hybrid_rl.train import TrainConfig
 
-# Speeds behind the wall-time estimate, measured on a 2-core machine with one torch thread per
-# run and batch 256 (IQL ~60–100 updates/s; CQL about ten times slower; a Phase II step, i.e.
-# an env step, an action, a disagreement forward and an update, cost about one IQL update).
-UPDATES_PER_SECOND = {"iql": 70.0, "cql": 7.0}
+# Speeds behind the wall-time estimate, measured on 2-core machines with one torch thread per
+# run, two runs side by side, batch 256. IQL did 60–150 updates/s depending on the machine and
+# its load; CQL 11.6–13.4 in the quick Phase I grid on a quiet AMD EPYC VM (docs/benchmarks.md),
+# rounded down. A Phase II step (an env step, an action, a disagreement forward and an update)
+# cost about one IQL update. Erring slow: a user should come back to a finished grid.
+UPDATES_PER_SECOND = {"iql": 70.0, "cql": 11.0}
 ONLINE_STEP_COST = 1.2  # Phase II step in updates, rounded up from the measured ~1.0
 EVAL_SECONDS_PER_EPISODE = 0.15  # 1,000 HalfCheetah steps in a vector env, batched policy
 RUN_START_SECONDS = 5.0  # process start, imports, dataset load and corruption
