@@ -6,6 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +127,68 @@ def test_a_pool_of_two_workers_runs_the_grid_under_a_bar_of_steps(hopper_file, t
     err = capsys.readouterr().err
     assert "steps (all runs)" in err
     assert "300/300" in err  # three runs of 100 gradient steps, the failed one counted as done
+
+
+def _pool_workers_of(pid: int) -> list[int]:
+    workers = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (proc / "stat").read_text()
+            command = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
+        if parent == pid and b"spawn_main" in command:
+            workers.append(int(proc.name))
+    return workers
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited and waits to be reaped
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_pool_workers_exit_when_the_grid_process_is_killed(hopper_file, tmp_path):
+    # SIGKILL gives the grid no chance to shut its pool down; the workers must notice alone.
+    long_run = tiny(hopper_file, tmp_path, total_steps=10**7, eval_every=10**6)
+    settings = {
+        name: getattr(long_run, name)
+        for name in ("algo", "dataset", "total_steps", "log_every", "eval_every", "results_dir")
+    }
+    script = (
+        "import json, sys\n"
+        "from hybrid_rl.launch.executor import run_grid\n"
+        "from hybrid_rl.train import TrainConfig\n"
+        "settings = json.loads(sys.argv[1])\n"
+        "runs = [TrainConfig(**settings, seed=seed) for seed in (0, 1)]\n"
+        "run_grid(runs, workers=2, threads=1, progress=False)\n"
+    )
+    grid = subprocess.Popen([sys.executable, "-c", script, json.dumps(settings)])
+    try:
+        deadline = time.monotonic() + 120
+        started = [
+            dataclasses.replace(long_run, seed=seed).run_dir / "config.json" for seed in (0, 1)
+        ]
+        while not all(path.exists() for path in started):
+            assert grid.poll() is None, "the grid process ended before its runs started"
+            assert time.monotonic() < deadline, "the runs never started"
+            time.sleep(0.5)
+        workers = _pool_workers_of(grid.pid)
+        assert len(workers) == 2
+    finally:
+        grid.send_signal(signal.SIGKILL)
+        grid.wait()
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    alive = [pid for pid in workers if _running(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} kept training after the grid process was killed"
 
 
 def test_threads_split_the_cores_between_workers():

@@ -107,7 +107,8 @@ def run_grid(
     run's budget, advanced as the runs' metrics.json files report progress, i.e. at each
     evaluation). By default it counts steps in a pool, whose runs show no bars of their own
     (a bar of runs would stand still through a whole 30-minute CQL run), and runs otherwise.
-    Returns every run's outcome, in the order of `configs`.
+    Pool workers stop within seconds if this process is killed. Returns every run's outcome,
+    in the order of `configs`.
     """
     workers = default_workers() if workers is None else workers
     if workers < 1:
@@ -181,7 +182,7 @@ def _run_in_pool(
     # never sits in the pool's queue ahead of a run that could start.
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(threads,)
+        workers, mp_context=context, initializer=_init_worker, initargs=(threads, os.getpid())
     ) as pool:
         running: dict[Future[RunOutcome], RunConfig] = {}
         while True:
@@ -316,8 +317,19 @@ def _logged_steps(config: RunConfig) -> int:
     return min(int(steps[-1]), run_budget(config)) if steps else 0
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int) -> None:
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    # A grid stopped by SIGTERM or SIGKILL (a scheduler's time limit, `kill`) never shuts its
+    # pool down, and its workers trained on, unwatched, for up to half an hour. A run resumes
+    # from its last checkpoint (written atomically), so leaving mid-run loses only the steps
+    # since then.
+    while os.getppid() == parent_pid:
+        time.sleep(_POLL_SECONDS)
+    os._exit(1)
 
 
 def saved_status(run_dir: Path) -> str | None:
