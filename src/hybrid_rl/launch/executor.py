@@ -42,7 +42,8 @@ FINISHED_STATUSES = ("completed", "diverged")
 _NOT_IDENTITY = ("device", "results_dir", "tensorboard", "phase1_results_dir")
 # Agent settings of the same kind: how the update runs, not what it computes.
 _AGENT_NOT_IDENTITY = ("compile",)
-# How often a step-counting bar reads the runs' metrics.json files.
+# How often a step-counting bar reads the runs' metrics.json files, and a pool worker checks
+# that its grid process is still there.
 _POLL_SECONDS = 2.0
 
 
