@@ -53,7 +53,7 @@ def estimate_wall_time(configs: Sequence[RunConfig], workers: int) -> WallTimeEs
     lines += _phase_lines("Phase I", phase1, seconds, "updates", 1.0)
     lines += _phase_lines("Phase II", phase2, seconds, "online steps", ONLINE_STEP_COST)
     work = sum(seconds.values())
-    chain = max((_chain_seconds(c, seconds) for c in pending if c.run_name in seconds), default=0.0)
+    chain = max((_chain_seconds(c, seconds) for c in pending), default=0.0)
     run_seconds = max(work / workers, chain)
     if pending:
         lines.append(
