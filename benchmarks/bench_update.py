@@ -371,7 +371,7 @@ def our_training_step(agent: Any, algo: str) -> Callable[[Any], None]:
 def synthetic_batches(count: int) -> list[Any]:
     import torch
 
-    from hybrid_rl.data.batch import TransitionBatch
+    from hybrid_rl.batch import TransitionBatch
 
     return [
         TransitionBatch(

@@ -87,7 +87,7 @@ def _add_dataset_commands(sub: argparse._SubParsersAction) -> None:
 def _dataset_report(args: argparse.Namespace) -> int:
     from hybrid_rl.behavior.replica import ensure_replica
     from hybrid_rl.data.loader import load_dataset
-    from hybrid_rl.eval.dataset_report import write_dataset_report
+    from hybrid_rl.report.dataset_report import write_dataset_report
 
     loaded = [
         load_dataset(dataset, args.source, replica_provider=ensure_replica)
@@ -316,7 +316,7 @@ def _check_execution_flags(args: argparse.Namespace) -> None:
 
 
 def _phase1(args: argparse.Namespace) -> int:
-    from hybrid_rl.eval.report import write_phase1_outputs
+    from hybrid_rl.report.report import write_phase1_outputs
     from hybrid_rl.launch.executor import run_grid
 
     try:
@@ -523,7 +523,7 @@ def phase1_command_for(configs: Sequence[FinetuneConfig]) -> str:
 
 
 def _phase2(args: argparse.Namespace) -> int:
-    from hybrid_rl.eval.report_phase2 import write_phase2_outputs
+    from hybrid_rl.report.report_phase2 import write_phase2_outputs
     from hybrid_rl.launch.executor import run_grid, saved_status
 
     try:

@@ -46,7 +46,7 @@ from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS, EnsembleQNetwork
 from hybrid_rl.algos.networks import ObservationNormalizer
 from hybrid_rl.algos.registry import Agent, AgentConfig, default_config
 from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
-from hybrid_rl.data.batch import TransitionBatch, concat_batches
+from hybrid_rl.batch import TransitionBatch, concat_batches
 from hybrid_rl.data.corruption import RemovalMode
 from hybrid_rl.data.dataset import OfflineDataset
 from hybrid_rl.data.hdf5_format import file_sha256

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from hybrid_rl.algos.networks import EnsembleMLP
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 
 def _random_batch(

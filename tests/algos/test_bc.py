@@ -5,7 +5,7 @@ import torch
 
 from hybrid_rl.algos.bc import BC, BCConfig
 from hybrid_rl.algos.iql import IQL, IQLConfig
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 4
 

@@ -7,7 +7,7 @@ import torch
 from hybrid_rl.algos import networks
 from hybrid_rl.algos.cql import CQL, CQLConfig
 from hybrid_rl.algos.networks import QEnsemble
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 4
 

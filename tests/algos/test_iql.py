@@ -6,7 +6,7 @@ import torch
 
 from hybrid_rl.algos.iql import IQL, IQLConfig, expectile_loss
 from hybrid_rl.algos.networks import COMPILE_ENV_VAR
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 4
 

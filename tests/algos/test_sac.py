@@ -1,7 +1,7 @@
 import torch
 
 from hybrid_rl.algos.sac import SAC, SACConfig
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 
 def test_sac_fits_a_one_step_bandit():

@@ -20,7 +20,7 @@ from hybrid_rl.algos.networks import (
     gaussian_log_prob,
     make_adam,
 )
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 
 @dataclass

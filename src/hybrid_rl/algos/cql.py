@@ -29,7 +29,7 @@ from hybrid_rl.algos.networks import (
     make_adam,
     soft_update,
 )
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 
 @dataclass

@@ -12,7 +12,7 @@ from torch import Tensor
 from hybrid_rl.algos.bc import BC, BCConfig
 from hybrid_rl.algos.cql import CQL, CQLConfig
 from hybrid_rl.algos.iql import IQL, IQLConfig
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 AgentConfig = CQLConfig | IQLConfig | BCConfig
 

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from hybrid_rl.algos.agent_state import StatefulPart, load_parts, save_parts
 from hybrid_rl.algos.networks import QEnsemble, TanhGaussianActor, soft_update
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 
 @dataclass

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 from hybrid_rl.data.transitions import TransitionArrays, split_trajectories
 
 IQL_RETURN_RANGE_TARGET = 1000.0

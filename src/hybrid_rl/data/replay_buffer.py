@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hybrid_rl.data.batch import TransitionBatch
+from hybrid_rl.batch import TransitionBatch
 
 ArrayLike = np.ndarray | Tensor
 

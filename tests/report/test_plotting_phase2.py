@@ -8,13 +8,13 @@ import matplotlib.image
 import pytest
 from matplotlib.patches import Rectangle
 
-from hybrid_rl.eval.plotting_phase2 import (
+from hybrid_rl.report.plotting_phase2 import (
     disagreement_figure,
     finetune_curves_figure,
     steps_to_threshold_figure,
     write_phase2_plots,
 )
-from hybrid_rl.eval.results_phase2 import aggregate_finetune, load_finetune_runs
+from hybrid_rl.report.results_phase2 import aggregate_finetune, load_finetune_runs
 
 CLEAN = {0: 50.0, 1: 40.0}  # Phase I k = 0 finals: thresholds 40 and 32
 # (k, bonus) -> per seed evaluations at online steps 0, 1,000, 2,000

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from hybrid_rl.atomic_io import atomic_write
-from hybrid_rl.eval.plotting import PlotFile, write_plots
-from hybrid_rl.eval.results import CellSummary, RunRecord, aggregate, clean_cell, load_runs
+from hybrid_rl.report.plotting import PlotFile, write_plots
+from hybrid_rl.report.results import CellSummary, RunRecord, aggregate, clean_cell, load_runs
 
 
 class _NamedRun(Protocol):

@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from hybrid_rl.eval.results_phase2 import (
+from hybrid_rl.report.results_phase2 import (
     aggregate_finetune,
     load_finetune_runs,
     median_steps,

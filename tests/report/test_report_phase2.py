@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import statistics
 
-from hybrid_rl.eval.report_phase2 import comparison_sentences, write_phase2_outputs
-from hybrid_rl.eval.results_phase2 import aggregate_finetune, load_finetune_runs
+from hybrid_rl.report.report_phase2 import comparison_sentences, write_phase2_outputs
+from hybrid_rl.report.results_phase2 import aggregate_finetune, load_finetune_runs
 
 CLEAN = (50.0, 40.0, 60.0)  # Phase I k = 0 finals, seeds 0–2
 EVAL_EVERY = 1_000

@@ -9,7 +9,7 @@ import statistics
 import pytest
 
 from hybrid_rl.data.registry import normalized_score
-from hybrid_rl.eval.results import aggregate, clean_cell, load_run, load_runs, percent_change
+from hybrid_rl.report.results import aggregate, clean_cell, load_run, load_runs, percent_change
 
 CLEAN_FINALS = {0: 40.0, 1: 44.0, 2: 51.0}
 K30_FINALS = {0: 30.0, 1: 35.0, 2: 28.0}

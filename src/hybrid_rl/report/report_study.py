@@ -10,8 +10,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hybrid_rl.eval.report import Phase1Outputs, phase1_section, write_markdown
-from hybrid_rl.eval.report_phase2 import Phase2Outputs, phase2_section
+from hybrid_rl.report.report import Phase1Outputs, phase1_section, write_markdown
+from hybrid_rl.report.report_phase2 import Phase2Outputs, phase2_section
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import matplotlib.image
 import pytest
 from matplotlib.container import BarContainer
 
-from hybrid_rl.eval.plotting import (
+from hybrid_rl.report.plotting import (
     build_figures,
     final_returns_figure,
     learning_curves_figure,
@@ -19,7 +19,7 @@ from hybrid_rl.eval.plotting import (
     save_figure,
     write_plots,
 )
-from hybrid_rl.eval.results import aggregate, load_runs
+from hybrid_rl.report.results import aggregate, load_runs
 
 EVALS = {0: (0.0, 20.0, 30.0), 1: (0.0, 24.0, 36.0), 2: (0.0, 22.0, 33.0)}
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from hybrid_rl.eval.sample_efficiency import steps_to_threshold
+from hybrid_rl.report.sample_efficiency import steps_to_threshold
 
 
 def test_returns_the_first_step_whose_score_reaches_the_threshold():

@@ -13,15 +13,15 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hybrid_rl.eval.plotting import PlotFile
-from hybrid_rl.eval.plotting_phase2 import BONUS_LABELS, NOT_REACHED, write_phase2_plots
-from hybrid_rl.eval.report import (
+from hybrid_rl.report.plotting import PlotFile
+from hybrid_rl.report.plotting_phase2 import BONUS_LABELS, NOT_REACHED, write_phase2_plots
+from hybrid_rl.report.report import (
     format_mean_std,
     render_results_document,
     select_runs,
     write_markdown,
 )
-from hybrid_rl.eval.results_phase2 import (
+from hybrid_rl.report.results_phase2 import (
     THRESHOLD_FRACTION,
     FinetuneCell,
     FinetuneRecord,

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from hybrid_rl.eval.results import CellSummary, RunRecord
+from hybrid_rl.report.results import CellSummary, RunRecord
 
 Condition = tuple[str, str, float, float]  # algo, removal, k %, σ
 _ALGO_COLORMAPS = {"cql": "Blues", "iql": "Oranges", "bc": "Greens"}

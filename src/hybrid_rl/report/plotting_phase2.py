@@ -20,14 +20,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from hybrid_rl.eval.plotting import (
+from hybrid_rl.report.plotting import (
     PlotFile,
     figure_title,
     mean_std_over_runs,
     new_figure,
     save_figure,
 )
-from hybrid_rl.eval.results_phase2 import (
+from hybrid_rl.report.results_phase2 import (
     DISAGREEMENT_METRIC,
     THRESHOLD_FRACTION,
     FinetuneCell,

@@ -5,7 +5,7 @@ from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.data.loader import load_dataset
 from hybrid_rl.data.registry import reference_scores
-from hybrid_rl.eval.dataset_report import dataset_stats, write_dataset_report
+from hybrid_rl.report.dataset_report import dataset_stats, write_dataset_report
 
 
 @pytest.fixture(scope="module")

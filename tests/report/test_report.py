@@ -6,13 +6,13 @@ import re
 import statistics
 from pathlib import Path
 
-from hybrid_rl.eval.report import (
+from hybrid_rl.report.report import (
     degradation_sentences,
     format_change,
     format_mean_std,
     write_phase1_outputs,
 )
-from hybrid_rl.eval.results import aggregate, load_runs
+from hybrid_rl.report.results import aggregate, load_runs
 
 CLEAN = (40.0, 44.0, 51.0)
 TOP60 = (20.0, 26.0, 23.0)
