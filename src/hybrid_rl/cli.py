@@ -316,8 +316,8 @@ def _check_execution_flags(args: argparse.Namespace) -> None:
 
 
 def _phase1(args: argparse.Namespace) -> int:
-    from hybrid_rl.report.report import write_phase1_outputs
     from hybrid_rl.launch.executor import run_grid
+    from hybrid_rl.report.report import write_phase1_outputs
 
     try:
         grid = phase1_grid_from_args(args)
@@ -523,8 +523,8 @@ def phase1_command_for(configs: Sequence[FinetuneConfig]) -> str:
 
 
 def _phase2(args: argparse.Namespace) -> int:
-    from hybrid_rl.report.report_phase2 import write_phase2_outputs
     from hybrid_rl.launch.executor import run_grid, saved_status
+    from hybrid_rl.report.report_phase2 import write_phase2_outputs
 
     try:
         grid = phase2_grid_from_args(args)

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 from hybrid_rl.behavior.replica import ensure_replica
 from hybrid_rl.data.loader import load_dataset
-from hybrid_rl.report.report_study import StudyOutputs, write_study_outputs
-from hybrid_rl.report.results import dataset_label
 from hybrid_rl.launch.executor import GridSummary, RunConfig, run_grid
 from hybrid_rl.launch.grid import QUICK_SUBDIR, Phase1Grid, Phase2Grid
+from hybrid_rl.report.report_study import StudyOutputs, write_study_outputs
+from hybrid_rl.report.results import dataset_label
 
 Grid = TypeVar("Grid", Phase1Grid, Phase2Grid)
 STUDY_ALGOS = ("iql",)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid_rl.finetune import FinetuneConfig
 from hybrid_rl.report.results import dataset_label, load_run_folders, mean_or_nan, sample_std
 from hybrid_rl.report.sample_efficiency import steps_to_threshold
-from hybrid_rl.finetune import FinetuneConfig
 
 THRESHOLD_FRACTION = 0.8
 # The training metric behind "disagreement": the ensemble std of Q at the collected (s, a),
