@@ -85,15 +85,15 @@ class TrainConfig:
             )
 
     @property
+    def corruption(self) -> CorruptionConfig:
+        return CorruptionConfig(self.removal, self.k_percent, self.reward_noise_std)
+
+    @property
     def run_name(self) -> str:
-        removal = "k" if self.removal == "top" else "randk"
         dataset = (
             Path(self.dataset).stem if self.dataset.endswith((".hdf5", ".h5")) else self.dataset
         )
-        return (
-            f"{self.algo}_{dataset}_{removal}{self.k_percent:g}"
-            f"_noise{self.reward_noise_std:g}_s{self.seed}"
-        )
+        return f"{self.algo}_{dataset}_{self.corruption.name_part}_s{self.seed}"
 
     @property
     def run_dir(self) -> Path:
@@ -105,16 +105,7 @@ def prepare_dataset(
 ) -> tuple[LoadedDataset, OfflineDataset, CorruptionStats, float]:
     """Load, corrupt and move the run's dataset to `device`; also returns the reward scale."""
     loaded = load_dataset(config.dataset, config.source, replica_provider=ensure_replica)
-    removal: RemovalMode = "none" if config.k_percent == 0 else config.removal
-    corrupted, stats = corrupt(
-        loaded.transitions,
-        CorruptionConfig(
-            removal=removal,
-            k_percent=config.k_percent,
-            reward_noise_std=config.reward_noise_std,
-            seed=config.seed,
-        ),
-    )
+    corrupted, stats = corrupt(loaded.transitions, config.corruption, config.seed)
     # IQL's locomotion rule scales by the return range of the data it actually trains on.
     scale = iql_reward_scale(corrupted) if config.algo == "iql" else 1.0
     return loaded, OfflineDataset(corrupted, device, config.seed, scale), stats, scale

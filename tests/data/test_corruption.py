@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybrid_rl.data.corruption import (
+    CLEAN,
     CorruptionConfig,
     add_reward_noise,
     corrupt,
@@ -235,8 +236,9 @@ def test_zero_k_and_zero_sigma_are_identity_on_new_arrays(t, seed):
     assert_equal_but_independent(remove_random_k(t, 0, seed)[0], t)
     assert_equal_but_independent(add_reward_noise(t, 0.0, seed)[0], t)
     for removal in ("none", "top", "random"):
-        config = CorruptionConfig(removal=removal, k_percent=0, reward_noise_std=0, seed=seed)
-        assert_equal_but_independent(corrupt(t, config)[0], t)
+        config = CorruptionConfig(removal=removal, k_percent=0, reward_noise_std=0)
+        assert config.is_clean
+        assert_equal_but_independent(corrupt(t, config, seed)[0], t)
 
 
 @properties
@@ -252,7 +254,7 @@ def test_inputs_are_never_modified(t, k100, sigma, seed, removal):
     remove_top_k(t, k100 / 100)
     remove_random_k(t, k100 / 100, seed)
     add_reward_noise(t, sigma, seed)
-    corrupt(t, CorruptionConfig(removal, k100 / 100, sigma, seed))
+    corrupt(t, CorruptionConfig(removal, k100 / 100, sigma), seed)
     assert_unchanged(t, before)
 
 
@@ -294,7 +296,7 @@ def test_removal_stats_describe_the_arrays(t, k100, seed, mode):
 )
 def test_corruption_stats_describe_the_arrays(t, k100, sigma, seed, removal):
     k = 0.0 if removal == "none" else k100 / 100
-    out, stats = corrupt(t, CorruptionConfig(removal, k, sigma, seed))
+    out, stats = corrupt(t, CorruptionConfig(removal, k, sigma), seed)
     before, after = returns_of(t), returns_of(out)
     assert stats.trajectories_before == before.size
     assert stats.trajectories_after == after.size
@@ -306,7 +308,7 @@ def test_corruption_stats_describe_the_arrays(t, k100, sigma, seed, removal):
     kept_true = t.take(original_rows(out))
     assert_summary_matches(stats.returns_after_removal, returns_of(kept_true))
     assert (stats.removal, stats.k_percent, stats.reward_noise_std, stats.seed) == (
-        removal,
+        removal if k else "none",  # k = 0 removes nothing: the condition records "none"
         k,
         sigma,
         seed,
@@ -320,8 +322,8 @@ def test_corrupt_removes_by_true_returns_before_adding_noise():
     n_traj, length = 40, 10
     rewards = np.repeat(np.arange(n_traj, dtype=np.float32) / length, length)
     t = build([length] * n_traj, ["timeout"] * n_traj, rewards)
-    config = CorruptionConfig(removal="top", k_percent=25, reward_noise_std=100.0, seed=3)
-    out, stats = corrupt(t, config)
+    config = CorruptionConfig(removal="top", k_percent=25, reward_noise_std=100.0)
+    out, stats = corrupt(t, config, seed=3)
 
     removal_first, _ = add_reward_noise(remove_top_k(t, 25)[0], 100.0, seed=3)
     for name in ARRAY_FIELDS:
@@ -399,3 +401,19 @@ def test_empty_and_non_finite_datasets_are_rejected():
         remove_top_k(bad, 10)
     with pytest.raises(ValueError, match="row 1 holds nan"):
         add_reward_noise(bad, 1.0, seed=0)
+
+
+def test_a_condition_removing_nothing_is_one_clean_condition_whatever_the_mode():
+    conditions = {CorruptionConfig(removal, 0.0, 0.0) for removal in ("none", "top", "random")}
+    assert conditions == {CLEAN}
+    assert CLEAN.is_clean and CLEAN.removal == "none" and CLEAN.label == "clean"
+    assert CLEAN.name_part == "k0_noise0"
+    noisy = CorruptionConfig("top", 0, 0.5)
+    assert not noisy.is_clean and noisy.without_noise() == CLEAN
+    top = CorruptionConfig("top", 30, 0.0)
+    assert (top.name_part, top.label) == ("k30_noise0", "top 30% removed")
+    random = CorruptionConfig("random", 30, 0.1)
+    assert (random.name_part, random.label) == (
+        "randk30_noise0.1",
+        "random 30% removed, reward noise σ=0.1",
+    )

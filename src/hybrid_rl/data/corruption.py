@@ -100,16 +100,19 @@ class NoiseStats:
 
 @dataclass(frozen=True)
 class CorruptionConfig:
-    """One corruption of a dataset: `removal` of `k_percent` of trajectories, then reward noise.
+    """One corruption condition of a dataset: `removal` of `k_percent` of its trajectories,
+    then Gaussian reward noise of std `reward_noise_std`.
 
-    `removal="none"` requires `k_percent == 0`; `k_percent == 0` with "top" or "random" removes
-    nothing. `seed` drives random removal and the noise (top-k removal is deterministic).
+    The one place that says what "clean" is. k = 0 removes nothing whatever the mode, so the
+    condition is canonical: with k = 0 the removal is "none" (given "top" or "random", it is
+    stored as "none"), and two conditions that corrupt alike compare equal. `removal="none"`
+    with k > 0 is an error. The seed that drives random removal and the noise is the run's,
+    passed to `corrupt` beside the condition.
     """
 
     removal: RemovalMode = "none"
     k_percent: float = 0.0
     reward_noise_std: float = 0.0
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.removal not in REMOVAL_MODES:
@@ -123,6 +126,38 @@ class CorruptionConfig:
                 f"k_percent={self.k_percent} was given with removal='none'; "
                 "choose removal='top' or 'random', or set k_percent=0"
             )
+        object.__setattr__(self, "k_percent", float(self.k_percent))
+        object.__setattr__(self, "reward_noise_std", float(self.reward_noise_std))
+        if self.k_percent == 0:
+            object.__setattr__(self, "removal", "none")
+
+    @property
+    def is_clean(self) -> bool:
+        """Nothing removed and no reward noise: the reference every condition is compared to."""
+        return self.k_percent == 0 and self.reward_noise_std == 0
+
+    @property
+    def removes(self) -> bool:
+        return self.k_percent > 0
+
+    def without_noise(self) -> CorruptionConfig:
+        return dataclasses.replace(self, reward_noise_std=0.0)
+
+    @property
+    def name_part(self) -> str:
+        """The condition in a run name: `k30_noise0`, `randk30_noise0.1` (clean: `k0_noise0`)."""
+        removal = "randk" if self.removal == "random" else "k"
+        return f"{removal}{self.k_percent:g}_noise{self.reward_noise_std:g}"
+
+    @property
+    def label(self) -> str:
+        """For tables and legends: "clean", "top 30% removed", "random 30% removed, σ=0.1"."""
+        parts = []
+        if self.removes:
+            parts.append(f"{self.removal} {self.k_percent:g}% removed")
+        if self.reward_noise_std:
+            parts.append(f"reward noise σ={self.reward_noise_std:g}")
+        return ", ".join(parts) or "clean"
 
 
 @dataclass(frozen=True)
@@ -226,9 +261,10 @@ def add_reward_noise(
 
 
 def corrupt(
-    transitions: TransitionArrays, config: CorruptionConfig
+    transitions: TransitionArrays, config: CorruptionConfig, seed: int = 0
 ) -> tuple[TransitionArrays, CorruptionStats]:
-    """Apply `config`: trajectory removal first, then reward noise.
+    """Apply `config`: trajectory removal first, then reward noise; `seed` drives random
+    removal and the noise (top-k removal is deterministic).
 
     Removal comes first because the study varies the loss of the truly best data: ranking
     trajectories by noisy returns would remove a different, partly random set and confound
@@ -239,16 +275,16 @@ def corrupt(
     if config.removal == "top":
         kept, removal = remove_top_k(transitions, config.k_percent)
     elif config.removal == "random":
-        kept, removal = remove_random_k(transitions, config.k_percent, config.seed)
+        kept, removal = remove_random_k(transitions, config.k_percent, seed)
     else:
         kept = transitions
-    corrupted, noise = add_reward_noise(kept, config.reward_noise_std, config.seed)
+    corrupted, noise = add_reward_noise(kept, config.reward_noise_std, seed)
     returns_before = ReturnSummary.of(split_trajectories(transitions).returns)
     stats = CorruptionStats(
         removal=config.removal,
         k_percent=float(config.k_percent),
         reward_noise_std=float(config.reward_noise_std),
-        seed=config.seed,
+        seed=seed,
         trajectories_before=returns_before.trajectories,
         trajectories_after=noise.returns_after.trajectories,
         trajectories_removed=returns_before.trajectories - noise.returns_after.trajectories,
@@ -316,3 +352,6 @@ def _check_corruptible(transitions: TransitionArrays) -> None:
             f"rewards must be finite to rank trajectories, but row {bad} holds "
             f"{transitions.rewards[bad]}; check or re-fetch the dataset"
         )
+
+
+CLEAN = CorruptionConfig()  # the reference condition every other one is compared to
