@@ -13,7 +13,8 @@ import pytest
 
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
-from hybrid_rl.train import COMPILE_MIN_STEPS, TrainConfig, train_offline
+from hybrid_rl.algos.iql import COMPILE_MIN_STEPS
+from hybrid_rl.train import TrainConfig, train_offline
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(hopper_file, tmp_path):
     script = (
         "import torch\n"
         "torch.set_num_threads(1)  # as the conftest fixture does in-process\n"
-        "from hybrid_rl.train import COMPILE_MIN_STEPS, TrainConfig, train_offline\n"
+        "from hybrid_rl.train import TrainConfig, train_offline\n"
         f"train_offline(TrainConfig(**{settings!r}), progress=False)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script])

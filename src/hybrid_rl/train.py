@@ -1,41 +1,38 @@
-"""The offline training loop of Phase I: corrupt a dataset, train an agent on it, evaluate.
+"""The offline loop of Phase I: corrupt a dataset, train an agent on it, evaluate.
 
-A run writes into `results_dir/<run name>/`:
-- `config.json`: the full config, git commit, software versions, dataset provenance and
-  corruption stats;
-- `metrics.json`: training metrics every `log_every` steps, evaluations every `eval_every`
-  steps, `status` (running | completed | diverged) and a summary;
-- `checkpoint.pt`: agent, optimizers, sampler and RNG states, step: an interrupted run resumes
-  from it. All three are written atomically.
+A run writes into `results_dir/<run name>/` (see `runs.folder`): config.json (the full
+config, git commit, software versions, dataset provenance, corruption stats), metrics.json
+and checkpoint.pt (agent, optimizers, sampler and RNG states, step), all atomically; an
+interrupted run resumes from its checkpoint. Only what is offline-specific lives here: the
+shared loop is `runs.loop`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
-from hybrid_rl.algos.iql import IQLConfig
-from hybrid_rl.algos.registry import Agent, AgentConfig, default_config, make_agent
-from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
+from hybrid_rl.algos.agent import Agent
+from hybrid_rl.algos.registry import get_algorithm
 from hybrid_rl.behavior.replica import ensure_replica
 from hybrid_rl.data.corruption import CorruptionConfig, CorruptionStats, RemovalMode, corrupt
-from hybrid_rl.data.dataset import OfflineDataset, iql_reward_scale
+from hybrid_rl.data.dataset import OfflineDataset
 from hybrid_rl.data.loader import LoadedDataset, load_dataset
+from hybrid_rl.data.transitions import split_trajectories
 from hybrid_rl.eval.rollout import PolicyEvaluator
 from hybrid_rl.provenance import git_commit, software_versions
-from hybrid_rl.seeding import resolve_device, restore_rng_state, rng_state, seed_everything
-
-# From this many gradient steps on, IQL's update is compiled by default: the compile costs
-# 4-30 s once, compiled updates save about 1 ms each (docs/benchmarks.md).
-COMPILE_MIN_STEPS = 50_000
+from hybrid_rl.runs.folder import RunFolder
+from hybrid_rl.runs.identity import check_same_run, identity_conflict
+from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
+from hybrid_rl.runs.metrics import MetricsLog
+from hybrid_rl.seeding import resolve_device, seed_everything
+from hybrid_rl.settings import EXECUTION
 
 
 @dataclass
@@ -52,41 +49,28 @@ class TrainConfig:
     eval_every: int = 5_000
     eval_episodes: int = 10
     loss_variance_window: int = 1_000  # steps of critic loss behind each rolling variance
-    device: str = "auto"
-    results_dir: str = "results"
-    tensorboard: bool = False
-    agent: AgentConfig | None = None  # None: the algorithm's DESIGN.md defaults
+    device: str = field(default="auto", metadata=EXECUTION)
+    results_dir: str = field(default="results", metadata=EXECUTION)
+    tensorboard: bool = field(default=False, metadata=EXECUTION)
+    agent: Any = None  # the algorithm's config; None: its DESIGN.md defaults for this budget
 
     def __post_init__(self) -> None:
+        algorithm = get_algorithm(self.algo)
         if self.agent is None:
-            self.agent = default_config(self.algo)
-            if isinstance(self.agent, IQLConfig):
-                # IQL's actor-lr cosine decays over the whole run.
-                self.agent.max_steps = self.total_steps
-                self.agent.compile = self.total_steps >= COMPILE_MIN_STEPS
-        for name in (
-            "total_steps",
-            "log_every",
-            "eval_every",
-            "eval_episodes",
-            "loss_variance_window",
-        ):
+            self.agent = algorithm.for_budget(algorithm.default_config(), self.total_steps)
+        self.corruption  # noqa: B018 (validates k, σ and the removal mode)
+        for name in ("eval_episodes", "loss_variance_window"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.total_steps % self.log_every:
-            raise ValueError(
-                f"total_steps ({self.total_steps}) must be a multiple of log_every "
-                f"({self.log_every}) so that the last step is logged"
-            )
-        if self.eval_every % self.log_every:
-            raise ValueError(
-                f"eval_every ({self.eval_every}) must be a multiple of log_every "
-                f"({self.log_every}) so that checkpoints fall on logged steps"
-            )
+        self.cadence  # noqa: B018 (validates the step settings)
 
     @property
     def corruption(self) -> CorruptionConfig:
         return CorruptionConfig(self.removal, self.k_percent, self.reward_noise_std)
+
+    @property
+    def cadence(self) -> Cadence:
+        return Cadence(self.total_steps, self.log_every, self.eval_every)
 
     @property
     def run_name(self) -> str:
@@ -99,102 +83,101 @@ class TrainConfig:
     def run_dir(self) -> Path:
         return Path(self.results_dir) / self.run_name
 
+    # The run-spec interface (runs.spec.RunSpec) the launchers use.
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
+
+    @property
+    def budget(self) -> int:
+        return self.total_steps
+
+    @property
+    def prerequisite(self) -> RunFolder | None:
+        return None
+
+    def identity_conflict(self) -> str | None:
+        saved = self.folder.read_config()
+        return None if saved is None else identity_conflict(self, saved["config"])
+
+    def execute(self, progress: bool) -> dict[str, Any]:
+        return train_offline(self, progress)
+
 
 def prepare_dataset(
     config: TrainConfig, device: torch.device
 ) -> tuple[LoadedDataset, OfflineDataset, CorruptionStats, float]:
-    """Load, corrupt and move the run's dataset to `device`; also returns the reward scale."""
+    """Load, corrupt and move the run's dataset to `device`; also returns the reward scale
+    (the algorithm's hook, on the data it trains on)."""
     loaded = load_dataset(config.dataset, config.source, replica_provider=ensure_replica)
     corrupted, stats = corrupt(loaded.transitions, config.corruption, config.seed)
-    # IQL's locomotion rule scales by the return range of the data it actually trains on.
-    scale = iql_reward_scale(corrupted) if config.algo == "iql" else 1.0
+    scale = get_algorithm(config.algo).reward_scale(split_trajectories(corrupted).returns)
     return loaded, OfflineDataset(corrupted, device, config.seed, scale), stats, scale
 
 
-class MetricsLog:
-    """Training metrics every `log_every` steps and evaluations, kept as plain lists."""
+class OfflineTask(LoopTask):
+    """One update on one batch per step; evaluation of the deterministic policy."""
 
-    def __init__(self, state: dict[str, Any] | None = None) -> None:
-        self.data: dict[str, Any] = state or {
-            "status": "running",
-            "train": {"steps": []},
-            "eval": {
-                "steps": [],
-                "normalized_return_mean": [],
-                "normalized_return_std": [],
-                "return_mean": [],
-                "return_std": [],
-            },
-            "summary": {},
-        }
+    def __init__(
+        self,
+        config: TrainConfig,
+        agent: Agent,
+        dataset: OfflineDataset,
+        evaluator: PolicyEvaluator,
+        writer: Any | None,
+    ) -> None:
+        self.config, self.agent, self.dataset = config, agent, dataset
+        self.evaluator, self.writer = evaluator, writer
+        self.batch_size = config.agent.batch_size
 
-    def log_train(self, step: int, values: dict[str, float]) -> None:
-        train = self.data["train"]
-        train["steps"].append(step)
-        for key, value in values.items():
-            train.setdefault(key, []).append(value)
+    def step(self, step: int) -> Mapping[str, Tensor]:
+        return self.agent.update(self.dataset.sample(self.batch_size))
 
-    def log_eval(self, step: int, returns: Tensor | Any, normalized: Any) -> None:
-        ev = self.data["eval"]
-        ev["steps"].append(step)
-        ev["normalized_return_mean"].append(float(normalized.mean()))
-        ev["normalized_return_std"].append(float(normalized.std()))
-        ev["return_mean"].append(float(returns.mean()))
-        ev["return_std"].append(float(returns.std()))
-
-    def latest_score(self) -> float | None:
-        scores = self.data["eval"]["normalized_return_mean"]
-        return scores[-1] if scores else None
-
-    def finish_if_diverged(self, step: int, values: dict[str, float], run_name: str) -> bool:
-        """Mark the run diverged at `step` if any logged value is NaN or infinite."""
-        bad = sorted(k for k, v in values.items() if not math.isfinite(v))
-        if not bad:
-            return False
-        self.finish("diverged", diverged_at_step=step, non_finite_metrics=bad)
-        print(
-            f"{run_name}: diverged before step {step} ({', '.join(bad)} not finite); "
-            "recorded, moving on",
-            file=sys.stderr,
+    def evaluate(self, step: int, log: MetricsLog) -> None:
+        result = self.evaluator.evaluate(
+            lambda obs: self.agent.act(obs, deterministic=True),
+            seed=1_000_000 * self.config.seed + step,
         )
-        return True
+        log.log_eval(step, result.returns, result.normalized)
+        if self.writer is not None:
+            self.writer.add_scalar("eval/normalized_return", result.normalized_mean, step)
 
-    def finish(self, status: str, **extra: Any) -> None:
-        scores = self.data["eval"]["normalized_return_mean"]
-        self.data["status"] = status
-        self.data["summary"] = {
-            "final_normalized_return": scores[-1] if scores else None,
-            "best_normalized_return": max(scores) if scores else None,
-            "evaluations": len(scores),
-            **extra,
-        }
+    def interval_values(self, step: int, values: dict[str, float | None]) -> dict[str, float | None]:
+        if self.writer is not None:
+            for key, value in values.items():
+                if value is not None:
+                    self.writer.add_scalar(f"train/{key}", value, step)
+        return values
 
+    def state_dict(self, final: bool) -> dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "sampler": self.dataset.state_dict()}
 
-class LossWindow:
-    """The last `size` per-step losses, kept on the device (no host sync per step)."""
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.dataset.load_state_dict(state["sampler"])
 
-    def __init__(self, size: int, device: torch.device) -> None:
-        self.values = torch.full((size,), float("nan"), device=device)
-        self.count = 0
-
-    def push(self, loss: Tensor) -> None:
-        self.values[self.count % self.values.shape[0]] = loss
-        self.count += 1
-
-    def variance(self) -> Tensor:
-        filled = self.values[: min(self.count, self.values.shape[0])]
-        return filled.var() if filled.numel() > 1 else torch.zeros((), device=filled.device)
+    def close(self) -> None:
+        self.evaluator.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
-def _write_config(
-    config: TrainConfig,
-    loaded: LoadedDataset,
-    stats: CorruptionStats,
-    reward_scale: float,
-    device: torch.device,
-) -> None:
-    write_json_atomic(
-        config.run_dir / "config.json",
+def train_offline(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume, or skip if complete) one offline run; returns its metrics."""
+    folder = config.folder
+    device = resolve_device(config.device)
+    resume = folder.load_checkpoint(device)
+    if (finished := finished_metrics(resume)) is not None:
+        return finished
+    if resume is not None:
+        check_same_run(config, folder.read_config(), folder.path)
+    seed_everything(config.seed)
+    loaded, dataset, stats, reward_scale = prepare_dataset(config, device)
+    agent = get_algorithm(config.algo).agent_class(
+        dataset.obs_dim, dataset.act_dim, config.agent, device
+    )
+    agent.set_observation_statistics(dataset.observation_mean, dataset.observation_std)
+    folder.write_config(
         {
             "run_name": config.run_name,
             "config": dataclasses.asdict(config),
@@ -205,118 +188,16 @@ def _write_config(
             "dataset": dataclasses.asdict(loaded.provenance),
             "corruption": stats.to_dict(),
             "reward_scale": reward_scale,
-        },
+        }
     )
-
-
-def _checkpoint(
-    path: Path,
-    agent: Agent,
-    dataset: OfflineDataset,
-    log: MetricsLog,
-    loss_window: LossWindow,
-    step: int,
-) -> None:
-    save_torch_atomic(
-        path,
-        {
-            "agent": agent.state_dict(),
-            "sampler": dataset.state_dict(),
-            "rng": rng_state(),
-            "metrics": log.data,
-            "loss_window": (loss_window.values.cpu(), loss_window.count),
-            "step": step,
-        },
-    )
-
-
-def train_offline(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume, or skip if complete) one offline run; returns its metrics."""
-    run_dir = config.run_dir
-    device = resolve_device(config.device)
-    seed_everything(config.seed)
-    loaded, dataset, stats, reward_scale = prepare_dataset(config, device)
-    agent = make_agent(
-        config.algo, dataset.observations.shape[1], dataset.actions.shape[1], config.agent, device
-    )
-    agent.set_observation_statistics(dataset.observation_mean, dataset.observation_std)
-    log, loss_window, start = MetricsLog(), LossWindow(config.loss_variance_window, device), 0
-
-    checkpoint_path = run_dir / "checkpoint.pt"
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if state["metrics"]["status"] != "running":
-            return state["metrics"]
-        agent.load_state_dict(state["agent"])
-        dataset.load_state_dict(state["sampler"])
-        restore_rng_state(state["rng"])
-        log, start = MetricsLog(state["metrics"]), state["step"]
-        loss_window.values.copy_(state["loss_window"][0])
-        loss_window.count = state["loss_window"][1]
-        print(f"resuming {run_dir.name} from step {start}", file=sys.stderr)
-    _write_config(config, loaded, stats, reward_scale, device)
-    writer = _tensorboard_writer(run_dir) if config.tensorboard else None
-
-    def act(obs: Tensor) -> Tensor:
-        return agent.act(obs, deterministic=True)
-
     evaluator = PolicyEvaluator(
         loaded.provenance.env_id or config.dataset, config.eval_episodes, device
     )
-
-    def evaluate(step: int) -> None:
-        result = evaluator.evaluate(act, seed=1_000_000 * config.seed + step)
-        log.log_eval(step, result.returns, result.normalized)
-        if writer is not None:
-            writer.add_scalar("eval/normalized_return", result.normalized_mean, step)
-
-    if start == 0:
-        evaluate(0)
-    batch_size = config.agent.batch_size  # type: ignore[union-attr]
-    sums: dict[str, Tensor] = {}
-    bar = tqdm(
-        range(start, config.total_steps),
-        initial=start,
-        total=config.total_steps,
-        desc=config.run_name,
-        disable=not progress,
-        mininterval=2,
-        leave=False,
+    writer = _tensorboard_writer(folder.path) if config.tensorboard else None
+    task = OfflineTask(config, agent, dataset, evaluator, writer)
+    return run_loop(
+        folder, task, config.cadence, resume, device, config.loss_variance_window, progress
     )
-    for step in bar:
-        metrics = agent.update(dataset.sample(batch_size))
-        for key, value in metrics.items():
-            sums[key] = sums[key] + value if key in sums else value.clone()
-        loss_window.push(metrics.get("critic_loss", metrics["actor_loss"]))
-        done = step + 1
-        if done % config.log_every:
-            continue
-        # One host sync per log interval: means over the interval and the rolling variance.
-        means = {k: v / config.log_every for k, v in sums.items()}
-        means["critic_loss_rolling_var"] = loss_window.variance()
-        values = dict(zip(means, torch.stack(list(means.values())).tolist(), strict=True))
-        sums = {}
-        log.log_train(done, values)
-        if writer is not None:
-            for key, value in values.items():
-                writer.add_scalar(f"train/{key}", value, done)
-        if log.finish_if_diverged(done, values, config.run_name):
-            break
-        if done % config.eval_every == 0 or done == config.total_steps:
-            evaluate(done)
-            bar.set_postfix(score=f"{log.latest_score():.1f}")
-            if done == config.total_steps:
-                log.finish("completed")
-            _checkpoint(checkpoint_path, agent, dataset, log, loss_window, done)
-            write_json_atomic(run_dir / "metrics.json", log.data)
-    bar.close()
-    evaluator.close()
-    if log.data["status"] == "diverged":
-        _checkpoint(checkpoint_path, agent, dataset, log, loss_window, done)
-    write_json_atomic(run_dir / "metrics.json", log.data)
-    if writer is not None:
-        writer.close()
-    return log.data
 
 
 def _tensorboard_writer(run_dir: Path) -> Any:

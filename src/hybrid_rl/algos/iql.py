@@ -5,15 +5,16 @@ member (twin Q offline, `critic_members` in Phase II) toward r + γ(1 − d)·V(
 Gaussian actor by advantage-weighted log-likelihood of the dataset actions. No action outside the
 dataset is ever evaluated.
 
-Rewards are used as they arrive: the locomotion reward scaling of DESIGN.md (1000 / return range)
-is applied by the dataset layer before batches reach this module, not here.
+Rewards are used as they arrive: the locomotion reward scale of DESIGN.md (1000 / return range,
+`reward_scale`) is this module's hook, applied by the training loop to the dataset once.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from hybrid_rl.algos.networks import (
     soft_update,
 )
 from hybrid_rl.batch import TransitionBatch
+from hybrid_rl.settings import EXECUTION
 
 
 @dataclass
@@ -52,7 +54,38 @@ class IQLConfig:
     critic_members: int = 2  # twin Q offline; the Phase II ensemble size online
     # torch.compile the loss computation (see `MaybeCompiled`); the training loop turns it on
     # for runs long enough to repay the compile time.
-    compile: bool = False
+    compile: bool = field(default=False, metadata=EXECUTION)
+
+
+# From this many gradient steps on, the update is compiled by default: the compile costs
+# 4-30 s once, compiled updates save about 1 ms each (docs/benchmarks.md).
+COMPILE_MIN_STEPS = 50_000
+# IQL's locomotion rule: rewards scaled so that the trajectory returns span this range.
+RETURN_RANGE_TARGET = 1000.0
+
+
+def for_budget(config: IQLConfig, total_steps: int) -> IQLConfig:
+    """The actor-lr cosine decays over the whole run; long runs compile the update."""
+    return dataclasses.replace(
+        config, max_steps=total_steps, compile=total_steps >= COMPILE_MIN_STEPS
+    )
+
+
+def reward_scale(trajectory_returns: np.ndarray) -> float:
+    """IQL's locomotion reward scale: 1000 / (max trajectory return − min trajectory return).
+
+    Returns are undiscounted, over trajectories split on `terminals | timeouts`. Raises
+    ValueError when all returns are equal (including a single trajectory): the range is 0.
+    """
+    if trajectory_returns.size == 0:
+        raise ValueError("cannot compute IQL's reward scale of an empty dataset")
+    spread = float(trajectory_returns.max() - trajectory_returns.min())
+    if not spread > 0:
+        raise ValueError(
+            f"IQL's reward scale needs trajectories with different returns, but all "
+            f"{trajectory_returns.size} trajectories return {float(trajectory_returns[0])}"
+        )
+    return RETURN_RANGE_TARGET / spread
 
 
 def expectile_loss(diff: Tensor, expectile: float) -> Tensor:

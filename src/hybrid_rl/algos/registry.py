@@ -1,69 +1,60 @@
-"""The offline algorithms by name, and the protocol every agent satisfies."""
+"""The algorithms by name: one line each."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import torch
-from torch import Tensor
 
+from hybrid_rl.algos import iql, online_cql, online_iql
+from hybrid_rl.algos.agent import Agent, Algorithm
 from hybrid_rl.algos.bc import BC, BCConfig
 from hybrid_rl.algos.cql import CQL, CQLConfig
 from hybrid_rl.algos.iql import IQL, IQLConfig
-from hybrid_rl.batch import TransitionBatch
 
-AgentConfig = CQLConfig | IQLConfig | BCConfig
-
-
-class Agent(Protocol):
-    def update(self, batch: TransitionBatch) -> dict[str, Tensor]: ...
-
-    def act(self, obs: Tensor, deterministic: bool) -> Tensor: ...
-
-    def set_observation_statistics(
-        self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray
-    ) -> None: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("cql", CQLConfig, CQL, online_cql.from_phase1_checkpoint),
+        Algorithm(
+            "iql", IQLConfig, IQL, online_iql.from_phase1_checkpoint, iql.for_budget,
+            iql.reward_scale,
+        ),
+        Algorithm("bc", BCConfig, BC),
+    )
+}
+# The algorithms Phase II can fine-tune (those with a critic to widen into an ensemble).
+PHASE2_ALGORITHMS = tuple(name for name, a in ALGORITHMS.items() if a.fine_tunes)
 
 
-_CONFIGS: dict[str, type[AgentConfig]] = {"cql": CQLConfig, "iql": IQLConfig, "bc": BCConfig}
-_AGENTS: dict[str, Callable[..., Agent]] = {"cql": CQL, "iql": IQL, "bc": BC}
-ALGORITHMS = tuple(_AGENTS)
+def get_algorithm(name: str) -> Algorithm:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown algorithm {name!r}; valid names are: {', '.join(ALGORITHMS)}"
+        ) from None
 
 
-def default_config(name: str) -> AgentConfig:
+def default_config(name: str) -> Any:
     """The DESIGN.md defaults of algorithm `name`."""
-    return _config_class(name)()
+    return get_algorithm(name).default_config()
 
 
 def make_agent(
     name: str,
     obs_dim: int,
     act_dim: int,
-    config: AgentConfig | None = None,
+    config: Any | None = None,
     device: str | torch.device = "cpu",
 ) -> Agent:
-    """A fresh agent of algorithm `name` ("cql", "iql" or "bc"); `config=None` means defaults."""
-    config_class = _config_class(name)
+    """A fresh agent of algorithm `name`; `config=None` means its defaults."""
+    algorithm = get_algorithm(name)
     if config is None:
-        config = config_class()
-    elif not isinstance(config, config_class):
+        config = algorithm.default_config()
+    elif not isinstance(config, algorithm.config_class):
         raise TypeError(
-            f"algorithm {name!r} takes a {config_class.__name__}, got a "
+            f"algorithm {name!r} takes a {algorithm.config_class.__name__}, got a "
             f"{type(config).__name__}; pass default_config({name!r}) or None"
         )
-    return _AGENTS[name](obs_dim, act_dim, config, device)
-
-
-def _config_class(name: str) -> type[AgentConfig]:
-    try:
-        return _CONFIGS[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown algorithm {name!r}; valid names are: {', '.join(ALGORITHMS)}"
-        ) from None
+    return algorithm.agent_class(obs_dim, act_dim, config, torch.device(device))

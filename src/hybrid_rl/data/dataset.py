@@ -10,30 +10,7 @@ import torch
 from torch import Tensor
 
 from hybrid_rl.batch import TransitionBatch
-from hybrid_rl.data.transitions import TransitionArrays, split_trajectories
-
-IQL_RETURN_RANGE_TARGET = 1000.0
-
-
-def iql_reward_scale(transitions: TransitionArrays) -> float:
-    """IQL's locomotion reward scale: 1000 / (max trajectory return − min trajectory return).
-
-    Returns are undiscounted, over trajectories split on `terminals | timeouts`. Compute it on
-    the data the agent trains on (after corruption). Raises ValueError when all trajectory
-    returns are equal (including a single trajectory), since the range is then zero.
-    """
-    returns = split_trajectories(transitions).returns
-    if returns.size == 0:
-        raise ValueError("cannot compute IQL's reward scale of an empty dataset")
-    spread = float(returns.max() - returns.min())
-    if not spread > 0:
-        raise ValueError(
-            f"IQL's reward scale needs trajectories with different returns, but all "
-            f"{returns.size} trajectories return {float(returns[0])}; "
-            "pass reward_scale=1.0 (or another fixed value) for this dataset"
-        )
-    return IQL_RETURN_RANGE_TARGET / spread
-
+from hybrid_rl.data.transitions import TransitionArrays
 
 class OfflineDataset:
     """N transitions as float32 tensors on `device`, sampled uniformly with replacement.
@@ -42,7 +19,7 @@ class OfflineDataset:
     batches is a function of the seed alone and can be resumed with `state_dict`. The tensors
     are copies: later changes to `transitions` do not reach the dataset.
 
-    `reward_scale` multiplies every reward once, here (e.g. `iql_reward_scale(transitions)`).
+    `reward_scale` multiplies every reward once, here (e.g. IQL's, from its algorithm's hook).
     `terminals` is 1.0 for true terminations only; timeouts bootstrap.
     """
 

@@ -1,0 +1,37 @@
+"""What a launcher needs of a run, whatever kind of run it is (offline, online, ...)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from hybrid_rl.runs.folder import RunFolder
+
+
+class RunSpec(Protocol):
+    """One run of a grid: its name, folder and budget, what must finish before it starts,
+    and how to execute it. Launchers (the local pool, a cluster) and the wall-time estimate
+    use only this."""
+
+    @property
+    def run_name(self) -> str: ...
+
+    @property
+    def folder(self) -> RunFolder: ...
+
+    @property
+    def budget(self) -> int:
+        """Steps the run takes (what its progress counts)."""
+        ...
+
+    @property
+    def prerequisite(self) -> RunFolder | None:
+        """The folder of a run that must be finished before this one starts, if any."""
+        ...
+
+    def identity_conflict(self) -> str | None:
+        """Why the folder holds a different run (other settings), or None."""
+        ...
+
+    def execute(self, progress: bool) -> dict[str, Any]:
+        """Run (or resume, or skip if finished); returns the metrics."""
+        ...
