@@ -44,7 +44,9 @@ from tqdm import tqdm
 from hybrid_rl.algos import online_cql, online_iql
 from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS, EnsembleQNetwork
 from hybrid_rl.algos.networks import ObservationNormalizer
-from hybrid_rl.algos.registry import Agent, AgentConfig, default_config
+from hybrid_rl.algos.registry import default_config
+from hybrid_rl.algos.agent import Agent
+AgentConfig = Any
 from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
 from hybrid_rl.batch import TransitionBatch, concat_batches
 from hybrid_rl.data.corruption import RemovalMode
@@ -56,7 +58,8 @@ from hybrid_rl.envs import make_env
 from hybrid_rl.eval.rollout import PolicyEvaluator
 from hybrid_rl.provenance import git_commit, software_versions
 from hybrid_rl.seeding import resolve_device, restore_rng_state, rng_state, seed_everything
-from hybrid_rl.train import LossWindow, MetricsLog, TrainConfig, prepare_dataset
+from hybrid_rl.runs.metrics import LossWindow, MetricsLog
+from hybrid_rl.train import TrainConfig, prepare_dataset
 
 BonusType = Literal["ensemble", "none"]
 BONUS_TYPES: tuple[BonusType, ...] = get_args(BonusType)

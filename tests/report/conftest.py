@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hybrid_rl.train import MetricsLog, TrainConfig
+from hybrid_rl.runs.metrics import MetricsLog
+from hybrid_rl.train import TrainConfig
 
 RunWriter = Callable[..., Path]
 

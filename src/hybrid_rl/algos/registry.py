@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from hybrid_rl.algos import iql, online_cql, online_iql
+from hybrid_rl.algos import iql, online_cql, online_iql, td3bc
 from hybrid_rl.algos.agent import Agent, Algorithm
 from hybrid_rl.algos.bc import BC, BCConfig
 from hybrid_rl.algos.cql import CQL, CQLConfig
@@ -21,6 +21,7 @@ ALGORITHMS: dict[str, Algorithm] = {
             iql.reward_scale,
         ),
         Algorithm("bc", BCConfig, BC),
+        Algorithm("td3bc", td3bc.TD3BCConfig, td3bc.TD3BC, td3bc.from_phase1_checkpoint),
     )
 }
 # The algorithms Phase II can fine-tune (those with a critic to widen into an ensemble).

@@ -34,7 +34,8 @@ from tqdm import tqdm
 
 from hybrid_rl.atomic_io import write_json_atomic
 from hybrid_rl.finetune import FinetuneConfig, finetune
-from hybrid_rl.train import MetricsLog, TrainConfig, train_offline
+from hybrid_rl.runs.metrics import MetricsLog
+from hybrid_rl.train import TrainConfig, train_offline
 
 RunConfig = TrainConfig | FinetuneConfig
 FINISHED_STATUSES = ("completed", "diverged")
