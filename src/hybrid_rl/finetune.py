@@ -28,28 +28,21 @@ A run writes `results_dir/<run name>/config.json`, `metrics.json` and `checkpoin
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
-from hybrid_rl.algos import online_cql, online_iql
-from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS, EnsembleQNetwork
-from hybrid_rl.algos.networks import ObservationNormalizer
-from hybrid_rl.algos.registry import default_config
-from hybrid_rl.algos.agent import Agent
-AgentConfig = Any
-from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
+from hybrid_rl.algos.agent import OnlineAgent
+from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS
+from hybrid_rl.algos.registry import PHASE2_ALGORITHMS, default_config, get_algorithm
 from hybrid_rl.batch import TransitionBatch, concat_batches
-from hybrid_rl.data.corruption import RemovalMode
+from hybrid_rl.data.corruption import CorruptionConfig, RemovalMode
 from hybrid_rl.data.dataset import OfflineDataset
 from hybrid_rl.data.hdf5_format import file_sha256
 from hybrid_rl.data.loader import DatasetProvenance
@@ -57,33 +50,18 @@ from hybrid_rl.data.replay_buffer import ReplayBuffer
 from hybrid_rl.envs import make_env
 from hybrid_rl.eval.rollout import PolicyEvaluator
 from hybrid_rl.provenance import git_commit, software_versions
-from hybrid_rl.seeding import resolve_device, restore_rng_state, rng_state, seed_everything
-from hybrid_rl.runs.metrics import LossWindow, MetricsLog
+from hybrid_rl.runs.folder import RunFolder
+from hybrid_rl.runs.identity import check_same_run, identity_conflict
+from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
+from hybrid_rl.runs.metrics import MetricsLog
+from hybrid_rl.seeding import resolve_device, seed_everything
+from hybrid_rl.settings import EXECUTION
 from hybrid_rl.train import TrainConfig, prepare_dataset
 
 BonusType = Literal["ensemble", "none"]
 BONUS_TYPES: tuple[BonusType, ...] = get_args(BonusType)
-# Settings that may differ between the start and the resumption of one run.
-_RESUMABLE_CHANGES = frozenset({"device", "results_dir", "phase1_results_dir"})
 # Streams of derived seeds, so no two random streams of a run share their bits.
 _ONLINE_SAMPLER_STREAM, _EPISODE_STREAM = 1, 2
-
-
-class OnlineAgent(Agent, Protocol):
-    """An agent with an ensemble critic over normalized observations (online CQL / IQL)."""
-
-    normalizer: ObservationNormalizer
-    critic: EnsembleQNetwork
-
-    @property
-    def config(self) -> AgentConfig: ...
-
-
-_FROM_PHASE1: dict[str, Callable[..., OnlineAgent]] = {
-    "cql": online_cql.from_phase1_checkpoint,
-    "iql": online_iql.from_phase1_checkpoint,
-}
-PHASE2_ALGORITHMS = tuple(_FROM_PHASE1)
 
 
 @dataclass
@@ -104,9 +82,9 @@ class FinetuneConfig:
     log_every: int = 1_000
     loss_variance_window: int = 1_000  # updates of critic loss behind each rolling variance
     batch_size: int = 256
-    phase1_results_dir: str = "results"
-    results_dir: str = "results_phase2"
-    device: str = "auto"
+    phase1_results_dir: str = field(default="results", metadata=EXECUTION)
+    results_dir: str = field(default="results_phase2", metadata=EXECUTION)
+    device: str = field(default="auto", metadata=EXECUTION)
 
     def __post_init__(self) -> None:
         if self.algo not in PHASE2_ALGORITHMS:
@@ -125,28 +103,25 @@ class FinetuneConfig:
             raise ValueError(f"bonus_coeff must be finite and ≥ 0, got {self.bonus_coeff}")
         if not 0.0 <= self.online_ratio <= 1.0:
             raise ValueError(f"online_ratio must be in [0, 1], got {self.online_ratio}")
-        for name in (
-            "online_steps",
-            "eval_every",
-            "eval_episodes",
-            "log_every",
-            "loss_variance_window",
-            "batch_size",
-        ):
+        for name in ("eval_episodes", "loss_variance_window", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.online_steps % self.log_every or self.eval_every % self.log_every:
-            raise ValueError(
-                f"online_steps ({self.online_steps}) and eval_every ({self.eval_every}) must "
-                f"be multiples of log_every ({self.log_every}), so that the last step is "
-                "logged and checkpoints fall on logged steps"
-            )
+        self.corruption  # noqa: B018 (validates k, σ and the removal mode)
+        self.cadence  # noqa: B018 (validates the step settings)
         if self.log_every < self.batch_size:
             raise ValueError(
                 f"log_every ({self.log_every}) must be ≥ batch_size ({self.batch_size}): "
                 "updates start once the online buffer holds batch_size rows, and every log "
                 "interval must contain updates"
             )
+
+    @property
+    def corruption(self) -> CorruptionConfig:
+        return CorruptionConfig(self.removal, self.k_percent, self.reward_noise_std)
+
+    @property
+    def cadence(self) -> Cadence:
+        return Cadence(self.online_steps, self.log_every, self.eval_every)
 
     @property
     def online_rows(self) -> int:
@@ -175,6 +150,26 @@ class FinetuneConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.results_dir) / self.run_name
+
+    # The run-spec interface (runs.spec.RunSpec) the launchers use.
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
+
+    @property
+    def budget(self) -> int:
+        return self.online_steps
+
+    @property
+    def prerequisite(self) -> RunFolder | None:
+        return self.phase1_train_config().folder
+
+    def identity_conflict(self) -> str | None:
+        saved = self.folder.read_config()
+        return None if saved is None else identity_conflict(self, saved["config"])
+
+    def execute(self, progress: bool) -> dict[str, Any]:
+        return finetune(self, progress)
 
 
 class Phase1RunError(RuntimeError):
@@ -217,15 +212,15 @@ class Phase1Run:
 
 def find_phase1_run(config: FinetuneConfig) -> Phase1Run:
     """The completed Phase I run of `config`; Phase1RunError (naming the command) otherwise."""
-    run_dir = config.phase1_train_config().run_dir
-    checkpoint = run_dir / "checkpoint.pt"
+    folder = config.phase1_train_config().folder
+    run_dir, checkpoint = folder.path, folder.checkpoint_path
     command = phase1_command(config)
-    if not checkpoint.exists():
+    metrics, saved = folder.read_metrics(), folder.read_config()
+    if not checkpoint.exists() or metrics is None or saved is None:
         raise Phase1RunError(
             f"Phase II run {config.run_name} starts from the Phase I checkpoint {checkpoint}, "
             f"which does not exist. Create it with:\n  {command}"
         )
-    metrics = json.loads((run_dir / "metrics.json").read_text())
     status = metrics["status"]
     if status == "running":
         raise Phase1RunError(
@@ -237,7 +232,6 @@ def find_phase1_run(config: FinetuneConfig) -> Phase1Run:
             f"the Phase I run in {run_dir} ended with status {status!r} "
             f"({metrics.get('summary', {})}); Phase II cannot start from it"
         )
-    saved = json.loads((run_dir / "config.json").read_text())
     return Phase1Run(
         train_config=_train_config_from_json(saved["config"]),
         checkpoint=checkpoint,
@@ -370,6 +364,107 @@ class OnlineCollector:
         self.env.close()
 
 
+class OnlineTask(LoopTask):
+    """One env step per step, then one update on a hybrid batch once the buffer holds a batch."""
+
+    def __init__(
+        self,
+        config: FinetuneConfig,
+        agent: OnlineAgent,
+        buffer: ReplayBuffer,
+        sampler: HybridSampler,
+        collector: OnlineCollector,
+        evaluator: PolicyEvaluator,
+        phase1: Phase1Run,
+        reward_scale: float,
+    ) -> None:
+        self.config, self.agent, self.buffer, self.sampler = config, agent, buffer, sampler
+        self.collector, self.evaluator, self.phase1 = collector, evaluator, phase1
+        self.reward_scale = reward_scale
+        self.updates, self.raw_reward_sum = 0, 0.0
+        self.episodes: dict[str, list[Any]] = {}
+
+    def begin(self, start: int, log: MetricsLog) -> None:
+        empty: dict[str, list[Any]] = {"steps": [], "return": [], "length": []}
+        self.episodes = log.data.setdefault("online_episodes", empty)
+        self.collector.restart(_derived_seed(self.config.seed, _EPISODE_STREAM, start))
+
+    def step(self, step: int) -> dict[str, Tensor]:
+        collected = self.collector.step()
+        self.raw_reward_sum += collected.raw_reward
+        if collected.episode_return is not None:
+            self.episodes["steps"].append(step + 1)
+            self.episodes["return"].append(collected.episode_return)
+            self.episodes["length"].append(collected.episode_length)
+        metrics = {
+            "disagreement_collected": collected.disagreement[0],
+            "bonus_mean": collected.bonus[0],
+        }
+        if len(self.buffer) < self.config.batch_size:
+            return metrics  # collecting only, until the buffer holds one batch
+        batch = self.sampler.sample()
+        disagreement = ensemble_disagreement(self.agent, batch.observations, batch.actions)
+        metrics |= self.agent.update(batch)
+        online = self.sampler.online_rows
+        if online:
+            metrics["disagreement_batch_online"] = disagreement[:online].mean()
+        if self.sampler.offline_rows:
+            metrics["disagreement_batch_offline"] = disagreement[online:].mean()
+        self.updates += 1
+        return metrics
+
+    def interval_values(
+        self, step: int, values: dict[str, float | None]
+    ) -> dict[str, float | None]:
+        # Rewards per env step: raw in env units, augmented (scaled + bonus) in the critic's
+        # units, as stored.
+        raw = self.raw_reward_sum / self.config.log_every
+        self.raw_reward_sum = 0.0
+        bonus = values.get("bonus_mean") or 0.0
+        return {
+            **values,
+            "reward_raw_mean": raw,
+            "reward_augmented_mean": self.reward_scale * raw + bonus,
+            "updates": self.updates,
+        }
+
+    def evaluate(self, step: int, log: MetricsLog) -> None:
+        result = self.evaluator.evaluate(
+            lambda obs: self.agent.act(obs, deterministic=True),
+            seed=1_000_000 * self.config.seed + step,
+        )
+        log.log_eval(step, result.returns, result.normalized)
+
+    def state_dict(self, final: bool) -> dict[str, Any]:
+        # A finished run is never resumed: its checkpoint drops the buffer to save disk.
+        return {
+            "agent": self.agent.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "replay_buffer": None if final else self.buffer.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.buffer.load_state_dict(state["replay_buffer"])
+        self.updates = int(state["updates"])
+
+    def after_checkpoint(self, step: int) -> None:
+        self.collector.restart(_derived_seed(self.config.seed, _EPISODE_STREAM, step))
+
+    def summary(self, log: MetricsLog) -> dict[str, Any]:
+        return {
+            "step0_normalized_return": log.data["eval"]["normalized_return_mean"][0],
+            "phase1_final_normalized_return": self.phase1.final_normalized_return,
+            "online_episodes": len(self.episodes["steps"]),
+        }
+
+    def close(self) -> None:
+        self.collector.close()
+        self.evaluator.close()
+
+
 def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume, or skip if complete) one Phase II run; returns its metrics.
 
@@ -377,24 +472,28 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     starts from is missing or unfinished. A diverging run is recorded (status "diverged") and
     returned, not raised.
     """
-    run_dir = config.run_dir
-    checkpoint_path = run_dir / "checkpoint.pt"
+    folder = config.folder
     device = resolve_device(config.device)
-    saved: dict[str, Any] | None = None
-    if checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if saved["metrics"]["status"] != "running":
-            return dict(saved["metrics"])
+    resume = folder.load_checkpoint(device)
+    if (finished := finished_metrics(resume)) is not None:
+        return finished
     phase1 = find_phase1_run(config)
-    if saved is not None:
-        _check_same_run(config, phase1)
+    if resume is not None:
+        saved = folder.read_config()
+        check_same_run(config, saved, folder.path)
+        if saved is not None and saved["phase1"]["checkpoint_sha256"] != phase1.checkpoint_sha256:
+            raise Phase1RunError(
+                f"the Phase I checkpoint {phase1.checkpoint} changed since {folder.path} "
+                f"started from it; start the Phase II run over with `hybrid-rl runs reset "
+                f"{folder.path}`"
+            )
 
     seed_everything(config.seed)
     loaded, dataset, stats, reward_scale = prepare_dataset(phase1.train_config, device)
     _check_same_dataset(phase1, loaded.provenance.sha256, reward_scale)
-    agent = _FROM_PHASE1[config.algo](
-        phase1.checkpoint, config.n_ensemble, phase1.train_config.agent, device
-    )
+    from_phase1 = get_algorithm(config.algo).from_phase1
+    assert from_phase1 is not None  # FinetuneConfig accepts only algorithms that fine-tune
+    agent = from_phase1(phase1.checkpoint, config.n_ensemble, phase1.train_config.agent, device)
     buffer = ReplayBuffer(config.online_steps, dataset.obs_dim, dataset.act_dim, device)
     sampler = HybridSampler(
         dataset,
@@ -404,165 +503,14 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
         _derived_seed(config.seed, _ONLINE_SAMPLER_STREAM),
     )
     env_id = loaded.provenance.env_id or config.dataset
-    collector = OnlineCollector(
-        env_id,
-        agent,
-        buffer,
-        reward_scale,
-        config.bonus_coeff if config.bonus_type == "ensemble" else None,
-        device,
-    )
-    log, loss_window = MetricsLog(), LossWindow(config.loss_variance_window, device)
-    log.data["online_episodes"] = {"steps": [], "return": [], "length": []}
-    start, updates = 0, 0
-    if saved is not None:
-        agent.load_state_dict(saved["agent"])
-        sampler.load_state_dict(saved["sampler"])
-        buffer.load_state_dict(saved["replay_buffer"])
-        restore_rng_state(saved["rng"])
-        log, start, updates = MetricsLog(saved["metrics"]), saved["step"], saved["updates"]
-        loss_window.values.copy_(saved["loss_window"][0])
-        loss_window.count = saved["loss_window"][1]
-        print(f"resuming {run_dir.name} from step {start}", file=sys.stderr)
+    bonus_coeff = config.bonus_coeff if config.bonus_type == "ensemble" else None
+    collector = OnlineCollector(env_id, agent, buffer, reward_scale, bonus_coeff, device)
     _write_config(config, phase1, loaded.provenance, stats.to_dict(), reward_scale, agent, device)
-
-    def act(obs: Tensor) -> Tensor:
-        return agent.act(obs, deterministic=True)
-
     evaluator = PolicyEvaluator(env_id, config.eval_episodes, device)
-
-    def evaluate(step: int) -> None:
-        result = evaluator.evaluate(act, seed=1_000_000 * config.seed + step)
-        log.log_eval(step, result.returns, result.normalized)
-
-    def checkpoint(step: int, resumable: bool) -> None:
-        # A finished run is never resumed: its checkpoint drops the buffer to save disk.
-        save_torch_atomic(
-            checkpoint_path,
-            {
-                "agent": agent.state_dict(),
-                "sampler": sampler.state_dict(),
-                "replay_buffer": buffer.state_dict() if resumable else None,
-                "rng": rng_state(),
-                "metrics": log.data,
-                "loss_window": (loss_window.values.cpu(), loss_window.count),
-                "step": step,
-                "updates": updates,
-            },
-        )
-        write_json_atomic(run_dir / "metrics.json", log.data)
-
-    if start == 0:
-        evaluate(0)
-    collector.restart(_derived_seed(config.seed, _EPISODE_STREAM, start))
-    episodes = log.data["online_episodes"]
-    collect_sums: dict[str, Tensor] = {}
-    update_sums: dict[str, Tensor] = {}
-    raw_reward_sum, interval_updates = 0.0, 0
-    bar = tqdm(
-        range(start, config.online_steps),
-        initial=start,
-        total=config.online_steps,
-        desc=config.run_name,
-        disable=not progress,
-        mininterval=2,
-        leave=False,
+    task = OnlineTask(config, agent, buffer, sampler, collector, evaluator, phase1, reward_scale)
+    return run_loop(
+        folder, task, config.cadence, resume, device, config.loss_variance_window, progress
     )
-    done = start
-    for step in bar:
-        collected = collector.step()
-        done = step + 1
-        _accumulate(
-            collect_sums,
-            {"disagreement_collected": collected.disagreement[0], "bonus_mean": collected.bonus[0]},
-        )
-        raw_reward_sum += collected.raw_reward
-        if collected.episode_return is not None:
-            episodes["steps"].append(done)
-            episodes["return"].append(collected.episode_return)
-            episodes["length"].append(collected.episode_length)
-
-        if len(buffer) >= config.batch_size:
-            batch = sampler.sample()
-            batch_disagreement = ensemble_disagreement(agent, batch.observations, batch.actions)
-            metrics = agent.update(batch)
-            if sampler.online_rows:
-                metrics["disagreement_batch_online"] = batch_disagreement[
-                    : sampler.online_rows
-                ].mean()
-            if sampler.offline_rows:
-                metrics["disagreement_batch_offline"] = batch_disagreement[
-                    sampler.online_rows :
-                ].mean()
-            _accumulate(update_sums, metrics)
-            loss_window.push(metrics["critic_loss"])
-            updates += 1
-            interval_updates += 1
-
-        if done % config.log_every:
-            continue
-        # One host sync per log interval. Rewards per env step: raw in env units, augmented
-        # (scaled + bonus) in the critic's units, as stored.
-        means = {k: v / config.log_every for k, v in collect_sums.items()}
-        means |= {k: v / interval_updates for k, v in update_sums.items()}
-        means["critic_loss_rolling_var"] = loss_window.variance()
-        values = dict(zip(means, torch.stack(list(means.values())).tolist(), strict=True))
-        values["reward_raw_mean"] = raw_reward_sum / config.log_every
-        values["reward_augmented_mean"] = (
-            reward_scale * values["reward_raw_mean"] + values["bonus_mean"]
-        )
-        collect_sums, update_sums, raw_reward_sum, interval_updates = {}, {}, 0.0, 0
-        log.log_train(done, {**values, "updates": updates})
-        if log.finish_if_diverged(done, values, config.run_name):
-            break
-        if done % config.eval_every == 0 or done == config.online_steps:
-            evaluate(done)
-            bar.set_postfix(score=f"{log.latest_score():.1f}")
-            if done == config.online_steps:
-                log.finish("completed", **_summary_extras(log, phase1))
-            checkpoint(done, resumable=done < config.online_steps)
-            collector.restart(_derived_seed(config.seed, _EPISODE_STREAM, done))
-    bar.close()
-    collector.close()
-    evaluator.close()
-    if log.data["status"] == "diverged":
-        checkpoint(done, resumable=False)
-    return log.data
-
-
-def _accumulate(sums: dict[str, Tensor], values: dict[str, Tensor]) -> None:
-    for key, value in values.items():
-        sums[key] = sums[key] + value if key in sums else value.detach().clone()
-
-
-def _summary_extras(log: MetricsLog, phase1: Phase1Run) -> dict[str, Any]:
-    return {
-        "step0_normalized_return": log.data["eval"]["normalized_return_mean"][0],
-        "phase1_final_normalized_return": phase1.final_normalized_return,
-        "online_episodes": len(log.data["online_episodes"]["steps"]),
-    }
-
-
-def _check_same_run(config: FinetuneConfig, phase1: Phase1Run) -> None:
-    """A run folder is resumed only with its own settings and its own Phase I checkpoint."""
-    saved = json.loads((config.run_dir / "config.json").read_text())
-    current = dataclasses.asdict(config)
-    changed = sorted(
-        name
-        for name, value in saved["config"].items()
-        if name not in _RESUMABLE_CHANGES and current.get(name) != value
-    )
-    if changed:
-        diffs = ", ".join(f"{n}: {saved['config'][n]!r} → {current.get(n)!r}" for n in changed)
-        raise ValueError(
-            f"{config.run_dir} holds a run started with other settings ({diffs}); use "
-            "another results_dir, or delete that folder to start over"
-        )
-    if saved["phase1"]["checkpoint_sha256"] != phase1.checkpoint_sha256:
-        raise Phase1RunError(
-            f"the Phase I checkpoint {phase1.checkpoint} changed since {config.run_dir} "
-            "started from it; delete that folder to start the Phase II run over"
-        )
 
 
 def _check_same_dataset(phase1: Phase1Run, sha256: str, reward_scale: float) -> None:
@@ -590,8 +538,7 @@ def _write_config(
     device: torch.device,
 ) -> None:
     agent_config = agent.config
-    write_json_atomic(
-        config.run_dir / "config.json",
+    config.folder.write_config(
         {
             "run_name": config.run_name,
             "config": dataclasses.asdict(config),

@@ -142,7 +142,9 @@ class OfflineTask(LoopTask):
         if self.writer is not None:
             self.writer.add_scalar("eval/normalized_return", result.normalized_mean, step)
 
-    def interval_values(self, step: int, values: dict[str, float | None]) -> dict[str, float | None]:
+    def interval_values(
+        self, step: int, values: dict[str, float | None]
+    ) -> dict[str, float | None]:
         if self.writer is not None:
             for key, value in values.items():
                 if value is not None:

@@ -17,7 +17,11 @@ ALGORITHMS: dict[str, Algorithm] = {
     for a in (
         Algorithm("cql", CQLConfig, CQL, online_cql.from_phase1_checkpoint),
         Algorithm(
-            "iql", IQLConfig, IQL, online_iql.from_phase1_checkpoint, iql.for_budget,
+            "iql",
+            IQLConfig,
+            IQL,
+            online_iql.from_phase1_checkpoint,
+            iql.for_budget,
             iql.reward_scale,
         ),
         Algorithm("bc", BCConfig, BC),

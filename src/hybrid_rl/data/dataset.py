@@ -12,6 +12,7 @@ from torch import Tensor
 from hybrid_rl.batch import TransitionBatch
 from hybrid_rl.data.transitions import TransitionArrays
 
+
 class OfflineDataset:
     """N transitions as float32 tensors on `device`, sampled uniformly with replacement.
 

@@ -36,7 +36,9 @@ def identity(fields: dict[str, Any], marks: dict[str, Any]) -> dict[str, Any]:
         mark = marks.get(name)
         if mark is True:
             continue
-        kept[name] = identity(value, mark) if isinstance(mark, dict) and isinstance(value, dict) else value
+        kept[name] = (
+            identity(value, mark) if isinstance(mark, dict) and isinstance(value, dict) else value
+        )
     return kept
 
 
@@ -54,7 +56,9 @@ def identity_conflict(config: Any, saved_fields: dict[str, Any]) -> str | None:
     differences = _differences(identity(saved_fields, marks), identity(as_json(config), marks))
     if not differences:
         return None
-    return "; ".join(f"{name} {there!r} there, {asked!r} asked" for name, there, asked in differences)
+    return "; ".join(
+        f"{name} {there!r} there, {asked!r} asked" for name, there, asked in differences
+    )
 
 
 def _differences(

@@ -68,7 +68,9 @@ class LoopTask:
     def evaluate(self, step: int, log: MetricsLog) -> None:
         """Evaluate after `step` steps and record it in `log`."""
 
-    def interval_values(self, step: int, values: dict[str, float | None]) -> dict[str, float | None]:
+    def interval_values(
+        self, step: int, values: dict[str, float | None]
+    ) -> dict[str, float | None]:
         """The values logged for the interval ending at `step`; may add or derive some."""
         return values
 
@@ -79,8 +81,9 @@ class LoopTask:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore from a checkpoint (the whole flat dict)."""
 
-    def begin(self, start: int) -> None:
-        """Called once before the first step, `start` being the step resumed from (or 0)."""
+    def begin(self, start: int, log: MetricsLog) -> None:
+        """Called once before the first step, `start` being the step resumed from (or 0) and
+        `log` the run's log from then on (a task may keep sections of its own in it)."""
 
     def after_checkpoint(self, step: int) -> None:
         """Called after every checkpoint."""
@@ -108,16 +111,15 @@ def run_loop(
     device: torch.device,
     loss_variance_window: int,
     progress: bool = True,
-    log: MetricsLog | None = None,
 ) -> dict[str, Any]:
     """Run `task` from step 0, or from the checkpoint `resume`, to `cadence.total_steps`.
 
     Each log interval costs one host sync: the means of the metrics produced in it and the
     rolling variance of the last `loss_variance_window` per-step losses. A non-finite value
     ends the run as "diverged" (recorded, not raised). Returns the metrics written to
-    metrics.json. `log` is a fresh run's log (a task may add sections to it).
+    metrics.json.
     """
-    log = log or MetricsLog()
+    log = MetricsLog()
     loss_window = LossWindow(loss_variance_window, device)
     start = 0
     if resume is not None:
@@ -141,7 +143,7 @@ def run_loop(
 
     if start == 0 and cadence.evaluate_at_start:
         task.evaluate(0, log)
-    task.begin(start)
+    task.begin(start, log)
     interval = IntervalMeans()
     bar = tqdm(
         range(start, cadence.total_steps),

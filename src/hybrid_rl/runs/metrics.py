@@ -48,7 +48,7 @@ class MetricsLog:
         train["steps"].append(step)
         for key, value in values.items():
             train.setdefault(key, [None] * earlier).append(value)
-        for key, column in train.items():
+        for column in train.values():
             if len(column) == earlier:
                 column.append(None)
 
