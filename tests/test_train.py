@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from hybrid_rl.algos.iql import COMPILE_MIN_STEPS
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
-from hybrid_rl.algos.iql import COMPILE_MIN_STEPS
 from hybrid_rl.train import TrainConfig, train_offline
 
 

@@ -15,9 +15,9 @@ import torch
 
 if TYPE_CHECKING:
     from hybrid_rl.finetune import FinetuneConfig
-    from hybrid_rl.launch.executor import RunConfig
     from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
     from hybrid_rl.launch.study import Study
+    from hybrid_rl.runs.spec import RunSpec
 
 
 def _add_behavior_commands(sub: argparse._SubParsersAction) -> None:
@@ -272,7 +272,7 @@ def phase1_grid_from_args(args: argparse.Namespace) -> Phase1Grid:
     from hybrid_rl.algos.registry import ALGORITHMS
     from hybrid_rl.launch.grid import Phase1Grid
 
-    overrides = _list_overrides(args, _PHASE1_LIST_FLAGS, {"algo": ("all", ALGORITHMS)})
+    overrides = _list_overrides(args, _PHASE1_LIST_FLAGS, {"algo": ("all", tuple(ALGORITHMS))})
     overrides |= _scalar_overrides(args, {name: name for name in _PHASE1_SCALAR_FLAGS})
     return Phase1Grid.quick(**overrides) if args.quick else Phase1Grid(**overrides)
 
@@ -338,7 +338,7 @@ def _phase1(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print_estimate(headline: str, configs: Sequence[RunConfig], workers: int | None) -> None:
+def _print_estimate(headline: str, configs: Sequence[RunSpec], workers: int | None) -> None:
     """`headline`, the expected wall time of `configs` and the arithmetic behind it (stderr)."""
     from hybrid_rl.launch.estimate import estimate_wall_time, format_minutes
     from hybrid_rl.launch.executor import default_workers

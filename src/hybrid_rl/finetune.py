@@ -54,12 +54,16 @@ from hybrid_rl.runs.folder import RunFolder
 from hybrid_rl.runs.identity import check_same_run, identity_conflict
 from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
+from hybrid_rl.runs.spec import RunCost
 from hybrid_rl.seeding import resolve_device, seed_everything
 from hybrid_rl.settings import EXECUTION
 from hybrid_rl.train import TrainConfig, prepare_dataset
 
 BonusType = Literal["ensemble", "none"]
 BONUS_TYPES: tuple[BonusType, ...] = get_args(BonusType)
+# An online step (an env step, an action, a disagreement forward and an update) costs about
+# one offline update (measured ~1.0 on 2-core machines); rounded up, for wall-time estimates.
+ONLINE_STEP_COST = 1.2
 # Streams of derived seeds, so no two random streams of a run share their bits.
 _ONLINE_SAMPLER_STREAM, _EPISODE_STREAM = 1, 2
 
@@ -163,6 +167,13 @@ class FinetuneConfig:
     @property
     def prerequisite(self) -> RunFolder | None:
         return self.phase1_train_config().folder
+
+    @property
+    def cost(self) -> RunCost:
+        evaluations = self.online_steps // self.eval_every + 1
+        return RunCost(
+            "Phase II", self.algo, "online steps", ONLINE_STEP_COST, evaluations, self.eval_episodes
+        )
 
     def identity_conflict(self) -> str | None:
         saved = self.folder.read_config()

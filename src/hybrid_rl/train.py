@@ -31,6 +31,7 @@ from hybrid_rl.runs.folder import RunFolder
 from hybrid_rl.runs.identity import check_same_run, identity_conflict
 from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
+from hybrid_rl.runs.spec import RunCost
 from hybrid_rl.seeding import resolve_device, seed_everything
 from hybrid_rl.settings import EXECUTION
 
@@ -95,6 +96,14 @@ class TrainConfig:
     @property
     def prerequisite(self) -> RunFolder | None:
         return None
+
+    @property
+    def cost(self) -> RunCost:
+        evaluations = self.total_steps // self.eval_every + 1
+        datasets = ((self.dataset, self.source),)
+        return RunCost(
+            "Phase I", self.algo, "updates", 1.0, evaluations, self.eval_episodes, datasets
+        )
 
     def identity_conflict(self) -> str | None:
         saved = self.folder.read_config()

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from hybrid_rl.behavior.replica import replica_path
+from hybrid_rl.finetune import ONLINE_STEP_COST
 from hybrid_rl.launch.estimate import (
     EVAL_SECONDS_PER_EPISODE,
-    ONLINE_STEP_COST,
     REPLICA_BUILD_SECONDS,
     RUN_START_SECONDS,
     UPDATES_PER_SECOND,

@@ -1,7 +1,7 @@
 """Execute a list of runs in this process or in a local process pool, one failure at a time.
 
-A grid may mix Phase I runs (`TrainConfig`, run by `train_offline`) and Phase II runs
-(`FinetuneConfig`, run by `finetune`). A Phase II run whose Phase I run is in the same grid
+Runs are `RunSpec`s (runs/spec.py): the executor knows their names, folders, budgets and
+prerequisites, not what kind of run they are. A run whose prerequisite is in the same grid
 starts only once that run has finished, so one pool can run a whole study: Phase II runs of
 the first finished cells fill the workers while the last Phase I runs still train.
 
@@ -14,8 +14,6 @@ using both cores (benchmarks/bench_grid.py).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import multiprocessing
 import os
 import sys
@@ -27,22 +25,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from tqdm import tqdm
 
-from hybrid_rl.atomic_io import write_json_atomic
-from hybrid_rl.finetune import FinetuneConfig, finetune
+from hybrid_rl.runs.folder import FINISHED_STATUSES, RunFolder
 from hybrid_rl.runs.metrics import MetricsLog
-from hybrid_rl.train import TrainConfig, train_offline
+from hybrid_rl.runs.spec import RunSpec
 
-RunConfig = TrainConfig | FinetuneConfig
-FINISHED_STATUSES = ("completed", "diverged")
-# Settings that may change between invocations of the same run without making it another run.
-_NOT_IDENTITY = ("device", "results_dir", "tensorboard", "phase1_results_dir")
-# Agent settings of the same kind: how the update runs, not what it computes.
-_AGENT_NOT_IDENTITY = ("compile",)
 # How often a step-counting bar reads the runs' metrics.json files, and a pool worker checks
 # that its grid process is still there.
 _POLL_SECONDS = 2.0
@@ -85,13 +76,8 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // workers)
 
 
-def run_budget(config: RunConfig) -> int:
-    """A run's length in steps: gradient steps (Phase I) or online env steps (Phase II)."""
-    return config.online_steps if isinstance(config, FinetuneConfig) else config.total_steps
-
-
 def run_grid(
-    configs: Sequence[RunConfig],
+    configs: Sequence[RunSpec],
     workers: int | None = None,
     threads: int | None = None,
     progress: bool = True,
@@ -104,10 +90,10 @@ def run_grid(
     intra-op thread count per run (default `threads_per_worker(workers)`). A run whose
     metrics.json says completed or diverged is skipped. A run that raises gets metrics.json
     status "failed" with the error and traceback, and the other runs go on. Runs start in the
-    order of `configs`, except that a Phase II run waits for its Phase I run when that run is
-    in `configs` too. The grid's bar counts runs (`unit="run"`) or steps (`unit="step"`: every
-    run's budget, advanced as the runs' metrics.json files report progress, i.e. at each
-    evaluation). By default it counts steps in a pool, whose runs show no bars of their own
+    order of `configs`, except that a run waits for its prerequisite (a Phase II run for its
+    Phase I run) when that run is in `configs` too. The grid's bar counts runs (`unit="run"`)
+    or steps (`unit="step"`: every run's budget, advanced as the runs' metrics.json files
+    report progress, i.e. at each evaluation). By default it counts steps in a pool, whose runs show no bars of their own
     (a bar of runs would stand still through a whole 30-minute CQL run), and runs otherwise.
     Pool workers stop within seconds if this process is killed. Returns every run's outcome,
     in the order of `configs`.
@@ -122,12 +108,12 @@ def run_grid(
         raise ValueError(f"the grid names these runs more than once: {duplicates}")
     start = time.monotonic()
     outcomes: dict[str, RunOutcome] = {}
-    pending: list[RunConfig] = []
+    pending: list[RunSpec] = []
     for config in configs:
         conflict = _conflict_with_saved_run(config)
         if conflict is not None:
             outcomes[config.run_name] = RunOutcome(config.run_name, "failed", conflict)
-        elif saved_status(config.run_dir) in FINISHED_STATUSES:
+        elif config.folder.status() in FINISHED_STATUSES:
             outcomes[config.run_name] = RunOutcome(config.run_name, "skipped")
         else:
             pending.append(config)
@@ -139,7 +125,7 @@ def run_grid(
     )
     queue = _Queue(pending)
 
-    def record(config: RunConfig, outcome: RunOutcome) -> None:
+    def record(config: RunSpec, outcome: RunOutcome) -> None:
         outcomes[config.run_name] = outcome
         queue.finished(config)
         counter.report(outcome)
@@ -162,13 +148,10 @@ def run_grid(
     return summary
 
 
-def run_one(config: RunConfig, progress: bool = False) -> RunOutcome:
+def run_one(config: RunSpec, progress: bool = False) -> RunOutcome:
     """Run one config; an exception becomes a "failed" metrics.json instead of propagating."""
     try:
-        if isinstance(config, FinetuneConfig):
-            metrics = finetune(config, progress=progress)
-        else:
-            metrics = train_offline(config, progress=progress)
+        metrics = config.execute(progress)
     except Exception as err:
         return _record_failure(config, err)
     return RunOutcome(config.run_name, metrics["status"])
@@ -178,7 +161,7 @@ def _run_in_pool(
     queue: _Queue,
     workers: int,
     threads: int,
-    record: Callable[[RunConfig, RunOutcome], None],
+    record: Callable[[RunSpec, RunOutcome], None],
 ) -> None:
     # At most `workers` runs are submitted at a time, so a run waiting for its Phase I run
     # never sits in the pool's queue ahead of a run that could start.
@@ -186,7 +169,7 @@ def _run_in_pool(
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(threads, os.getpid())
     ) as pool:
-        running: dict[Future[RunOutcome], RunConfig] = {}
+        running: dict[Future[RunOutcome], RunSpec] = {}
         while True:
             while len(running) < workers and (config := queue.next_ready()) is not None:
                 running[pool.submit(run_one, config, False)] = config
@@ -203,34 +186,28 @@ def _run_in_pool(
 
 
 class _Queue:
-    """Pending runs in order; a Phase II run is ready once its Phase I run (if in the grid)
-    has finished, whatever its status (a failed Phase I run makes the Phase II run fail with
-    a message naming it)."""
+    """Pending runs in order; a run is ready once its prerequisite (if in the grid) has
+    finished, whatever its status (a failed Phase I run makes its Phase II run fail with a
+    message naming it)."""
 
-    def __init__(self, pending: Sequence[RunConfig]) -> None:
+    def __init__(self, pending: Sequence[RunSpec]) -> None:
         self._waiting = list(pending)
-        self._unfinished = {_key(c.run_dir) for c in pending}
+        self._unfinished = {_key(c.folder) for c in pending}
 
-    def next_ready(self) -> RunConfig | None:
+    def next_ready(self) -> RunSpec | None:
         for config in self._waiting:
-            prerequisite = _prerequisite(config)
-            if prerequisite is None or prerequisite not in self._unfinished:
+            prerequisite = config.prerequisite
+            if prerequisite is None or _key(prerequisite) not in self._unfinished:
                 self._waiting.remove(config)
                 return config
         return None
 
-    def finished(self, config: RunConfig) -> None:
-        self._unfinished.discard(_key(config.run_dir))
+    def finished(self, config: RunSpec) -> None:
+        self._unfinished.discard(_key(config.folder))
 
 
-def _prerequisite(config: RunConfig) -> str | None:
-    if isinstance(config, FinetuneConfig):
-        return _key(config.phase1_train_config().run_dir)
-    return None
-
-
-def _key(run_dir: Path) -> str:
-    return str(run_dir.resolve())
+def _key(folder: RunFolder) -> str:
+    return str(folder.path.resolve())
 
 
 class _RunCounter:
@@ -263,11 +240,11 @@ class _StepCounter:
     few seconds, since runs in worker processes cannot report to this one directly."""
 
     def __init__(
-        self, configs: Sequence[RunConfig], outcomes: dict[str, RunOutcome], progress: bool
+        self, configs: Sequence[RunSpec], outcomes: dict[str, RunOutcome], progress: bool
     ) -> None:
         self.configs, self.outcomes = list(configs), outcomes
         self.bar = tqdm(
-            total=sum(run_budget(c) for c in configs),
+            total=sum(c.budget for c in configs),
             desc="steps (all runs)",
             unit="step",
             unit_scale=True,
@@ -284,7 +261,7 @@ class _StepCounter:
 
     def refresh(self) -> None:
         done = sum(
-            run_budget(c) if c.run_name in self.outcomes else _logged_steps(c) for c in self.configs
+            c.budget if c.run_name in self.outcomes else _logged_steps(c) for c in self.configs
         )
         with self._lock:
             self.bar.update(done - self.bar.n)
@@ -307,16 +284,16 @@ class _StepCounter:
         self.bar.close()
 
 
-def _logged_steps(config: RunConfig) -> int:
+def _logged_steps(config: RunSpec) -> int:
     """The last step an unfinished run's metrics.json logged (0 without one)."""
     try:
-        metrics = json.loads((config.run_dir / "metrics.json").read_text())
-        if metrics["status"] != "running":
-            return 0  # left over from an earlier attempt that failed; this one starts over
+        metrics = config.folder.read_metrics()
+        if metrics is None or metrics["status"] != "running":
+            return 0  # none yet, or left over from an earlier attempt that failed
         steps = metrics["train"]["steps"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (RuntimeError, KeyError, TypeError):  # damaged: the run will report it
         return 0
-    return min(int(steps[-1]), run_budget(config)) if steps else 0
+    return min(int(steps[-1]), config.budget) if steps else 0
 
 
 def _init_worker(threads: int, parent_pid: int) -> None:
@@ -335,46 +312,30 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 
 
 def saved_status(run_dir: Path) -> str | None:
-    """The status in `run_dir/metrics.json` (running, completed, diverged, failed), if any."""
-    try:
-        return str(json.loads((run_dir / "metrics.json").read_text())["status"])
-    except (OSError, ValueError, KeyError):
-        return None
+    """The status of the run in `run_dir` (see `RunFolder.status`)."""
+    return RunFolder(run_dir).status()
 
 
-def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    identity = {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
-    if isinstance(identity.get("agent"), dict):
-        identity["agent"] = {
-            k: v for k, v in identity["agent"].items() if k not in _AGENT_NOT_IDENTITY
-        }
-    return identity
-
-
-def _conflict_with_saved_run(config: RunConfig) -> str | None:
+def _conflict_with_saved_run(config: RunSpec) -> str | None:
     """Why the run folder belongs to a different run (e.g. another step budget), or None."""
     try:
-        saved = json.loads((config.run_dir / "config.json").read_text())["config"]
-    except (OSError, ValueError, KeyError):
+        conflict = config.identity_conflict()
+    except RuntimeError as err:  # a damaged config.json: the run reports it when it starts
+        return str(err)
+    if conflict is None:
         return None
-    wanted = json.loads(json.dumps(dataclasses.asdict(config)))
-    if _identity(saved) == _identity(wanted):
-        return None
-    saved, wanted = _identity(saved), _identity(wanted)
-    differing = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-    details = ", ".join(f"{k} {saved.get(k)!r} there, {wanted.get(k)!r} asked" for k in differing)
     return (
-        f"{config.run_dir} holds a run with a different config ({details}); left untouched. "
-        "Use another --results_dir, or delete that folder to rerun it"
+        f"{config.folder.path} holds a run with a different config ({conflict}); left "
+        f"untouched. Use another --results_dir, or `hybrid-rl runs reset {config.folder.path}` "
+        "to rerun it"
     )
 
 
-def _record_failure(config: RunConfig, err: BaseException) -> RunOutcome:
+def _record_failure(config: RunSpec, err: BaseException) -> RunOutcome:
     """Mark the run failed in its metrics.json, keeping any metrics it had logged."""
-    path = config.run_dir / "metrics.json"
     try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
+        state = config.folder.read_metrics()
+    except RuntimeError:  # damaged: replaced by the failure record
         state = None
     log = MetricsLog(state)
     message = f"{type(err).__name__}: {err}"
@@ -383,5 +344,5 @@ def _record_failure(config: RunConfig, err: BaseException) -> RunOutcome:
         error=message,
         traceback="".join(traceback.format_exception(err)),
     )
-    write_json_atomic(path, log.data)
+    config.folder.write_metrics(log.data)
     return RunOutcome(config.run_name, "failed", message)

@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 
 from hybrid_rl.behavior.replica import ensure_replica
 from hybrid_rl.data.loader import load_dataset
-from hybrid_rl.launch.executor import GridSummary, RunConfig, run_grid
+from hybrid_rl.launch.executor import GridSummary, run_grid
 from hybrid_rl.launch.grid import QUICK_SUBDIR, Phase1Grid, Phase2Grid
 from hybrid_rl.report.report_study import StudyOutputs, write_study_outputs
 from hybrid_rl.report.results import dataset_label
+from hybrid_rl.runs.spec import RunSpec
 
 Grid = TypeVar("Grid", Phase1Grid, Phase2Grid)
 STUDY_ALGOS = ("iql",)
@@ -64,7 +65,7 @@ class Study:
             plots_dir=plots_dir or default_plots,
         )
 
-    def configs(self) -> list[RunConfig]:
+    def configs(self) -> list[RunSpec]:
         """Every Phase I run, then every Phase II run (each waits for its Phase I run)."""
         return [*self.phase1.expand(), *self.phase2.expand()]
 

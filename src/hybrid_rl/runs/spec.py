@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hybrid_rl.runs.folder import RunFolder
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What a wall-time estimate needs to know of a run besides its budget."""
+
+    phase: str  # how the estimate names this kind of run, e.g. "Phase I"
+    algo: str
+    step_unit: str  # what a step is, e.g. "updates", "online steps"
+    updates_per_step: float  # one step's cost in offline updates of `algo`
+    evaluations: int
+    eval_episodes: int
+    # (dataset, source) pairs the run loads itself; () when another run has loaded them.
+    datasets: tuple[tuple[str, str], ...] = ()
 
 
 class RunSpec(Protocol):
@@ -27,6 +42,9 @@ class RunSpec(Protocol):
     def prerequisite(self) -> RunFolder | None:
         """The folder of a run that must be finished before this one starts, if any."""
         ...
+
+    @property
+    def cost(self) -> RunCost: ...
 
     def identity_conflict(self) -> str | None:
         """Why the folder holds a different run (other settings), or None."""
