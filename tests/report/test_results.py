@@ -37,15 +37,19 @@ def _grid(tmp_path, write_run):
 
 def _cell(cells, k, algo="iql", removal=None):
     removal = removal or ("none" if k == 0 else "top")
-    [cell] = [c for c in cells if c.algo == algo and c.k_percent == k and c.removal == removal]
+    [cell] = [
+        c
+        for c in cells
+        if c.algo == algo and c.corruption.k_percent == k and c.corruption.removal == removal
+    ]
     return cell
 
 
 def test_runs_load_with_condition_status_and_curves(tmp_path, write_run):
     runs, unreadable = _grid(tmp_path, write_run)
     assert unreadable == [] and len(runs) == 6
-    run = next(r for r in runs if r.k_percent == 30 and r.seed == 1)
-    assert (run.algo, run.dataset, run.source, run.removal) == (
+    run = next(r for r in runs if r.corruption.k_percent == 30 and r.seed == 1)
+    assert (run.algo, run.dataset, run.source, run.corruption.removal) == (
         "iql",
         "hopper-medium-v2",
         "replica",
@@ -112,7 +116,10 @@ def test_k0_is_one_clean_cell_whatever_the_removal_mode(tmp_path, write_run):
     write_run(tmp_path, removal="random", k=0, seed=1, evals=(0.0, 20.0))
     write_run(tmp_path, removal="random", k=30, seed=0, evals=(0.0, 5.0))
     cells = aggregate(load_runs(tmp_path)[0])
-    assert [(c.removal, c.k_percent, c.n) for c in cells] == [("none", 0, 2), ("random", 30, 1)]
+    assert [(c.corruption.removal, c.corruption.k_percent, c.n) for c in cells] == [
+        ("none", 0, 2),
+        ("random", 30, 1),
+    ]
     assert cells[1].final_change_pct == pytest.approx(100 * (5.0 - 15.0) / 15.0)
 
 
