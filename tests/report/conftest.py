@@ -100,7 +100,9 @@ def write_synthetic_finetune_run(
     algo: str = "iql",
     dataset: str = "hopper-medium-v2",
     source: str = "replica",
+    removal: str = "top",
     k: float = 0.0,
+    sigma: float = 0.0,
     bonus: str = "ensemble",
     seed: int = 0,
     evals: Sequence[float] = (10.0, 20.0, 30.0),
@@ -116,7 +118,9 @@ def write_synthetic_finetune_run(
     config = FinetuneConfig(
         algo=algo,
         dataset=dataset,
+        removal=removal,  # type: ignore[arg-type]
         k_percent=k,
+        reward_noise_std=sigma,
         seed=seed,
         bonus_type=bonus,  # type: ignore[arg-type]
         online_steps=eval_every * max(1, len(evals) - 1),
