@@ -1,16 +1,17 @@
-"""Synthetic Phase I run folders, written in train.py's own formats (TrainConfig, MetricsLog)."""
+"""Synthetic Phase I and II run folders, written in the loops' own formats (TrainConfig,
+FinetuneConfig, MetricsLog) through RunFolder."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from hybrid_rl.runs.folder import RunFolder
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.train import TrainConfig
 
@@ -33,9 +34,11 @@ def write_synthetic_run(
     loss_variance: Sequence[float] | None = None,
     q_mean: Sequence[float] | None = None,
     q_std: Sequence[float] | None = None,
+    train_values: Sequence[Mapping[str, float | None]] | None = None,
 ) -> Path:
     """A run folder whose evaluations are `evals` at steps 0, eval_every, 2·eval_every, ...
-    and whose train log has one row per evaluation after the first."""
+    and whose train log has one row per evaluation after the first (`train_values`, if given,
+    holds each row's extra metrics: a metric missing from a row, or None, is logged as null)."""
     config = TrainConfig(
         algo=algo,
         dataset=dataset,
@@ -55,12 +58,14 @@ def write_synthetic_run(
         # one "episode" per evaluation, so the logged mean is exactly `score`
         log.log_eval(step, np.array([score * 10.0]), np.array([score]))
     for i in range(1, len(evals)):
-        values = {"critic_loss": 1.0, "actor_loss": 0.5}
+        values: dict[str, float | None] = {"critic_loss": 1.0, "actor_loss": 0.5}
         if loss_variance is not None:
             values["critic_loss_rolling_var"] = loss_variance[i - 1]
         if q_mean is not None and q_std is not None:
             values["q_data_mean"] = q_mean[i - 1]
             values["q_data_std"] = q_std[i - 1]
+        if train_values is not None:
+            values.update(train_values[i - 1])
         log.log_train(i * eval_every, values)
     return _finish_and_write(log, status, config, source, dataset)
 
@@ -71,16 +76,16 @@ def _finish_and_write(log: MetricsLog, status: str, config: Any, source: str, da
         log.finish("failed", error="RuntimeError: boom", traceback="...")
     elif status != "running":
         log.finish(status)
-    run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    saved = {
-        "run_name": config.run_name,
-        "config": dataclasses.asdict(config),
-        "dataset": {"source": source, "dataset_id": dataset, "path": "/data/x.hdf5"},
-    }
-    (run_dir / "config.json").write_text(json.dumps(saved))
-    (run_dir / "metrics.json").write_text(json.dumps(log.data))
-    return run_dir
+    folder = RunFolder(config.run_dir)
+    folder.write_config(
+        {
+            "run_name": config.run_name,
+            "config": dataclasses.asdict(config),
+            "dataset": {"source": source, "dataset_id": dataset, "path": "/data/x.hdf5"},
+        }
+    )
+    folder.write_metrics(log.data)
+    return folder.path
 
 
 @pytest.fixture
@@ -95,22 +100,27 @@ def write_synthetic_finetune_run(
     algo: str = "iql",
     dataset: str = "hopper-medium-v2",
     source: str = "replica",
+    removal: str = "top",
     k: float = 0.0,
+    sigma: float = 0.0,
     bonus: str = "ensemble",
     seed: int = 0,
     evals: Sequence[float] = (10.0, 20.0, 30.0),
     eval_every: int = 1_000,
-    disagreement: Sequence[float] | None = None,
+    disagreement: Sequence[float | None] | None = None,
     status: str = "completed",
 ) -> Path:
     """A Phase II run folder in finetune.py's formats: evaluations `evals` at online steps 0,
-    eval_every, ...; one train row per evaluation after the first, logging `disagreement`."""
+    eval_every, ...; one train row per evaluation after the first, logging `disagreement`
+    (None: not produced in that interval, logged as null)."""
     from hybrid_rl.finetune import FinetuneConfig
 
     config = FinetuneConfig(
         algo=algo,
         dataset=dataset,
+        removal=removal,  # type: ignore[arg-type]
         k_percent=k,
+        reward_noise_std=sigma,
         seed=seed,
         bonus_type=bonus,  # type: ignore[arg-type]
         online_steps=eval_every * max(1, len(evals) - 1),
@@ -123,7 +133,7 @@ def write_synthetic_finetune_run(
     for i, score in enumerate(evals):
         log.log_eval(i * eval_every, np.array([score * 10.0]), np.array([score]))
     for i in range(1, len(evals)):
-        values = {"critic_loss": 1.0}
+        values: dict[str, float | None] = {"critic_loss": 1.0}
         if disagreement is not None:
             values["disagreement_collected"] = disagreement[i - 1]
         log.log_train(i * eval_every, values)

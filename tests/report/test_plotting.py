@@ -154,3 +154,35 @@ def test_learning_curves_mark_the_dataset_mean_when_the_runs_record_it(runs):
     [unmarked] = learning_curves_figure(runs, "hopper-medium-v2").axes
     labels = {line.get_label() for line in unmarked.get_lines()}
     assert "dataset mean (before corruption)" not in labels
+
+
+def test_q_and_loss_variance_curves_skip_metrics_not_produced_in_an_interval(tmp_path, write_run):
+    results = tmp_path / "results"
+    rows = {
+        0: (
+            {"q_data_mean": 1.0, "q_data_std": None, "critic_loss_rolling_var": None},
+            {"q_data_mean": None, "q_data_std": None, "critic_loss_rolling_var": 0.5},
+            {"q_data_mean": 3.0, "q_data_std": 1.0, "critic_loss_rolling_var": 1.0},
+        ),
+        1: (
+            {"q_data_mean": 3.0, "q_data_std": None, "critic_loss_rolling_var": None},
+            {"q_data_mean": 2.0, "q_data_std": 0.5, "critic_loss_rolling_var": 1.5},
+            {"q_data_mean": 5.0, "q_data_std": 1.0, "critic_loss_rolling_var": 3.0},
+        ),
+    }
+    for seed, train_values in rows.items():
+        write_run(
+            results, algo="td3bc", seed=seed, evals=(0.0, 1.0, 2.0, 3.0), train_values=train_values
+        )
+    runs = load_runs(results)[0]
+    [q_ax] = q_values_figure(runs, "hopper-medium-v2").axes
+    [q_line] = q_ax.get_lines()
+    assert q_line.get_label() == "TD3BC clean"
+    assert list(q_line.get_xdata()) == [1000, 2000, 3000]
+    assert list(q_line.get_ydata()) == pytest.approx([2.0, 2.0, 4.0])  # None left out
+    band = q_ax.collections[0].get_paths()[0].vertices[:, 1]  # no std logged at step 1,000
+    assert band.min() == pytest.approx(1.5) and band.max() == pytest.approx(5.0)
+    [variance_ax] = loss_variance_figure(runs, "hopper-medium-v2").axes
+    [variance_line] = variance_ax.get_lines()
+    assert list(variance_line.get_xdata()) == [2000, 3000]  # no run logged one at 1,000
+    assert list(variance_line.get_ydata()) == pytest.approx([1.0, 2.0])

@@ -123,3 +123,16 @@ def test_written_figures_are_png_and_pdf_with_titles(study, tmp_path):
         assert matplotlib.image.imread(f.png).shape[0] > 100
         assert f.pdf.read_bytes().startswith(b"%PDF")
         assert "hopper-medium-v2 (replica data), seeds 0, 1" in f.title
+
+
+def test_disagreement_before_updates_start_is_skipped(tmp_path, write_run, write_finetune_run):
+    phase1, phase2 = tmp_path / "results", tmp_path / "results_phase2"
+    write_run(phase1, k=0, seed=0, evals=(0.0, 50.0))
+    evals = (0.0, 10.0, 20.0, 30.0)
+    write_finetune_run(phase2, phase1, seed=0, evals=evals, disagreement=(None, 2.0, None))
+    write_finetune_run(phase2, phase1, seed=1, evals=evals, disagreement=(None, 4.0, 3.0))
+    fig = disagreement_figure(load_finetune_runs(phase2)[0], "hopper-medium-v2")
+    [line] = fig.axes[0].get_lines()
+    assert line.get_label() == "clean (k=0), ensemble bonus"
+    assert list(line.get_xdata()) == [2_000, 3_000]
+    assert list(line.get_ydata()) == pytest.approx([3.0, 3.0])

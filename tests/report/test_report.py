@@ -119,3 +119,18 @@ def test_number_formats():
     assert format_mean_std(float("nan"), float("nan"), 0) == "—"
     assert format_change(-12.34) == "−12.3%" and format_change(4.0) == "+4.0%"
     assert format_change(None) == "n/a"
+
+
+def test_a_run_with_a_truncated_metrics_file_is_left_out_and_the_rest_reported(tmp_path, write_run):
+    _write_study(tmp_path / "results", write_run)
+    broken = write_run(tmp_path / "results", k=60, seed=3, evals=(0.0, 1.0, 1.0))
+    metrics = broken / "metrics.json"
+    metrics.write_bytes(metrics.read_bytes()[: metrics.stat().st_size // 2])
+    outputs = write_phase1_outputs(tmp_path / "results", tmp_path / "plots")
+    report = outputs.report.read_text()
+    assert len(outputs.runs) == 6 and broken.name not in {r.run_name for r in outputs.runs}
+    left_out = report[report.index("## Run folders left out") :].splitlines()[2]
+    assert left_out.startswith(f"- {broken.name}: {metrics} is damaged (not valid JSON")
+    top_mean = statistics.mean(TOP60)  # seed 3 is not averaged in
+    assert f"| {top_mean:.1f} ± {statistics.stdev(TOP60):.1f} |" in _row(report, "IQL", "top", "60")
+    assert len(outputs.plots) == 3

@@ -162,3 +162,14 @@ def test_an_empty_results_folder_gives_a_report_saying_so(tmp_path):
     outputs = write_phase2_outputs(tmp_path / "none", tmp_path / "plots")
     assert "No run folder was found" in outputs.report.read_text()
     assert outputs.plots == ()
+
+
+def test_the_table_names_the_phase1_data_of_each_condition(tmp_path, write_run, write_finetune_run):
+    phase1, phase2 = tmp_path / "results", tmp_path / "results_phase2"
+    write_run(phase1, k=0, seed=0, evals=(0.0, 50.0))
+    write_finetune_run(phase2, phase1, k=30, bonus="none", evals=(0.0, 10.0))
+    write_finetune_run(phase2, phase1, removal="random", k=30, bonus="none", evals=(0.0, 20.0))
+    report = write_phase2_outputs(phase2, tmp_path / "plots").report.read_text()
+    assert "| Bonus | Phase I data |" in report
+    assert "| 10.0 |" in _row(report, "IQL", "30", "none", "top 30% removed")
+    assert "| 20.0 |" in _row(report, "IQL", "30", "none", "random 30% removed")

@@ -10,6 +10,7 @@ import pytest
 
 from hybrid_rl.data.registry import normalized_score
 from hybrid_rl.report.results import aggregate, clean_cell, load_run, load_runs, percent_change
+from hybrid_rl.runs.folder import RunFolder
 
 CLEAN_FINALS = {0: 40.0, 1: 44.0, 2: 51.0}
 K30_FINALS = {0: 30.0, 1: 35.0, 2: 28.0}
@@ -37,15 +38,19 @@ def _grid(tmp_path, write_run):
 
 def _cell(cells, k, algo="iql", removal=None):
     removal = removal or ("none" if k == 0 else "top")
-    [cell] = [c for c in cells if c.algo == algo and c.k_percent == k and c.removal == removal]
+    [cell] = [
+        c
+        for c in cells
+        if c.algo == algo and c.corruption.k_percent == k and c.corruption.removal == removal
+    ]
     return cell
 
 
 def test_runs_load_with_condition_status_and_curves(tmp_path, write_run):
     runs, unreadable = _grid(tmp_path, write_run)
     assert unreadable == [] and len(runs) == 6
-    run = next(r for r in runs if r.k_percent == 30 and r.seed == 1)
-    assert (run.algo, run.dataset, run.source, run.removal) == (
+    run = next(r for r in runs if r.corruption.k_percent == 30 and r.seed == 1)
+    assert (run.algo, run.dataset, run.source, run.corruption.removal) == (
         "iql",
         "hopper-medium-v2",
         "replica",
@@ -112,7 +117,10 @@ def test_k0_is_one_clean_cell_whatever_the_removal_mode(tmp_path, write_run):
     write_run(tmp_path, removal="random", k=0, seed=1, evals=(0.0, 20.0))
     write_run(tmp_path, removal="random", k=30, seed=0, evals=(0.0, 5.0))
     cells = aggregate(load_runs(tmp_path)[0])
-    assert [(c.removal, c.k_percent, c.n) for c in cells] == [("none", 0, 2), ("random", 30, 1)]
+    assert [(c.corruption.removal, c.corruption.k_percent, c.n) for c in cells] == [
+        ("none", 0, 2),
+        ("random", 30, 1),
+    ]
     assert cells[1].final_change_pct == pytest.approx(100 * (5.0 - 15.0) / 15.0)
 
 
@@ -148,8 +156,61 @@ def test_percent_change_has_no_value_against_a_zero_reference():
 def test_the_dataset_mean_before_corruption_is_read_as_a_normalized_score(tmp_path, write_run):
     run_dir = write_run(tmp_path)
     assert load_run(run_dir).dataset_normalized_mean is None  # config.json without the stats
-    saved = json.loads((run_dir / "config.json").read_text())
+    folder = RunFolder(run_dir)
+    saved = folder.read_config()
     saved["corruption"] = {"returns_before": {"mean": 1500.0}, "returns_after": {"mean": 900.0}}
-    (run_dir / "config.json").write_text(json.dumps(saved))
+    folder.write_config(saved)
     expected = float(normalized_score("hopper-medium-v2", 1500.0))
     assert load_run(run_dir).dataset_normalized_mean == pytest.approx(expected)
+
+
+def test_metrics_not_produced_in_an_interval_are_null_and_skipped_in_the_means(tmp_path, write_run):
+    # TD3+BC updates its actor every other step: some intervals log no actor loss; the first
+    # interval has no rolling variance yet.
+    run_dir = write_run(
+        tmp_path,
+        algo="td3bc",
+        evals=(0.0, 10.0, 20.0, 30.0),
+        train_values=(
+            {"actor_loss": None, "critic_loss_rolling_var": None},
+            {"critic_loss_rolling_var": 2.0},
+            {"actor_loss": None, "critic_loss_rolling_var": 4.0},
+        ),
+    )
+    run = load_run(run_dir)
+    assert run.train_steps == (1000, 2000, 3000)
+    assert run.train_metrics["actor_loss"] == (None, 0.5, None)
+    assert run.train_metrics["critic_loss_rolling_var"] == (None, 2.0, 4.0)
+    assert run.mean_loss_variance == pytest.approx(3.0)
+    [cell] = aggregate([run])
+    assert cell.mean_loss_variance == pytest.approx(3.0)
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damaged", ["metrics.json", "config.json"])
+def test_a_truncated_run_file_makes_that_run_unreadable_naming_the_file(
+    tmp_path, write_run, damaged
+):
+    write_run(tmp_path, seed=0, evals=(0.0, 40.0))
+    write_run(tmp_path, seed=2, evals=(0.0, 50.0))
+    broken = write_run(tmp_path, seed=1, evals=(0.0, 45.0))
+    _truncate(broken / damaged)
+    runs, unreadable = load_runs(tmp_path)
+    assert [r.seed for r in runs] == [0, 2]
+    [line] = unreadable
+    assert line.startswith(f"{broken.name}: {broken / damaged} is damaged (not valid JSON")
+    [cell] = aggregate(runs)
+    assert (cell.n, cell.final_mean) == (2, 45.0)
+
+
+def test_a_run_without_metrics_yet_is_listed_as_left_out(tmp_path, write_run):
+    write_run(tmp_path, seed=0)
+    started = write_run(tmp_path, seed=1)
+    (started / "metrics.json").unlink()
+    runs, unreadable = load_runs(tmp_path)
+    assert len(runs) == 1
+    assert unreadable == [f"{started.name}: metrics.json is missing (the run has not logged yet)"]

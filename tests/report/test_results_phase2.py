@@ -136,3 +136,57 @@ def test_an_unreadable_run_folder_is_listed_with_the_reason(folders, write_finet
     runs, unreadable = load_finetune_runs(phase2)
     assert len(runs) == 1
     assert unreadable == ["ft_broken: failed before it started (boom)"]
+
+
+def test_the_final_disagreement_is_the_last_one_logged(folders, write_finetune_run):
+    phase1, phase2 = folders
+    evals = (0.0, 10.0, 20.0, 30.0)
+    # null before updates start, and in an interval without a logged disagreement
+    write_finetune_run(phase2, phase1, seed=0, evals=evals, disagreement=(None, 2.0, None))
+    write_finetune_run(phase2, phase1, seed=1, evals=evals, disagreement=(None, 4.0, 3.0))
+    runs, _ = load_finetune_runs(phase2)
+    by_seed = {r.seed: r for r in runs}
+    assert by_seed[0].train_metrics["disagreement_collected"] == (None, 2.0, None)
+    assert (by_seed[0].final_disagreement, by_seed[1].final_disagreement) == (2.0, 3.0)
+    [cell] = aggregate_finetune(runs)
+    assert cell.disagreement_mean == pytest.approx(2.5)
+
+
+def test_a_truncated_metrics_file_makes_that_run_unreadable_naming_the_file(
+    folders, write_finetune_run
+):
+    phase1, phase2 = folders
+    write_finetune_run(phase2, phase1, seed=0)
+    broken = write_finetune_run(phase2, phase1, seed=1)
+    metrics = broken / "metrics.json"
+    metrics.write_bytes(metrics.read_bytes()[: metrics.stat().st_size // 2])
+    runs, unreadable = load_finetune_runs(phase2)
+    assert [r.seed for r in runs] == [0]
+    [line] = unreadable
+    assert line.startswith(f"{broken.name}: {metrics} is damaged (not valid JSON")
+
+
+def test_a_damaged_clean_phase1_run_gives_no_reference(folders, write_finetune_run):
+    phase1, phase2 = folders
+    write_finetune_run(phase2, phase1, seed=0, evals=(0.0, 60.0))
+    write_finetune_run(phase2, phase1, seed=1, evals=(0.0, 60.0))
+    [clean_seed0] = [p for p in phase1.iterdir() if p.name.endswith("_k0_noise0_s0")]
+    (clean_seed0 / "metrics.json").write_text('{"status": "compl')
+    runs, unreadable = load_finetune_runs(phase2)
+    assert unreadable == []
+    by_seed = {r.seed: r for r in runs}
+    assert by_seed[0].clean_offline_score is None and by_seed[0].reached is None
+    assert by_seed[1].clean_offline_score == CLEAN[1]
+
+
+def test_each_phase1_condition_is_its_own_cell(tmp_path, write_run, write_finetune_run):
+    phase1, phase2 = tmp_path / "results", tmp_path / "results_phase2"
+    write_run(phase1, k=0, seed=0, evals=(0.0, 50.0))
+    write_finetune_run(phase2, phase1, k=30, evals=(0.0, 10.0))
+    write_finetune_run(phase2, phase1, removal="random", k=30, sigma=0.1, evals=(0.0, 40.0))
+    cells = aggregate_finetune(load_finetune_runs(phase2)[0])
+    assert [(c.corruption.label, c.final_mean) for c in cells] == [
+        ("random 30% removed, reward noise σ=0.1", 40.0),
+        ("top 30% removed", 10.0),
+    ]
+    assert all(c.threshold_mean == pytest.approx(40.0) for c in cells)  # the same clean run

@@ -3,7 +3,8 @@
 Figures are built as `matplotlib.figure.Figure` objects (no pyplot, no global state, Agg
 canvas) and saved as PNG and PDF. Curves average over the seeds that reached each step
 (completed, diverged and still-running runs; failed runs are left out); bars use the
-completed runs of `eval.results.aggregate`.
+completed runs of `report.results.aggregate`. Training metrics that were not produced in a
+log interval (None) are skipped.
 """
 
 from __future__ import annotations
@@ -14,16 +15,32 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from hybrid_rl.report.results import CellSummary, RunRecord
+from hybrid_rl.report.results import (
+    CellKey,
+    CellSummary,
+    MetricSeries,
+    RunRecord,
+    corruption_order,
+)
 
-Condition = tuple[str, str, float, float]  # algo, removal, k %, σ
 _ALGO_COLORMAPS = {"cql": "Blues", "iql": "Oranges", "bc": "Greens"}
 _ALGO_ORDER = {"cql": 0, "iql": 1, "bc": 2}
+
+
+class TrainLog(Protocol):
+    """A run's logged training metrics (Phase I or II record)."""
+
+    @property
+    def train_steps(self) -> tuple[int, ...]: ...
+
+    @property
+    def train_metrics(self) -> dict[str, MetricSeries]: ...
 
 
 @dataclass(frozen=True)
@@ -35,15 +52,17 @@ class PlotFile:
     pdf: Path
 
 
-def condition_label(algo: str, removal: str, k_percent: float, reward_noise_std: float) -> str:
-    """E.g. "IQL clean", "CQL top 30%", "IQL random 60%", "CQL top 30% σ=0.1"."""
-    parts = [algo.upper()]
-    if k_percent != 0:
-        parts.append(f"{removal} {k_percent:g}%")
-    if reward_noise_std != 0:
-        parts.append(f"σ={reward_noise_std:g}")
-    if len(parts) == 1:
-        parts.append("clean")
+def condition_label(cell: CellKey) -> str:
+    """A legend entry, short: "IQL clean", "CQL top 30%", "IQL random 60%", "CQL top 30% σ=0.1"
+    (the table and sentences spell the condition out)."""
+    corruption = cell.corruption
+    if corruption.is_clean:
+        return f"{cell.algo.upper()} clean"
+    parts = [cell.algo.upper()]
+    if corruption.removes:
+        parts.append(f"{corruption.removal} {corruption.k_percent:g}%")
+    if corruption.reward_noise_std:
+        parts.append(f"σ={corruption.reward_noise_std:g}")
     return " ".join(parts)
 
 
@@ -86,10 +105,10 @@ def final_returns_figure(cells: Sequence[CellSummary], dataset: str) -> Figure:
     """Final normalized return per algo × k: bars at the mean, error bars one std, n shown."""
     cells = sorted(
         (c for c in cells if c.dataset == dataset),
-        key=lambda c: (_ALGO_ORDER.get(c.algo, 9), c.algo, *_condition_order(_condition(c))),
+        key=lambda c: _condition_order(c.key),
     )
     fig, (ax,) = new_figure(1)
-    colors = _condition_colors([_condition(c) for c in cells])
+    colors = _condition_colors([c.key for c in cells])
     positions, algo_centres = _bar_positions(cells)
     for x, cell in zip(positions, cells, strict=True):
         height = 0.0 if math.isnan(cell.final_mean) else cell.final_mean
@@ -99,10 +118,10 @@ def final_returns_figure(cells: Sequence[CellSummary], dataset: str) -> Figure:
             height,
             yerr=err,
             capsize=4 if err is not None else 0,
-            color=colors[_condition(cell)],
+            color=colors[cell.key],
             edgecolor="black",
             linewidth=0.5,
-            label=condition_label(*_condition(cell)),
+            label=condition_label(cell.key),
         )
         ax.annotate(
             f"n={cell.n}",
@@ -134,12 +153,11 @@ def q_values_figure(runs: Sequence[RunRecord], dataset: str) -> Figure | None:
     colors = _colors(runs)
     for ax, algo in zip(axes, algos, strict=True):
         for condition, group in _by_condition([r for r in runs if r.algo == algo]).items():
-            steps, mean, _ = mean_std_over_runs(
-                [(r.train_steps, r.train_metrics["q_data_mean"]) for r in group]
+            steps, mean, _ = mean_std_over_runs([train_series(r, "q_data_mean") for r in group])
+            spread_steps, spread, _ = mean_std_over_runs(
+                [train_series(r, "q_data_std") for r in group]
             )
-            _, spread, _ = mean_std_over_runs(
-                [(r.train_steps, r.train_metrics["q_data_std"]) for r in group]
-            )
+            spread = values_at(steps, spread_steps, spread)
             _line_with_band(ax, steps, mean, spread, condition, colors[condition])
         ax.set_xlabel("gradient steps")
         ax.set_ylabel(f"{algo.upper()} Q(s, a) on dataset batches (mean ± std)")
@@ -159,14 +177,14 @@ def loss_variance_figure(runs: Sequence[RunRecord], dataset: str) -> Figure:
     for ax, algo in zip(axes, algos, strict=True):
         for condition, group in _by_condition([r for r in runs if r.algo == algo]).items():
             steps, mean, _ = mean_std_over_runs(
-                [(r.train_steps, r.train_metrics["critic_loss_rolling_var"]) for r in group]
+                [train_series(r, "critic_loss_rolling_var") for r in group]
             )
             keep = mean > 0  # a log axis cannot show zero
             ax.plot(
                 steps[keep],
                 mean[keep],
                 color=colors[condition],
-                label=condition_label(*condition),
+                label=condition_label(condition),
             )
         ax.set_yscale("log")
         ax.set_xlabel("gradient steps")
@@ -245,47 +263,48 @@ def _plotted(runs: Sequence[RunRecord], dataset: str) -> list[RunRecord]:
     return [r for r in runs if r.dataset == dataset and r.status != "failed"]
 
 
-def _condition(item: RunRecord | CellSummary) -> Condition:
-    return (item.algo, item.removal, item.k_percent, item.reward_noise_std)
+def _condition_order(cell: CellKey) -> tuple[int, str, tuple[bool, str, float, float]]:
+    """Algos in their usual order, then the conditions of each (clean first)."""
+    return (_ALGO_ORDER.get(cell.algo, 9), cell.algo, corruption_order(cell.corruption))
 
 
-def _condition_order(condition: Condition) -> tuple[bool, str, float, float]:
-    _, removal, k, sigma = condition
-    return (removal != "none", removal, sigma, k)
-
-
-def _by_condition(runs: Sequence[RunRecord]) -> dict[Condition, list[RunRecord]]:
-    groups: dict[Condition, list[RunRecord]] = {}
-    for run in sorted(
-        runs,
-        key=lambda r: (_ALGO_ORDER.get(r.algo, 9), r.algo, *_condition_order(_condition(r))),
-    ):
-        groups.setdefault(_condition(run), []).append(run)
+def _by_condition(runs: Sequence[RunRecord]) -> dict[CellKey, list[RunRecord]]:
+    """The runs of each condition (the dataset is the figure's), in `_condition_order`."""
+    groups: dict[CellKey, list[RunRecord]] = {}
+    for run in sorted(runs, key=lambda r: _condition_order(r.cell)):
+        groups.setdefault(run.cell, []).append(run)
     return groups
 
 
-def _colors(runs: Sequence[RunRecord]) -> dict[Condition, tuple[float, ...]]:
-    return _condition_colors([_condition(r) for r in runs])
+def _colors(runs: Sequence[RunRecord]) -> dict[CellKey, tuple[float, ...]]:
+    return _condition_colors([r.cell for r in runs])
 
 
-def _condition_colors(conditions: Sequence[Condition]) -> dict[Condition, tuple[float, ...]]:
+def _condition_colors(conditions: Sequence[CellKey]) -> dict[CellKey, tuple[float, ...]]:
     """One colour family per algo; the clean condition darkest, stronger corruption lighter."""
     from matplotlib import colormaps
 
-    colors: dict[Condition, tuple[float, ...]] = {}
-    for algo in {c[0] for c in conditions}:
-        own = sorted({c for c in conditions if c[0] == algo}, key=_condition_order)
+    colors: dict[CellKey, tuple[float, ...]] = {}
+    for algo in {c.algo for c in conditions}:
+        own = sorted({c for c in conditions if c.algo == algo}, key=_condition_order)
         cmap = colormaps[_ALGO_COLORMAPS.get(algo, "Purples")]
         for i, condition in enumerate(own):
             colors[condition] = tuple(cmap(0.95 - 0.55 * i / max(1, len(own) - 1)))
     return colors
 
 
+def train_series(run: TrainLog, metric: str) -> tuple[Sequence[int], Sequence[float | None]]:
+    """(steps, values) of one logged training metric of `run`, all None when it has none."""
+    values = run.train_metrics.get(metric)
+    return run.train_steps, values if values is not None else (None,) * len(run.train_steps)
+
+
 def mean_std_over_runs(
-    series: Sequence[tuple[Sequence[int], Sequence[float]]],
+    series: Sequence[tuple[Sequence[int], Sequence[float | None]]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, mean, std): per step, the mean and sample std of the finite values of the runs
-    that logged it (std 0 where only one run did)."""
+    that logged it (std 0 where only one run did); None (not produced in that interval) and
+    non-finite values are skipped, and a step no run has a value for is left out."""
     values: dict[int, list[float]] = {}
     for steps, ys in series:
         for step, y in zip(steps, ys, strict=True):
@@ -300,15 +319,21 @@ def mean_std_over_runs(
     return steps_sorted, mean, std
 
 
+def values_at(steps: np.ndarray, known_steps: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` (aligned with `known_steps`) at each of `steps`, NaN where it has none."""
+    known = dict(zip(known_steps.tolist(), values.tolist(), strict=True))
+    return np.array([known.get(step, math.nan) for step in steps.tolist()], dtype=np.float64)
+
+
 def _line_with_band(
     ax: Axes,
     steps: np.ndarray,
     mean: np.ndarray,
     spread: np.ndarray,
-    condition: Condition,
+    condition: CellKey,
     color: tuple[float, ...],
 ) -> None:
-    ax.plot(steps, mean, color=color, label=condition_label(*condition), marker=".")
+    ax.plot(steps, mean, color=color, label=condition_label(condition), marker=".")
     ax.fill_between(steps, mean - spread, mean + spread, color=color, alpha=0.2, linewidth=0)
 
 

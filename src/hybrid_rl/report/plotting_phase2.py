@@ -1,10 +1,11 @@
 """Phase II figures, one set per dataset: fine-tuning curves (one figure per algo), online
 steps to 80 % of the clean offline score, and the ensemble disagreement over training.
 
-Colour encodes k (the Phase I corruption the run starts from), line style the bonus (solid:
-ensemble bonus, dashed: none). Curves average over the seeds that reached each step
-(completed, diverged and running runs; failed runs are left out); the sample-efficiency bars
-use the completed runs of `eval.results_phase2.aggregate_finetune`, censored runs included.
+Colour encodes the corruption of the Phase I data the run starts from, line style the bonus
+(solid: ensemble bonus, dashed: none). Curves average over the seeds that reached each step
+(completed, diverged and running runs; failed runs are left out; intervals where a metric was
+not produced are skipped); the sample-efficiency bars use the completed runs of
+`report.results_phase2.aggregate_finetune`, censored runs included.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from hybrid_rl.data.corruption import CorruptionConfig
 from hybrid_rl.report.plotting import (
     PlotFile,
     figure_title,
     mean_std_over_runs,
     new_figure,
     save_figure,
+    train_series,
 )
+from hybrid_rl.report.results import corruption_order
 from hybrid_rl.report.results_phase2 import (
+    BONUS_ORDER,
     DISAGREEMENT_METRIC,
     THRESHOLD_FRACTION,
     FinetuneCell,
@@ -37,29 +42,32 @@ from hybrid_rl.report.results_phase2 import (
 BONUS_LINESTYLES = {"ensemble": "-", "none": "--"}
 BONUS_LABELS = {"ensemble": "ensemble bonus", "none": "no bonus"}
 NOT_REACHED = "not reached"
-_BONUS_ORDER = {"ensemble": 0, "none": 1}
 _ALGO_ORDER = {"cql": 0, "iql": 1}
 _BAR_WIDTH = 0.38
 
 
-def k_label(k_percent: float) -> str:
-    """E.g. "clean (k=0)", "top 30% removed"."""
-    return "clean (k=0)" if k_percent == 0 else f"top {k_percent:g}% removed"
+def condition_label(corruption: CorruptionConfig) -> str:
+    """The Phase I data a run starts from: "clean (k=0)", else the condition's label ("top 30%
+    removed", "random 30% removed, reward noise σ=0.1")."""
+    return "clean (k=0)" if corruption.is_clean else corruption.label
 
 
 def finetune_curves_figure(runs: Sequence[FinetuneRecord], algo: str, dataset: str) -> Figure:
     """Normalized return vs online steps for one algo: a line (mean ± std over seeds) per
-    k × bonus type, a star at step 0 per k (the offline policy's score, the same checkpoint
-    for both bonus types) and the 80 % clean-score threshold as a dotted line."""
+    condition × bonus type, a star at step 0 per condition (the offline policy's score, the
+    same checkpoint for both bonus types) and the 80 % clean-score threshold as a dotted line."""
     runs = [r for r in _plotted(runs, dataset) if r.algo == algo]
     fig, (ax,) = new_figure(1)
-    colors = _k_colors(runs)
-    for (k, bonus), group in _by_k_and_bonus(runs).items():
+    colors = _condition_colors(runs)
+    for (corruption, bonus), group in _by_condition_and_bonus(runs).items():
         curve = mean_std_over_runs([(r.eval_steps, r.eval_normalized_returns) for r in group])
-        _plot_condition(ax, curve, k, bonus, colors[k])
-    for k in sorted(colors):
+        _plot_condition(ax, curve, corruption, bonus, colors[corruption])
+    labelled = False
+    for corruption, color in colors.items():
         step0 = [
-            v for r in runs if r.k_percent == k and (v := r.step0_normalized_return) is not None
+            v
+            for r in runs
+            if r.corruption == corruption and (v := r.step0_normalized_return) is not None
         ]
         if step0:
             ax.plot(
@@ -67,11 +75,12 @@ def finetune_curves_figure(runs: Sequence[FinetuneRecord], algo: str, dataset: s
                 [float(np.mean(step0))],
                 marker="*",
                 markersize=14,
-                color=colors[k],
+                color=color,
                 markeredgecolor="black",
                 linestyle="none",
-                label="step-0 (offline) score" if k == min(colors) else None,
+                label=None if labelled else "step-0 (offline) score",
             )
+            labelled = True
     thresholds = [t for r in runs if (t := r.threshold) is not None]
     if thresholds:
         ax.axhline(
@@ -93,26 +102,26 @@ def finetune_curves_figure(runs: Sequence[FinetuneRecord], algo: str, dataset: s
 def steps_to_threshold_figure(
     runs: Sequence[FinetuneRecord], cells: Sequence[FinetuneCell], dataset: str
 ) -> Figure:
-    """Online steps to 80 % of the clean offline score, one panel per algo: a bar per k ×
-    bonus type at the median over seeds, each run as a dot. A censored median is a hatched
-    bar at the budget labelled "not reached"; censored runs are crosses at the budget; each
-    bar says how many runs reached the threshold."""
+    """Online steps to 80 % of the clean offline score, one panel per algo: a bar per
+    condition × bonus type at the median over seeds, each run as a dot. A censored median is a
+    hatched bar at the budget labelled "not reached"; censored runs are crosses at the budget;
+    each bar says how many runs reached the threshold."""
     cells = [c for c in cells if c.dataset == dataset]
     completed = [r for r in runs if r.dataset == dataset and r.status == "completed"]
     algos = sorted({c.algo for c in cells}, key=lambda a: (_ALGO_ORDER.get(a, 9), a))
     fig, axes = new_figure(max(1, len(algos)))
-    colors = _k_colors(cells)
+    colors = _condition_colors(cells)
     for ax, algo in zip(axes, algos, strict=False):
         own = [c for c in cells if c.algo == algo]
-        ks = sorted({c.k_percent for c in own})
+        conditions = sorted({c.corruption for c in own}, key=corruption_order)
         budget = max(c.budget for c in own)
-        for i, k in enumerate(ks):
-            for cell in (c for c in own if c.k_percent == k):
-                x = i + (_BONUS_ORDER.get(cell.bonus_type, 1) - 0.5) * _BAR_WIDTH
-                _threshold_bar(ax, x, cell, colors[k])
+        for i, corruption in enumerate(conditions):
+            for cell in (c for c in own if c.corruption == corruption):
+                x = i + (BONUS_ORDER.get(cell.bonus_type, 1) - 0.5) * _BAR_WIDTH
+                _threshold_bar(ax, x, cell, colors[corruption])
                 _run_dots(ax, x, [r for r in completed if r.cell == cell.key])
         ax.axhline(budget, color="black", linewidth=0.8, linestyle=":")
-        ax.set_xticks(range(len(ks)), [k_label(k) for k in ks])
+        ax.set_xticks(range(len(conditions)), [condition_label(c) for c in conditions])
         ax.set_ylim(0, budget * 1.3)
         ax.set_xlabel(f"{algo.upper()} fine-tuned from")
         ax.set_ylabel(f"online steps to {THRESHOLD_FRACTION:.0%} of the clean offline score")
@@ -133,19 +142,18 @@ def steps_to_threshold_figure(
 
 def disagreement_figure(runs: Sequence[FinetuneRecord], dataset: str) -> Figure | None:
     """Ensemble disagreement at the collected (s, a) over online steps, one panel per algo, a
-    line (mean ± std over seeds) per k × bonus type; None when no run logged it."""
+    line (mean ± std over seeds) per condition × bonus type; None when no run logged it."""
     runs = [r for r in _plotted(runs, dataset) if DISAGREEMENT_METRIC in r.train_metrics]
     if not runs:
         return None
     algos = sorted({r.algo for r in runs}, key=lambda a: (_ALGO_ORDER.get(a, 9), a))
     fig, axes = new_figure(len(algos))
-    colors = _k_colors(runs)
+    colors = _condition_colors(runs)
     for ax, algo in zip(axes, algos, strict=True):
-        for (k, bonus), group in _by_k_and_bonus([r for r in runs if r.algo == algo]).items():
-            curve = mean_std_over_runs(
-                [(r.train_steps, r.train_metrics[DISAGREEMENT_METRIC]) for r in group]
-            )
-            _plot_condition(ax, curve, k, bonus, colors[k])
+        own = [r for r in runs if r.algo == algo]
+        for (corruption, bonus), group in _by_condition_and_bonus(own).items():
+            curve = mean_std_over_runs([train_series(r, DISAGREEMENT_METRIC) for r in group])
+            _plot_condition(ax, curve, corruption, bonus, colors[corruption])
         ax.set_xlabel("online env steps")
         ax.set_ylabel(f"{algo.upper()} std of Q over critic members at collected (s, a)")
         ax.legend(fontsize=7, handlelength=3)
@@ -253,20 +261,29 @@ def _plotted(runs: Sequence[FinetuneRecord], dataset: str) -> list[FinetuneRecor
     return [r for r in runs if r.dataset == dataset and r.status != "failed"]
 
 
-def _by_k_and_bonus(
+def _by_condition_and_bonus(
     runs: Sequence[FinetuneRecord],
-) -> dict[tuple[float, str], list[FinetuneRecord]]:
-    groups: dict[tuple[float, str], list[FinetuneRecord]] = {}
-    for run in sorted(runs, key=lambda r: (r.k_percent, _BONUS_ORDER.get(r.bonus_type, 9))):
-        groups.setdefault((run.k_percent, run.bonus_type), []).append(run)
+) -> dict[tuple[CorruptionConfig, str], list[FinetuneRecord]]:
+    groups: dict[tuple[CorruptionConfig, str], list[FinetuneRecord]] = {}
+    ordered = sorted(
+        runs,
+        key=lambda r: (corruption_order(r.corruption), BONUS_ORDER.get(r.bonus_type, 9)),
+    )
+    for run in ordered:
+        groups.setdefault((run.corruption, run.bonus_type), []).append(run)
     return groups
 
 
-def _k_colors(items: Sequence[FinetuneRecord] | Sequence[FinetuneCell]) -> dict[float, tuple]:
-    """One colour per k: the clean data darkest, stronger corruption lighter."""
-    ks = sorted({item.k_percent for item in items})
+def _condition_colors(
+    items: Sequence[FinetuneRecord] | Sequence[FinetuneCell],
+) -> dict[CorruptionConfig, tuple[float, ...]]:
+    """One colour per condition, in `corruption_order`: the clean data darkest, stronger
+    corruption lighter."""
+    conditions = sorted({item.corruption for item in items}, key=corruption_order)
     cmap = colormaps["plasma"]
-    return {k: tuple(cmap(0.75 * i / max(1, len(ks) - 1))) for i, k in enumerate(ks)}
+    return {
+        c: tuple(cmap(0.75 * i / max(1, len(conditions) - 1))) for i, c in enumerate(conditions)
+    }
 
 
 def _source(runs: Sequence[FinetuneRecord]) -> str:
@@ -280,11 +297,11 @@ def _seeds(runs: Sequence[FinetuneRecord]) -> list[int]:
 def _plot_condition(
     ax: Axes,
     curve: tuple[np.ndarray, np.ndarray, np.ndarray],
-    k: float,
+    corruption: CorruptionConfig,
     bonus: str,
     color: str | tuple[float, ...],
 ) -> None:
-    """One k × bonus condition: its mean line (style by bonus) and a ± std band."""
+    """One condition × bonus: its mean line (style by bonus) and a ± std band."""
     steps, mean, std = curve
     ax.plot(
         steps,
@@ -292,6 +309,6 @@ def _plot_condition(
         color=color,
         linestyle=BONUS_LINESTYLES.get(bonus, ":"),
         marker=".",
-        label=f"{k_label(k)}, {BONUS_LABELS.get(bonus, bonus)}",
+        label=f"{condition_label(corruption)}, {BONUS_LABELS.get(bonus, bonus)}",
     )
     ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)

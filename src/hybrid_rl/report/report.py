@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from hybrid_rl.atomic_io import atomic_write
+from hybrid_rl.data.corruption import CorruptionConfig
 from hybrid_rl.report.plotting import PlotFile, write_plots
 from hybrid_rl.report.results import CellSummary, RunRecord, aggregate, clean_cell, load_runs
 
@@ -110,26 +111,34 @@ def table_rows(cells: Sequence[CellSummary]) -> list[str]:
     rows = list(_TABLE_HEADER)
     for c in cells:
         variance = "—" if c.mean_loss_variance is None else f"{c.mean_loss_variance:.3g}"
+        corruption = c.corruption
         rows.append(
-            f"| {c.dataset} | {c.source} | {c.algo.upper()} | {c.removal} | {c.k_percent:g} "
-            f"| {c.reward_noise_std:g} | {format_mean_std(c.final_mean, c.final_std, c.n)} "
+            f"| {c.dataset} | {c.source} | {c.algo.upper()} | {corruption.removal} "
+            f"| {corruption.k_percent:g} | {corruption.reward_noise_std:g} "
+            f"| {format_mean_std(c.final_mean, c.final_std, c.n)} "
             f"| {format_mean_std(c.best_mean, c.best_std, c.n)} | {c.n} "
-            f"| {'clean' if c.is_clean else format_change(c.final_change_pct)} "
+            f"| {'clean' if corruption.is_clean else format_change(c.final_change_pct)} "
             f"| {c.diverged} | {c.failed} | {c.running} | {variance} |"
         )
     return rows
 
 
-def corruption_phrase(cell: CellSummary) -> str:
+def corruption_phrase(corruption: CorruptionConfig) -> str:
     """What was done to the data, e.g. "removing the top 60% of trajectories (by return)"."""
+    if corruption.is_clean:
+        return "training on the clean data"
     parts = []
-    if cell.k_percent != 0:
-        which = "the top" if cell.removal == "top" else "a random"
-        suffix = " (by return)" if cell.removal == "top" else ""
-        parts.append(f"removing {which} {cell.k_percent:g}% of trajectories{suffix}")
-    if cell.reward_noise_std != 0:
-        parts.append(f"adding Gaussian noise with σ = {cell.reward_noise_std:g} to the rewards")
-    return " and ".join(parts) or "training on the clean data"
+    if corruption.removes:
+        top = corruption.removal == "top"
+        parts.append(
+            f"removing {'the top' if top else 'a random'} {corruption.k_percent:g}% of "
+            f"trajectories{' (by return)' if top else ''}"
+        )
+    if corruption.reward_noise_std:
+        parts.append(
+            f"adding Gaussian noise with σ = {corruption.reward_noise_std:g} to the rewards"
+        )
+    return " and ".join(parts)
 
 
 def degradation_sentences(cells: Sequence[CellSummary]) -> list[str]:
@@ -137,14 +146,14 @@ def degradation_sentences(cells: Sequence[CellSummary]) -> list[str]:
     the divergences; every number comes from `cells`."""
     sentences = []
     for cell in cells:
-        if cell.is_clean:
+        if cell.corruption.is_clean:
             continue
         clean = clean_cell(cells, cell)
         where = f"On {cell.dataset} ({cell.source} data)"
         if clean is None or clean.n == 0 or cell.n == 0:
             missing = "the clean condition" if clean is None or clean.n == 0 else "this condition"
             sentences.append(
-                f"{where}, {corruption_phrase(cell)} cannot be compared for "
+                f"{where}, {corruption_phrase(cell.corruption)} cannot be compared for "
                 f"{cell.algo.upper()}: {missing} has no completed run yet."
             )
             continue
@@ -160,8 +169,8 @@ def degradation_sentences(cells: Sequence[CellSummary]) -> list[str]:
             "" if cell.final_change_pct is None else f" ({format_change(cell.final_change_pct)})"
         )
         sentence = (
-            f"{where}, {corruption_phrase(cell)} {verb} {cell.algo.upper()}'s final normalized "
-            f"score from {before} to {after}{change}; {_seed_clause(clean, cell)}."
+            f"{where}, {corruption_phrase(cell.corruption)} {verb} {cell.algo.upper()}'s "
+            f"final normalized score from {before} to {after}{change}; {_seed_clause(clean, cell)}."
         )
         sentences.append(sentence)
     for cell in cells:
@@ -170,7 +179,7 @@ def degradation_sentences(cells: Sequence[CellSummary]) -> list[str]:
             sentences.append(
                 f"{cell.algo.upper()} diverged (a non-finite loss) in {cell.diverged} of "
                 f"{total} run{'s' if total != 1 else ''} on {cell.dataset} when "
-                f"{corruption_phrase(cell)}."
+                f"{corruption_phrase(cell.corruption)}."
             )
     if cells and not any(c.diverged for c in cells):
         sentences.append("No run diverged.")

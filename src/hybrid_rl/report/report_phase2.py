@@ -1,4 +1,5 @@
-"""The generated Phase II report: a table per algo × dataset × k × bonus type, the figures, and
+"""The generated Phase II report: a table per algo × dataset × condition × bonus type, the
+figures, and
 sentences comparing the ensemble bonus with plain fine-tuning, every number from the runs.
 
 `write_phase2_outputs(results_dir, plots_dir)` is the whole step: load the run folders,
@@ -13,28 +14,36 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hybrid_rl.data.corruption import CorruptionConfig
 from hybrid_rl.report.plotting import PlotFile
-from hybrid_rl.report.plotting_phase2 import BONUS_LABELS, NOT_REACHED, write_phase2_plots
+from hybrid_rl.report.plotting_phase2 import (
+    BONUS_LABELS,
+    NOT_REACHED,
+    condition_label,
+    write_phase2_plots,
+)
 from hybrid_rl.report.report import (
     format_mean_std,
     render_results_document,
     select_runs,
     write_markdown,
 )
+from hybrid_rl.report.results import corruption_order
 from hybrid_rl.report.results_phase2 import (
     THRESHOLD_FRACTION,
     FinetuneCell,
     FinetuneRecord,
+    Phase2CellKey,
     aggregate_finetune,
     load_finetune_runs,
 )
 
 _PCT = f"{THRESHOLD_FRACTION:.0%}"
 _TABLE_HEADER = (
-    "| Dataset | Source | Algo | k (%) | Bonus | Step-0 score | Final score "
+    "| Dataset | Source | Algo | k (%) | Bonus | Phase I data | Step-0 score | Final score "
     f"| Steps to {_PCT} of clean (median) | Not reached | n | Final disagreement "
     "| Diverged | Failed | Running |",
-    "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 )
 
 
@@ -101,8 +110,9 @@ def table_rows(cells: Sequence[FinetuneCell]) -> list[str]:
         if c.no_reference:
             not_reached += f" ({c.no_reference} without a clean reference)"
         rows.append(
-            f"| {c.dataset} | {c.source} | {c.algo.upper()} | {c.k_percent:g} "
-            f"| {c.bonus_type} | {format_mean_std(c.step0_mean, c.step0_std, c.n)} "
+            f"| {c.dataset} | {c.source} | {c.algo.upper()} | {c.corruption.k_percent:g} "
+            f"| {c.bonus_type} | {condition_label(c.corruption)} "
+            f"| {format_mean_std(c.step0_mean, c.step0_std, c.n)} "
             f"| {format_mean_std(c.final_mean, c.final_std, c.n)} | {format_steps(c)} "
             f"| {not_reached} | {c.n} "
             f"| {format_disagreement(c.disagreement_mean, c.disagreement_std, c.n)} "
@@ -111,27 +121,37 @@ def table_rows(cells: Sequence[FinetuneCell]) -> list[str]:
     return rows
 
 
-def starting_point(k_percent: float) -> str:
-    """Which Phase I checkpoint a run starts from, in words."""
-    if k_percent == 0:
+def starting_point(corruption: CorruptionConfig) -> str:
+    """Which Phase I checkpoint a run starts from, in words, e.g. "its clean checkpoint
+    (k = 0)", "its checkpoint trained without the top 30% of trajectories"."""
+    if corruption.is_clean:
         return "its clean checkpoint (k = 0)"
-    return f"its checkpoint trained without the top {k_percent:g}% of trajectories"
+    parts = []
+    if corruption.removes:
+        which = "the top" if corruption.removal == "top" else "a random"
+        parts.append(f"without {which} {corruption.k_percent:g}% of trajectories")
+    if corruption.reward_noise_std:
+        parts.append(f"with reward noise σ = {corruption.reward_noise_std:g}")
+    return f"its checkpoint trained {' and '.join(parts)}"
 
 
 def comparison_sentences(cells: Sequence[FinetuneCell]) -> list[str]:
-    """Per algo × dataset × k, the ensemble bonus against none (final score, then steps to the
-    threshold), then the divergences; every number comes from `cells`."""
+    """Per algo × dataset × condition, the ensemble bonus against none (final score, then
+    steps to the threshold), then the divergences; every number comes from `cells`."""
     sentences = []
     by_key = {c.key: c for c in cells}
-    pairs = sorted({(c.dataset, c.algo, c.k_percent) for c in cells})
-    for dataset, algo, k in pairs:
-        bonus = by_key.get((algo, dataset, k, "ensemble"))
-        plain = by_key.get((algo, dataset, k, "none"))
+    pairs = sorted(
+        {(c.dataset, c.algo, c.corruption) for c in cells},
+        key=lambda pair: (pair[0], pair[1], corruption_order(pair[2])),
+    )
+    for dataset, algo, corruption in pairs:
+        bonus = by_key.get(Phase2CellKey(algo, dataset, corruption, "ensemble"))
+        plain = by_key.get(Phase2CellKey(algo, dataset, corruption, "none"))
         if bonus is None or plain is None:
             continue
         where = (
             f"On {dataset} ({bonus.source} data), {algo.upper()} fine-tuned from "
-            f"{starting_point(k)}"
+            f"{starting_point(corruption)}"
         )
         if bonus.n == 0 or plain.n == 0:
             missing = "the ensemble-bonus runs have" if bonus.n == 0 else "the runs without it have"
@@ -148,7 +168,7 @@ def comparison_sentences(cells: Sequence[FinetuneCell]) -> list[str]:
                 f"{cell.algo.upper()} with {BONUS_LABELS.get(cell.bonus_type, cell.bonus_type)} "
                 f"diverged (a non-finite metric) in {cell.diverged} of {total} "
                 f"run{'s' if total != 1 else ''} on {cell.dataset}, fine-tuned from "
-                f"{starting_point(cell.k_percent)}."
+                f"{starting_point(cell.corruption)}."
             )
     if cells and not any(c.diverged for c in cells):
         sentences.append("No run diverged.")

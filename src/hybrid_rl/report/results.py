@@ -1,26 +1,60 @@
 """Phase I run folders as a tidy table, and that table aggregated over seeds per condition.
 
-A condition (cell) is (algo, dataset, removal, k, σ); its clean reference is the cell of the
-same algo and dataset with k = 0 and σ = 0. Return statistics use the completed runs only:
-a diverged run's last evaluation says nothing about where training would have ended, so
-divergences are counted instead; failed and still-running runs are counted too.
+A condition (cell) is an algo, a dataset and a `CorruptionConfig`; its clean reference is the
+cell of the same algo and dataset with the clean condition (`CorruptionConfig.is_clean`).
+Return statistics use the completed runs only: a diverged run's last evaluation says nothing
+about where training would have ended, so divergences are counted instead; failed and
+still-running runs are counted too.
+
+Run folders are read through `hybrid_rl.runs.folder.RunFolder` only; a folder whose files are
+missing or damaged is listed as unreadable with the reason, never a crash.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from hybrid_rl.data.corruption import CLEAN, CorruptionConfig
 from hybrid_rl.data.registry import normalized_score
+from hybrid_rl.runs.folder import DamagedRunFile, RunFolder
 
-CellKey = tuple[str, str, str, float, float]  # algo, dataset, removal, k %, σ
 Record = TypeVar("Record")
+# A logged training metric: one value per log interval, None where it was not produced.
+MetricSeries = tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """A Phase I condition: the algorithm, the dataset and what was done to the data."""
+
+    algo: str
+    dataset: str
+    corruption: CorruptionConfig
+
+    @property
+    def clean(self) -> CellKey:
+        """The clean condition of the same algo and dataset: the reference of this one."""
+        return CellKey(self.algo, self.dataset, CLEAN)
+
+
+def corruption_order(corruption: CorruptionConfig) -> tuple[bool, str, float, float]:
+    """Sort key of conditions: clean (and noise-only) first, then by removal mode, σ, k."""
+    return (
+        corruption.removes,
+        corruption.removal,
+        corruption.reward_noise_std,
+        corruption.k_percent,
+    )
+
+
+class UnreadableRun(ValueError):
+    """A run folder the report cannot use; the message says why (for the report's list)."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +66,7 @@ class RunRecord:
     algo: str
     dataset: str  # dataset id, or a file's stem when the data came from a file without one
     source: str  # config.json's dataset.source: "d4rl" | "replica" | "minari" | "hdf5-file"
-    removal: str  # "top" | "random" | "none" (k = 0: nothing removed)
-    k_percent: float
-    reward_noise_std: float
+    corruption: CorruptionConfig
     seed: int
     status: str  # "completed" | "diverged" | "failed" | "running"
     final_normalized_return: float | None
@@ -42,20 +74,21 @@ class RunRecord:
     eval_steps: tuple[int, ...]
     eval_normalized_returns: tuple[float, ...]
     train_steps: tuple[int, ...]
-    train_metrics: dict[str, tuple[float, ...]] = field(repr=False)  # aligned with train_steps
+    train_metrics: dict[str, MetricSeries] = field(repr=False)  # aligned with train_steps
     # Mean normalized return of the dataset's trajectories before corruption (the behaviour
     # policy's level), when config.json records it and the environment has D4RL references.
     dataset_normalized_mean: float | None = None
 
     @property
     def cell(self) -> CellKey:
-        return (self.algo, self.dataset, self.removal, self.k_percent, self.reward_noise_std)
+        return CellKey(self.algo, self.dataset, self.corruption)
 
     @property
     def mean_loss_variance(self) -> float | None:
         """Mean of the logged rolling loss variances that are finite (critic loss; for BC,
-        which has no critic, the actor loss)."""
-        values = [v for v in self.train_metrics.get("critic_loss_rolling_var", ()) if _finite(v)]
+        which has no critic, the actor loss); intervals that logged none are skipped."""
+        logged = self.train_metrics.get("critic_loss_rolling_var", ())
+        values = [v for v in logged if v is not None and math.isfinite(v)]
         return float(np.mean(values)) if values else None
 
 
@@ -66,9 +99,7 @@ class CellSummary:
     algo: str
     dataset: str
     source: str
-    removal: str
-    k_percent: float
-    reward_noise_std: float
+    corruption: CorruptionConfig
     n: int  # completed runs, the ones behind the return statistics
     seeds: tuple[int, ...]  # of those runs
     final_mean: float
@@ -84,33 +115,28 @@ class CellSummary:
 
     @property
     def key(self) -> CellKey:
-        return (self.algo, self.dataset, self.removal, self.k_percent, self.reward_noise_std)
-
-    @property
-    def is_clean(self) -> bool:
-        return self.k_percent == 0 and self.reward_noise_std == 0
+        return CellKey(self.algo, self.dataset, self.corruption)
 
 
 def load_run(run_dir: str | Path) -> RunRecord:
-    """Read one run folder (config.json and metrics.json, as written by `train_offline`)."""
-    run_dir = Path(run_dir)
-    saved = json.loads((run_dir / "config.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    """Read one run folder (config.json and metrics.json, as written by `train_offline`).
+
+    Raises `UnreadableRun` when a file is missing and `DamagedRunFile` (naming the file) when
+    one cannot be parsed."""
+    folder = RunFolder(Path(run_dir))
+    saved, metrics = read_run_files(folder)
     config = saved["config"]
     provenance = saved.get("dataset") or {}
-    k = float(config["k_percent"])
     summary = metrics.get("summary") or {}
     train = metrics.get("train", {})
     evaluation = metrics.get("eval", {})
     return RunRecord(
-        run_name=saved.get("run_name", run_dir.name),
-        run_dir=run_dir,
+        run_name=saved.get("run_name", folder.name),
+        run_dir=folder.path,
         algo=config["algo"],
         dataset=provenance.get("dataset_id") or dataset_label(config["dataset"]),
         source=provenance.get("source", "unknown"),
-        removal=config["removal"] if k != 0 else "none",
-        k_percent=k,
-        reward_noise_std=float(config["reward_noise_std"]),
+        corruption=saved_corruption(config),
         seed=int(config["seed"]),
         status=metrics["status"],
         final_normalized_return=_optional_float(summary.get("final_normalized_return")),
@@ -118,9 +144,47 @@ def load_run(run_dir: str | Path) -> RunRecord:
         eval_steps=tuple(evaluation.get("steps", ())),
         eval_normalized_returns=tuple(evaluation.get("normalized_return_mean", ())),
         train_steps=tuple(train.get("steps", ())),
-        train_metrics={k: tuple(v) for k, v in train.items() if k != "steps"},
+        train_metrics=train_metric_series(train),
         dataset_normalized_mean=_dataset_normalized_mean(saved),
     )
+
+
+def read_run_files(folder: RunFolder) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's saved config (config.json) and metrics (metrics.json).
+
+    Raises `UnreadableRun` saying why when either is missing (a run that failed before it
+    started has metrics.json only, holding the error) and `DamagedRunFile` when one cannot be
+    parsed."""
+    saved = folder.read_config()
+    metrics = folder.read_metrics()
+    if saved is None:
+        error = ((metrics or {}).get("summary") or {}).get("error")
+        if error is not None:
+            raise UnreadableRun(f"failed before it started ({error})")
+        raise UnreadableRun(f"{folder.config_path.name} is missing")
+    if metrics is None:
+        raise UnreadableRun(f"{folder.metrics_path.name} is missing (the run has not logged yet)")
+    return saved, metrics
+
+
+def saved_corruption(config: Mapping[str, Any]) -> CorruptionConfig:
+    """The condition of a saved run config (config.json's "config": removal, k_percent,
+    reward_noise_std); canonical, so k = 0 is removal "none" whatever mode was saved."""
+    return CorruptionConfig(
+        config["removal"],
+        float(config["k_percent"]),
+        float(config["reward_noise_std"]),
+    )
+
+
+def train_metric_series(train: Mapping[str, Any]) -> dict[str, MetricSeries]:
+    """metrics.json's "train" lists (besides "steps") as tuples, None kept where a metric was
+    not produced in a log interval."""
+    return {
+        name: tuple(None if v is None else float(v) for v in values)
+        for name, values in train.items()
+        if name != "steps"
+    }
 
 
 def _dataset_normalized_mean(saved: dict[str, Any]) -> float | None:
@@ -139,7 +203,7 @@ def load_runs(results_dir: str | Path) -> tuple[list[RunRecord], list[str]]:
     """Every Phase I run folder directly under `results_dir`, sorted by run name.
 
     Returns the records and, for each sub-folder that could not be read, a line saying why
-    (e.g. a run that failed before writing config.json).
+    (e.g. a run that failed before writing config.json, or a damaged metrics.json).
     """
     return load_run_folders(results_dir, load_run)
 
@@ -148,53 +212,44 @@ def load_run_folders(
     results_dir: str | Path, load: Callable[[Path], Record]
 ) -> tuple[list[Record], list[str]]:
     """`load(run_dir)` for every run folder directly under `results_dir`, sorted by name, and
-    for each sub-folder that could not be read a line "<name>: <why>"."""
+    for each sub-folder that could not be read a line "<name>: <why>" (a damaged file: the
+    `DamagedRunFile` message, which names it)."""
     records: list[Record] = []
     unreadable: list[str] = []
     root = Path(results_dir)
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        if not (run_dir / "metrics.json").exists() and not (run_dir / "config.json").exists():
+        folder = RunFolder(run_dir)
+        if not folder.metrics_path.exists() and not folder.config_path.exists():
             continue  # not a run folder (e.g. the quick runs' folder)
         try:
             records.append(load(run_dir))
+        except (UnreadableRun, DamagedRunFile) as err:
+            unreadable.append(f"{folder.name}: {err}")
         except (OSError, ValueError, KeyError, TypeError) as err:
-            unreadable.append(f"{run_dir.name}: {_why_unreadable(run_dir, err)}")
+            unreadable.append(f"{folder.name}: {type(err).__name__}: {err}")
     return records, unreadable
 
 
 def aggregate(runs: Iterable[RunRecord]) -> list[CellSummary]:
-    """One `CellSummary` per condition, sorted by dataset, algo, removal, σ, k."""
+    """One `CellSummary` per condition, sorted by dataset, algo, then `corruption_order`."""
     by_cell: dict[CellKey, list[RunRecord]] = {}
     for run in runs:
         by_cell.setdefault(run.cell, []).append(run)
     partial = {key: _summarize(key, group) for key, group in by_cell.items()}
     cells = []
     for key, stats in partial.items():
-        algo, dataset = key[0], key[1]
-        clean = partial.get((algo, dataset, "none", 0.0, 0.0))
-        is_clean = key[3] == 0 and key[4] == 0
+        clean = partial.get(key.clean)
+        is_clean = key.corruption.is_clean
         stats["final_change_pct"] = None if is_clean else _change(stats, clean, "final_mean")
         stats["best_change_pct"] = None if is_clean else _change(stats, clean, "best_mean")
         cells.append(CellSummary(**stats))
-    return sorted(
-        cells,
-        key=lambda c: (
-            c.dataset,
-            c.algo,
-            c.removal != "none",
-            c.removal,
-            c.reward_noise_std,
-            c.k_percent,
-        ),
-    )
+    return sorted(cells, key=lambda c: (c.dataset, c.algo, corruption_order(c.corruption)))
 
 
 def clean_cell(cells: Sequence[CellSummary], cell: CellSummary) -> CellSummary | None:
-    """The clean (k = 0, σ = 0) cell of `cell`'s algo and dataset, if it is in `cells`."""
-    for other in cells:
-        if other.algo == cell.algo and other.dataset == cell.dataset and other.is_clean:
-            return other
-    return None
+    """The clean cell of `cell`'s algo and dataset, if it is in `cells`."""
+    clean = cell.key.clean
+    return next((other for other in cells if other.key == clean), None)
 
 
 def percent_change(value: float, reference: float) -> float | None:
@@ -211,12 +266,10 @@ def _summarize(key: CellKey, group: list[RunRecord]) -> dict[str, Any]:
     variances = [v for r in completed if (v := r.mean_loss_variance) is not None]
     sources = sorted({r.source for r in group})
     return {
-        "algo": key[0],
-        "dataset": key[1],
+        "algo": key.algo,
+        "dataset": key.dataset,
         "source": "/".join(sources),
-        "removal": key[2],
-        "k_percent": key[3],
-        "reward_noise_std": key[4],
+        "corruption": key.corruption,
         "n": len(completed),
         "seeds": tuple(r.seed for r in completed),
         "final_mean": mean_or_nan(finals),
@@ -228,16 +281,6 @@ def _summarize(key: CellKey, group: list[RunRecord]) -> dict[str, Any]:
         "running": sum(r.status == "running" for r in group),
         "mean_loss_variance": float(np.mean(variances)) if variances else None,
     }
-
-
-def _why_unreadable(run_dir: Path, err: Exception) -> str:
-    if not (run_dir / "config.json").exists():
-        try:
-            summary = json.loads((run_dir / "metrics.json").read_text())["summary"]
-            return f"failed before it started ({summary['error']})"
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    return f"{type(err).__name__}: {err}"
 
 
 def _change(stats: dict[str, Any], clean: dict[str, Any] | None, name: str) -> float | None:

@@ -1,20 +1,19 @@
 """Phase II run folders as a tidy table, and that table aggregated over seeds per condition.
 
-A condition (cell) is (algo, dataset, k, bonus type). Sample efficiency follows DESIGN.md §6:
-online env steps until the normalized return first reaches `THRESHOLD_FRACTION` (80 %) of the
-clean offline score of the same algo, dataset and seed. The clean offline score is the final
-normalized return of the Phase I run with k = 0 (and σ = 0) of that algo, dataset and seed,
-read from the summary of its metrics.json; a Phase I run that is missing or not completed
-gives no reference. Steps are counted at evaluations only, so they are multiples of the
-run's `eval_every`. A run that never reaches the threshold is censored ("not reached"): it
-is counted, never dropped. As in Phase I, statistics use the completed runs; diverged, failed
-and running runs are counted.
+A condition (cell) is (algo, dataset, corruption of the Phase I data, bonus type). Sample
+efficiency follows DESIGN.md §6: online env steps until the normalized return first reaches
+`THRESHOLD_FRACTION` (80 %) of the clean offline score of the same algo, dataset and seed. The
+clean offline score is the final normalized return of the clean (k = 0, σ = 0) Phase I run of
+that algo, dataset and seed, read from the summary of its metrics.json; a Phase I run that is
+missing, damaged or not completed gives no reference. Steps are counted at evaluations only,
+so they are multiples of the run's `eval_every`. A run that never reaches the threshold is
+censored ("not reached"): it is counted, never dropped. As in Phase I, statistics use the
+completed runs; diverged, failed and running runs are counted.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import statistics
@@ -24,15 +23,37 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid_rl.data.corruption import CLEAN, CorruptionConfig
 from hybrid_rl.finetune import FinetuneConfig
-from hybrid_rl.report.results import dataset_label, load_run_folders, mean_or_nan, sample_std
+from hybrid_rl.report.results import (
+    MetricSeries,
+    corruption_order,
+    dataset_label,
+    load_run_folders,
+    mean_or_nan,
+    read_run_files,
+    sample_std,
+    train_metric_series,
+)
 from hybrid_rl.report.sample_efficiency import steps_to_threshold
+from hybrid_rl.runs.folder import DamagedRunFile, RunFolder
 
 THRESHOLD_FRACTION = 0.8
 # The training metric behind "disagreement": the ensemble std of Q at the collected (s, a),
 # averaged over each log interval (critic units).
 DISAGREEMENT_METRIC = "disagreement_collected"
-Phase2CellKey = tuple[str, str, float, str]  # algo, dataset, k %, bonus type
+BONUS_ORDER = {"ensemble": 0, "none": 1}
+
+
+@dataclass(frozen=True)
+class Phase2CellKey:
+    """A Phase II condition: algo, dataset, the corruption of the Phase I data the run starts
+    from, and the bonus type."""
+
+    algo: str
+    dataset: str
+    corruption: CorruptionConfig
+    bonus_type: str
 
 
 @dataclass(frozen=True)
@@ -44,7 +65,7 @@ class FinetuneRecord:
     algo: str
     dataset: str  # dataset id, or a file's stem when the data came from a file without one
     source: str  # config.json's dataset.source
-    k_percent: float
+    corruption: CorruptionConfig  # of the Phase I data the run starts from
     bonus_type: str  # "ensemble" | "none"
     seed: int
     status: str  # "completed" | "diverged" | "failed" | "running"
@@ -54,11 +75,11 @@ class FinetuneRecord:
     eval_steps: tuple[int, ...]
     eval_normalized_returns: tuple[float, ...]
     train_steps: tuple[int, ...]
-    train_metrics: dict[str, tuple[float, ...]] = field(repr=False)  # aligned with train_steps
+    train_metrics: dict[str, MetricSeries] = field(repr=False)  # aligned with train_steps
 
     @property
     def cell(self) -> Phase2CellKey:
-        return (self.algo, self.dataset, self.k_percent, self.bonus_type)
+        return Phase2CellKey(self.algo, self.dataset, self.corruption, self.bonus_type)
 
     @property
     def step0_normalized_return(self) -> float | None:
@@ -89,8 +110,9 @@ class FinetuneRecord:
 
     @property
     def final_disagreement(self) -> float | None:
-        """The last logged ensemble disagreement at collected transitions (critic units)."""
-        values = self.train_metrics.get(DISAGREEMENT_METRIC, ())
+        """The last logged ensemble disagreement at collected transitions (critic units);
+        intervals that logged none (before updates start) are skipped."""
+        values = [v for v in self.train_metrics.get(DISAGREEMENT_METRIC, ()) if v is not None]
         return float(values[-1]) if values and math.isfinite(values[-1]) else None
 
 
@@ -101,7 +123,7 @@ class FinetuneCell:
     algo: str
     dataset: str
     source: str
-    k_percent: float
+    corruption: CorruptionConfig
     bonus_type: str
     n: int  # completed runs, the ones behind every statistic
     seeds: tuple[int, ...]  # of those runs
@@ -123,7 +145,7 @@ class FinetuneCell:
 
     @property
     def key(self) -> Phase2CellKey:
-        return (self.algo, self.dataset, self.k_percent, self.bonus_type)
+        return Phase2CellKey(self.algo, self.dataset, self.corruption, self.bonus_type)
 
     @property
     def with_reference(self) -> int:
@@ -136,11 +158,11 @@ def load_finetune_run(
     """Read one Phase II run folder (config.json and metrics.json, as `finetune` writes them).
 
     The clean offline score is looked up in `phase1_results_dir` (default: the folder the run
-    itself read its Phase I checkpoint from, as saved in its config.json).
+    itself read its Phase I checkpoint from, as saved in its config.json). Raises
+    `UnreadableRun` when a file is missing and `DamagedRunFile` when one cannot be parsed.
     """
-    run_dir = Path(run_dir)
-    saved = json.loads((run_dir / "config.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    folder = RunFolder(Path(run_dir))
+    saved, metrics = read_run_files(folder)
     config = FinetuneConfig(**saved["config"])
     provenance = saved.get("dataset") or {}
     summary = metrics.get("summary") or {}
@@ -148,12 +170,12 @@ def load_finetune_run(
     train = metrics.get("train", {})
     final = summary.get("final_normalized_return")
     return FinetuneRecord(
-        run_name=saved.get("run_name", run_dir.name),
-        run_dir=run_dir,
+        run_name=saved.get("run_name", folder.name),
+        run_dir=folder.path,
         algo=config.algo,
         dataset=provenance.get("dataset_id") or dataset_label(config.dataset),
         source=provenance.get("source", "unknown"),
-        k_percent=float(config.k_percent),
+        corruption=config.phase1_train_config().corruption,
         bonus_type=config.bonus_type,
         seed=config.seed,
         status=metrics["status"],
@@ -163,26 +185,30 @@ def load_finetune_run(
         eval_steps=tuple(evaluation.get("steps", ())),
         eval_normalized_returns=tuple(evaluation.get("normalized_return_mean", ())),
         train_steps=tuple(train.get("steps", ())),
-        train_metrics={k: tuple(v) for k, v in train.items() if k != "steps"},
+        train_metrics=train_metric_series(train),
     )
 
 
 def clean_offline_score(
     config: FinetuneConfig, phase1_results_dir: str | os.PathLike[str] | None = None
 ) -> float | None:
-    """The final normalized return of the completed Phase I run with k = 0, σ = 0 of
-    `config`'s algo, dataset and seed (from its metrics.json); None if it is not completed."""
-    clean = dataclasses.replace(config, k_percent=0.0, reward_noise_std=0.0, removal="top")
+    """The final normalized return of the completed clean Phase I run of `config`'s algo,
+    dataset and seed (from its metrics.json); None if it is missing, damaged or not completed."""
+    clean = dataclasses.replace(
+        config,
+        removal=CLEAN.removal,
+        k_percent=CLEAN.k_percent,
+        reward_noise_std=CLEAN.reward_noise_std,
+    )
     if phase1_results_dir is not None:
         clean = dataclasses.replace(clean, phase1_results_dir=str(phase1_results_dir))
-    path = clean.phase1_train_config().run_dir / "metrics.json"
     try:
-        metrics = json.loads(path.read_text())
-        if metrics["status"] != "completed":
-            return None
-        score = metrics["summary"]["final_normalized_return"]
-    except (OSError, ValueError, KeyError, TypeError):
+        metrics = clean.phase1_train_config().folder.read_metrics()
+    except DamagedRunFile:
         return None
+    if metrics is None or metrics.get("status") != "completed":
+        return None
+    score = (metrics.get("summary") or {}).get("final_normalized_return")
     return None if score is None else float(score)
 
 
@@ -209,12 +235,22 @@ def median_steps(records: Sequence[FinetuneRecord]) -> float | None:
 
 
 def aggregate_finetune(runs: Iterable[FinetuneRecord]) -> list[FinetuneCell]:
-    """One `FinetuneCell` per condition, sorted by dataset, algo, k, then ensemble before none."""
+    """One `FinetuneCell` per condition, sorted by dataset, algo, condition (`corruption_order`),
+    then ensemble before none."""
     by_cell: dict[Phase2CellKey, list[FinetuneRecord]] = {}
     for run in runs:
         by_cell.setdefault(run.cell, []).append(run)
     cells = [_summarize(key, group) for key, group in by_cell.items()]
-    return sorted(cells, key=lambda c: (c.dataset, c.algo, c.k_percent, c.bonus_type != "ensemble"))
+    return sorted(
+        cells,
+        key=lambda c: (
+            c.dataset,
+            c.algo,
+            corruption_order(c.corruption),
+            BONUS_ORDER.get(c.bonus_type, 9),
+            c.bonus_type,
+        ),
+    )
 
 
 def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
@@ -224,11 +260,11 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
     thresholds = [v for r in completed if (v := r.threshold) is not None]
     disagreements = [v for r in completed if (v := r.final_disagreement) is not None]
     return FinetuneCell(
-        algo=key[0],
-        dataset=key[1],
+        algo=key.algo,
+        dataset=key.dataset,
         source="/".join(sorted({r.source for r in group})),
-        k_percent=key[2],
-        bonus_type=key[3],
+        corruption=key.corruption,
+        bonus_type=key.bonus_type,
         n=len(completed),
         seeds=tuple(r.seed for r in completed),
         step0_mean=mean_or_nan(step0),
