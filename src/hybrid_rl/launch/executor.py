@@ -93,8 +93,9 @@ def run_grid(
     order of `configs`, except that a run waits for its prerequisite (a Phase II run for its
     Phase I run) when that run is in `configs` too. The grid's bar counts runs (`unit="run"`)
     or steps (`unit="step"`: every run's budget, advanced as the runs' metrics.json files
-    report progress, i.e. at each evaluation). By default it counts steps in a pool, whose runs show no bars of their own
-    (a bar of runs would stand still through a whole 30-minute CQL run), and runs otherwise.
+    report progress, i.e. at each evaluation). By default it counts steps in a pool, whose
+    runs show no bars of their own (a bar of runs would stand still through a whole 30-minute
+    CQL run), and runs otherwise.
     Pool workers stop within seconds if this process is killed. Returns every run's outcome,
     in the order of `configs`.
     """

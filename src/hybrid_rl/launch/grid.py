@@ -17,7 +17,7 @@ from hybrid_rl.data.corruption import RemovalMode
 from hybrid_rl.finetune import BONUS_TYPES, BonusType, FinetuneConfig
 from hybrid_rl.train import TrainConfig
 
-STUDY_ALGOS = ("cql", "iql")  # the study's; `--algo all` adds BC and TD3+BC
+GRID_ALGOS = ("cql", "iql")  # `--algo all` adds BC (Phase I) and TD3+BC
 STUDY_DATASETS = ("halfcheetah-medium-v2", "hopper-medium-v2")
 STUDY_K_PERCENTS = (0.0, 30.0, 60.0)
 STUDY_SEEDS = (0, 1, 2)
@@ -52,7 +52,7 @@ class Phase1Grid:
     Per-run settings not listed here take `TrainConfig`'s defaults.
     """
 
-    algos: tuple[str, ...] = STUDY_ALGOS
+    algos: tuple[str, ...] = GRID_ALGOS
     datasets: tuple[str, ...] = STUDY_DATASETS
     k_percents: tuple[float, ...] = STUDY_K_PERCENTS
     seeds: tuple[int, ...] = STUDY_SEEDS
@@ -142,7 +142,7 @@ class Phase2Grid:
     `FinetuneConfig`'s defaults.
     """
 
-    algos: tuple[str, ...] = STUDY_ALGOS
+    algos: tuple[str, ...] = GRID_ALGOS
     datasets: tuple[str, ...] = STUDY_DATASETS
     k_percents: tuple[float, ...] = STUDY_K_PERCENTS
     bonus_types: tuple[BonusType, ...] = BONUS_TYPES
