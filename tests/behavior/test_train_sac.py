@@ -17,6 +17,7 @@ def tiny_config(out_dir, seed=0) -> BehaviorTrainConfig:
         learning_starts=200,
         eval_every=200,
         eval_episodes=2,
+        log_every=200,
         resume_every=200,
         out_dir=str(out_dir),
     )

@@ -1,14 +1,16 @@
 """Online SAC training of a behaviour policy, with actor snapshots to choose a replica level from.
 
-Outputs in `out_dir`: config.json, curve.json (deterministic and stochastic evaluations),
-curve.png, actors/actor_step{N}.pt (policy snapshots) and resume.pt (everything needed to
-continue an interrupted run: networks, optimizers, replay buffer, RNG, step).
+Outputs in `out_dir`: config.json, metrics.json (training metrics, deterministic evaluations
+and the curve), checkpoint.pt (networks, optimizers, replay buffer, RNG, step: an interrupted
+run resumes from it, through the loop every run shares, `runs.loop`), curve.json
+(deterministic and stochastic evaluations), curve.png and actors/actor_step{N}.pt (policy
+snapshots).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from tqdm import tqdm
+from torch import Tensor
 
 from hybrid_rl.algos.sac import SAC, SACConfig
 from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
 from hybrid_rl.data.replay_buffer import ReplayBuffer
 from hybrid_rl.envs import make_env
 from hybrid_rl.eval.rollout import evaluate_policy
-from hybrid_rl.seeding import resolve_device, restore_rng_state, rng_state, seed_everything
+from hybrid_rl.runs.folder import RunFolder
+from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
+from hybrid_rl.runs.metrics import MetricsLog
+from hybrid_rl.seeding import resolve_device, seed_everything
 
 
 @dataclass
@@ -34,6 +39,7 @@ class BehaviorTrainConfig:
     learning_starts: int = 5_000
     eval_every: int = 5_000
     eval_episodes: int = 10
+    log_every: int = 1_000
     resume_every: int = 25_000
     out_dir: str = "behavior_runs/halfcheetah_s0"
     device: str = "cpu"
@@ -76,98 +82,112 @@ def plot_curve(curve: dict[str, list[float]], env_id: str, path: Path) -> None:
     plt.close(fig)
 
 
-def train_behavior_policy(config: BehaviorTrainConfig) -> dict[str, list[float]]:
-    out = Path(config.out_dir)
-    device = resolve_device(config.device)
-    seed_everything(config.seed)
-    env = make_env(config.env_id, seed=config.seed)
-    obs_dim = gym.spaces.flatdim(env.observation_space)
-    act_dim = gym.spaces.flatdim(env.action_space)
-    agent = SAC(obs_dim, act_dim, config.sac, device=str(device))
-    buffer = ReplayBuffer(config.total_steps, obs_dim, act_dim, device)
-    curve: dict[str, list[float]] = {"steps": [], "deterministic": [], "stochastic": []}
-    start = 0
+class BehaviorTask(LoopTask):
+    """One env step per step (random actions until `learning_starts`), then one SAC update."""
 
-    resume_path = out / "resume.pt"
-    if resume_path.exists():
-        state: dict[str, Any] = torch.load(resume_path, weights_only=False)
-        agent.load_state_dict(state["agent"])
-        buffer.load_state_dict(state["buffer"])
-        restore_rng_state(state["rng"])
-        curve, start = state["curve"], state["step"]
-        print(f"resumed {out} at step {start}", file=sys.stderr)
-    write_json_atomic(out / "config.json", dataclasses.asdict(config))
+    def __init__(
+        self, config: BehaviorTrainConfig, agent: SAC, buffer: ReplayBuffer, device: torch.device
+    ) -> None:
+        self.config, self.agent, self.buffer, self.device = config, agent, buffer, device
+        self.env = make_env(config.env_id, seed=config.seed)
+        self.obs_dim = gym.spaces.flatdim(self.env.observation_space)
+        self.act_dim = gym.spaces.flatdim(self.env.action_space)
+        self.out = Path(config.out_dir)
+        self.curve: dict[str, list[float]] = {}
+        self.obs: np.ndarray | None = None
 
-    obs, _ = env.reset(seed=config.seed + start)
-    progress = tqdm(
-        range(start, config.total_steps),
-        initial=start,
-        total=config.total_steps,
-        desc=f"SAC {config.env_id}",
-        mininterval=5,
-    )
-    for step in progress:
-        if step < config.learning_starts:
-            action = env.action_space.sample()
+    def begin(self, start: int, log: MetricsLog) -> None:
+        empty: dict[str, list[float]] = {"steps": [], "deterministic": [], "stochastic": []}
+        self.curve = log.data.setdefault("curve", empty)
+        self.obs, _ = self.env.reset(seed=self.config.seed + start)
+
+    def step(self, step: int) -> Mapping[str, Tensor]:
+        if step < self.config.learning_starts:
+            action = self.env.action_space.sample()
         else:
-            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
-            action = agent.act(obs_t, deterministic=False)[0].cpu().numpy()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(
-            obs[None],
+            obs = torch.as_tensor(self.obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+            action = self.agent.act(obs, deterministic=False)[0].cpu().numpy()
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.buffer.add(
+            self.obs[None],
             action[None],
             np.array([reward], dtype=np.float32),
             next_obs[None],
             np.array([terminated]),
             np.array([truncated]),
         )
-        obs = next_obs
-        if terminated or truncated:
-            obs, _ = env.reset()
+        self.obs = self.env.reset()[0] if terminated or truncated else next_obs
+        if step < self.config.learning_starts:
+            return {}
+        return self.agent.update(self.buffer.sample(self.config.sac.batch_size))
 
-        if step >= config.learning_starts:
-            agent.update(buffer.sample(config.sac.batch_size))
+    def evaluate(self, step: int, log: MetricsLog) -> None:
+        config = self.config
+        deterministic = evaluate_policy(
+            lambda o: self.agent.act(o, True),
+            config.env_id,
+            config.eval_episodes,
+            seed=10_000 + step,
+            device=self.device,
+        )
+        stochastic = evaluate_policy(
+            lambda o: self.agent.act(o, False),
+            config.env_id,
+            config.eval_episodes,
+            seed=20_000 + step,
+            device=self.device,
+        )
+        log.log_eval(step, deterministic.returns, deterministic.normalized)
+        self.curve["steps"].append(step)
+        self.curve["deterministic"].append(deterministic.normalized_mean)
+        self.curve["stochastic"].append(stochastic.normalized_mean)
+        save_actor_snapshot(
+            self.out / "actors" / f"actor_step{step}.pt",
+            self.agent,
+            config,
+            step,
+            self.obs_dim,
+            self.act_dim,
+        )
+        write_json_atomic(self.out / "curve.json", self.curve)
+        plot_curve(self.curve, config.env_id, self.out / "curve.png")
 
-        done_steps = step + 1
-        if done_steps % config.eval_every == 0:
-            det = evaluate_policy(
-                lambda o: agent.act(o, True),
-                config.env_id,
-                config.eval_episodes,
-                seed=10_000 + done_steps,
-                device=device,
-            )
-            sto = evaluate_policy(
-                lambda o: agent.act(o, False),
-                config.env_id,
-                config.eval_episodes,
-                seed=20_000 + done_steps,
-                device=device,
-            )
-            curve["steps"].append(done_steps)
-            curve["deterministic"].append(det.normalized_mean)
-            curve["stochastic"].append(sto.normalized_mean)
-            save_actor_snapshot(
-                out / "actors" / f"actor_step{done_steps}.pt",
-                agent,
-                config,
-                done_steps,
-                obs_dim,
-                act_dim,
-            )
-            write_json_atomic(out / "curve.json", curve)
-            plot_curve(curve, config.env_id, out / "curve.png")
-            progress.set_postfix(det=f"{det.normalized_mean:.1f}", sto=f"{sto.normalized_mean:.1f}")
-        if done_steps % config.resume_every == 0 or done_steps == config.total_steps:
-            save_torch_atomic(
-                resume_path,
-                {
-                    "agent": agent.state_dict(),
-                    "buffer": buffer.state_dict(),
-                    "rng": rng_state(),
-                    "curve": curve,
-                    "step": done_steps,
-                },
-            )
-    env.close()
-    return curve
+    def state_dict(self, final: bool) -> dict[str, Any]:
+        # The buffer is kept even at the end: a finished run can be continued for more steps.
+        return {"agent": self.agent.state_dict(), "buffer": self.buffer.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.buffer.load_state_dict(state["buffer"])
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def train_behavior_policy(
+    config: BehaviorTrainConfig, progress: bool = True
+) -> dict[str, list[float]]:
+    """Train (or resume) a behaviour policy; returns its curve of normalized scores."""
+    folder = RunFolder(Path(config.out_dir))
+    device = resolve_device(config.device)
+    resume = folder.load_checkpoint(device)
+    if (finished := finished_metrics(resume)) is not None:
+        return dict(finished["curve"])
+    seed_everything(config.seed)
+    probe = make_env(config.env_id)
+    obs_dim = gym.spaces.flatdim(probe.observation_space)
+    act_dim = gym.spaces.flatdim(probe.action_space)
+    probe.close()
+    agent = SAC(obs_dim, act_dim, config.sac, device=str(device))
+    buffer = ReplayBuffer(config.total_steps, obs_dim, act_dim, device)
+    folder.write_config(dataclasses.asdict(config))
+    cadence = Cadence(
+        config.total_steps,
+        config.log_every,
+        config.eval_every,
+        checkpoint_every=config.resume_every,
+        evaluate_at_start=False,
+    )
+    task = BehaviorTask(config, agent, buffer, device)
+    metrics = run_loop(folder, task, cadence, resume, device, config.log_every, progress)
+    return dict(metrics["curve"])
