@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from hybrid_rl.algos import networks
+from hybrid_rl.algos import fused_critic
 from hybrid_rl.algos.cql import CQL, CQLConfig
 from hybrid_rl.algos.networks import QEnsemble
 from hybrid_rl.batch import TransitionBatch
@@ -36,7 +36,7 @@ def test_critic_loss_equals_per_member_per_source_reference(
     if states_per_chunk is not None:
         # Chunk size in floats = members × hidden width × actions per state × states.
         floats = members * 256 * (1 + 3 * n) * states_per_chunk
-        monkeypatch.setattr(networks, "_CHUNK_FLOATS", floats)
+        monkeypatch.setattr(fused_critic, "_CHUNK_FLOATS", floats)
     torch.manual_seed(0)
     config = CQLConfig(num_sampled_actions=n, cql_alpha=5.0, critic_members=members)
     agent = CQL(OBS_DIM, ACT_DIM, config)

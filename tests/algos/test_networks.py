@@ -81,55 +81,6 @@ def test_gaussian_actor_log_prob_is_the_normal_log_density():
     torch.testing.assert_close(actor.log_prob(obs, act), expected)
 
 
-def separable_loss(q, states, weights):
-    # Per state: a logsumexp over its actions, a square, a weight per state; summed.
-    per_state = torch.logsumexp(q[:, 1:], dim=1) - q[:, 0] + (q[:, 0] - 0.3).pow(2)
-    return (per_state * weights[states]).sum()
-
-
-@pytest.mark.parametrize("hidden_sizes", [(8, 8), (8, 6, 7)])
-@pytest.mark.parametrize("states_per_chunk", [1, 2, 4, None])
-def test_summed_loss_by_chunks_equals_one_autograd_pass(
-    monkeypatch, states_per_chunk, hidden_sizes
-):
-    members, groups, batch = 3, 4, 5
-    if states_per_chunk is not None:  # chunk floats = members × hidden width × groups × states
-        monkeypatch.setattr(networks, "_CHUNK_FLOATS", members * 8 * groups * states_per_chunk)
-    torch.manual_seed(5)
-    critic = QEnsemble(members, 3, 2)
-    critic.net = EnsembleMLP(members, 5, 1, hidden_sizes=hidden_sizes)
-    obs, actions = torch.randn(batch, 3), torch.rand(groups, batch, 2) * 2 - 1
-    weights = torch.rand(batch)
-
-    loss, q = critic.summed_loss(obs, actions, lambda q, s: separable_loss(q, s, weights))
-    loss.backward()
-    grads = [p.grad.clone() for p in critic.parameters()]
-    critic.zero_grad()
-
-    rows = torch.cat([obs.expand(groups, -1, -1), actions], dim=-1).flatten(0, 1)
-    expected_q = critic.net(rows).squeeze(-1).unflatten(1, (groups, batch))
-    expected = separable_loss(expected_q, slice(None), weights)
-    expected.backward()
-    assert not q.requires_grad and q.shape == (members, groups, batch)
-    torch.testing.assert_close(q, expected_q.detach())
-    torch.testing.assert_close(loss.detach(), expected.detach())
-    for got, p in zip(grads, critic.parameters(), strict=True):
-        torch.testing.assert_close(got, p.grad)
-
-
-def test_summed_loss_without_gradients_is_the_loss_of_all_states():
-    torch.manual_seed(6)
-    critic = QEnsemble(2, 3, 2)
-    obs, actions = torch.randn(4, 3), torch.rand(3, 4, 2)
-    weights = torch.rand(4)
-    with torch.no_grad():
-        loss, q = critic.summed_loss(obs, actions, lambda q, s: separable_loss(q, s, weights))
-        rows = torch.cat([obs.expand(3, -1, -1), actions], dim=-1).flatten(0, 1)
-        expected_q = critic.net(rows).squeeze(-1).unflatten(1, (3, 4))
-    torch.testing.assert_close(q, expected_q)
-    torch.testing.assert_close(loss, separable_loss(expected_q, slice(None), weights))
-
-
 def test_adam_is_fused_on_cpu_and_keeps_its_kernel_when_loading_a_foreach_state():
     torch.manual_seed(7)
     net = QEnsemble(2, 3, 2)

@@ -3,9 +3,9 @@
 The critic is one `EnsembleQNetwork` of `critic_members` members: 2 offline (twin Q), N in
 Phase II; targets and the actor use the min over all members. The conservative term needs
 Q(s, ·) at the dataset action and at 3 × n sampled actions (uniform, π(s), π(s')); all of them,
-for every member, come out of one `QEnsemble.summed_loss` call over B·(1 + 3n) rows, which on a
-CPU runs the critic's forward and backward chunk by chunk of states (the loss adds up over
-states).
+for every member, come out of one `fused_critic.summed_critic_loss` call over B·(1 + 3n) rows,
+an optimisation that on a CPU runs the critic's forward and backward chunk by chunk of states
+(`cql_critic_loss` adds up over states).
 Observations are normalized once per update by one `ObservationNormalizer` shared by the actor and
 the critics, and the normalizer is part of the checkpoint.
 """
@@ -13,6 +13,7 @@ the critics, and the normalizer is part of the checkpoint.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from hybrid_rl.algos.agent_state import StatefulPart, load_parts, save_parts
 from hybrid_rl.algos.ensemble import EnsembleQNetwork
+from hybrid_rl.algos.fused_critic import summed_critic_loss
 from hybrid_rl.algos.networks import (
     ObservationNormalizer,
     TanhGaussianActor,
@@ -56,6 +58,32 @@ class CQLActionSamples(NamedTuple):
     next: Tensor  # [n, B, act_dim] a' ~ π(·|s'), evaluated as Q(s, a')
     next_log_prob: Tensor  # [n, B] log π(a'|s')
     target: Tensor  # [B, act_dim] a' ~ π(·|s') for the TD target, drawn apart from `next`
+
+
+def importance_sampled_logsumexp(q_sampled: Tensor, log_density: Tensor) -> Tensor:
+    """log Σ_k exp(Q(s, a_k) − log p(a_k)) over the sampled actions: [M, K, B] -> [M, B].
+
+    Each term is Q minus the log-density its action was drawn from ([K, B]), so the
+    logsumexp estimates log ∫ exp Q(s, a) da (up to the constant log K).
+    """
+    return torch.logsumexp(q_sampled - log_density, dim=1)
+
+
+def cql_critic_loss(
+    q: Tensor, td_target: Tensor, log_density: Tensor, cql_alpha: float, batch_size: int
+) -> Tensor:
+    """CQL(H) critic loss of b states: TD error + cql_alpha · (logsumexp Q(s, ·) − Q(s, a_data)).
+
+    q [M, 1 + 3n, b]: each member's Q at the dataset action (index 0), then at the n uniform,
+    n π(s) and n π(s') actions; td_target [b]; log_density [3n, b]: the log-density each
+    sampled action was drawn from. Summed over members and states and divided by the whole
+    batch's size B: over all B states it is the sum over members of batch means (for twin Q,
+    CORL's qf1_loss + qf2_loss), and the losses of chunks of states add up to it.
+    """
+    q_data = q[:, 0]  # [M, b]
+    td_error = (q_data - td_target).pow(2)
+    q_ood = importance_sampled_logsumexp(q[:, 1:], log_density)
+    return (td_error + cql_alpha * (q_ood - q_data)).sum() / batch_size
 
 
 class CQL:
@@ -99,46 +127,42 @@ class CQL:
     def critic_loss(
         self, obs: Tensor, next_obs: Tensor, batch: TransitionBatch, samples: CQLActionSamples
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """TD error of each member plus `cql_alpha` × (logsumexp Q(s, ·) − Q(s, a_data)).
+        """`cql_critic_loss` of the whole batch, and detached statistics.
 
-        `obs`/`next_obs` are normalized. Returns the loss summed over the members (for twin Q
-        as CORL's qf1_loss + qf2_loss) and detached statistics: `cql_penalty` is logsumexp − Q(s,
-        a_data) averaged over batch and members, before the `cql_alpha` factor; `q_ood_mean`
-        is the logsumexp term alone.
+        `obs`/`next_obs` are normalized. Returns the loss summed over the members and its
+        statistics: `cql_penalty` is logsumexp − Q(s, a_data) averaged over batch and members,
+        before the `cql_alpha` factor; `q_ood_mean` is the logsumexp term alone.
         """
         with torch.no_grad():
             next_q = self.critic_target.q_min(next_obs, samples.target)
             # No entropy bonus in the backup: CORL's CQL default
             # (algorithms/offline/cql.py, TrainConfig.backup_entropy = False).
             # Terminals stop bootstrapping; timeouts are not terminal and keep it.
-            target = batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_q
+            td_target = batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_q
 
-        batch_size = obs.shape[0]
-        # Q(s, ·) at the dataset action and the 3n sampled ones: [1 + 3n, B, A].
+        # Q(s, ·) at the dataset action and the 3n sampled ones: [1 + 3n, B, A], with the
+        # log-density each sampled action was drawn from: [3n, B].
         actions = torch.cat(
             [batch.actions.unsqueeze(0), samples.uniform, samples.current, samples.next]
         )
-        # Importance sampling: each term is Q minus the log-density its action was drawn
-        # from, so the logsumexp estimates log ∫ exp Q(s, a) da (up to a constant).
+        # Uniform on [−1, 1]^A: density 2^−A.
         uniform_log_density = torch.full_like(
             samples.current_log_prob, self.act_dim * math.log(0.5)
         )
         log_density = torch.cat(
             [uniform_log_density, samples.current_log_prob, samples.next_log_prob]
-        )  # [3n, B]
-        cql_alpha = self.config.cql_alpha
+        )
 
-        def loss_of(q: Tensor, states: slice) -> Tensor:
-            # Σ over members of mean-over-batch terms, written as a sum over the given states
-            # divided by B, so the critic can evaluate it chunk by chunk of states.
-            q_data = q[:, 0]
-            q_ood = torch.logsumexp(q[:, 1:] - log_density[:, states], dim=1)
-            td_error = (q_data - target[states]).pow(2)
-            return (td_error + cql_alpha * (q_ood - q_data)).sum() / batch_size
+        # One loss over all B states; on a CPU the fused critic evaluates it chunk by chunk.
+        loss_of_states = functools.partial(
+            cql_critic_loss, cql_alpha=self.config.cql_alpha, batch_size=obs.shape[0]
+        )
+        loss, q = summed_critic_loss(
+            self.critic, obs, actions, loss_of_states, (td_target, log_density)
+        )  # q: [M, 1 + 3n, B], detached
 
-        loss, q = self.critic.summed_loss(obs, actions, loss_of)  # q: [M, 1 + 3n, B], detached
         q_data = q[:, 0]
-        q_ood = torch.logsumexp(q[:, 1:] - log_density, dim=1)  # [M, B]
+        q_ood = importance_sampled_logsumexp(q[:, 1:], log_density)  # [M, B]
         stats = {
             "cql_penalty": (q_ood - q_data).mean(),
             "q_data_mean": q_data.mean(),

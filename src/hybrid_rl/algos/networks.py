@@ -46,32 +46,6 @@ class BatchedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-# Rows × members × width of one chunk in `QEnsemble.summed_loss`: 2 MiB of floats per hidden
-# layer, near a core's L2 cache. Measured on a 2 MiB-L2 Xeon, 1 thread: 1/2/4 MiB chunks
-# took 77/76/79 ms per CQL update, 16 MiB ones 112 ms, and 256 KiB ones 99 ms (more chunks,
-# smaller and slower matrix products).
-_CHUNK_FLOATS = 1 << 19
-
-
-class _PrecomputedGradients(torch.autograd.Function):
-    """Identity on a loss value whose parameter gradients were already computed.
-
-    Lets a loss computed chunk by chunk (forward and backward of each chunk together) still be
-    used as `loss.backward()`: the backward hands the stored gradients, times the incoming
-    gradient, to the parameters.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, loss: Tensor, gradients: tuple[Tensor, ...], *params: Tensor) -> Tensor:
-        ctx.gradients = gradients
-        return loss.clone()
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_loss: Tensor) -> tuple[Tensor | None, ...]:
-        return (None, None, *(grad_loss * gradient for gradient in ctx.gradients))
-
-
 class EnsembleMLP(nn.Module):
     """`members` MLPs with ReLU hidden layers, evaluated together.
 
@@ -92,8 +66,6 @@ class EnsembleMLP(nn.Module):
         self.layers = nn.ModuleList(
             BatchedLinear(members, a, b) for a, b in itertools.pairwise(self.sizes)
         )
-        self._workspace: tuple[list[Tensor], list[Tensor]] = ([], [])
-        self._workspace_key: tuple[int, torch.dtype, torch.device] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 2 and self.members == 1:
@@ -120,109 +92,6 @@ class EnsembleMLP(nn.Module):
     @property
     def linears(self) -> list[BatchedLinear]:
         return [cast(BatchedLinear, layer) for layer in self.layers]
-
-    def chunk_workspace(self, rows: int, like: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """Buffers for `_ChunkedBackprop` on up to `rows` rows, like `like`'s dtype and device.
-
-        Hidden activations [M, rows, width + 1] whose last column is 1, and two scratch
-        buffers [M, rows, max width]. Kept from one call to the next: one chunk uses them at
-        a time, and fresh large buffers would cost page faults on every update.
-        """
-        key = (rows, like.dtype, like.device)
-        if self._workspace_key != key:
-            hidden = [like.new_empty((self.members, rows, size + 1)) for size in self.sizes[1:-1]]
-            for buffer in hidden:
-                buffer[:, :, -1] = 1.0
-            scratch = [like.new_empty((self.members, rows, max(self.sizes[1:]))) for _ in range(2)]
-            self._workspace, self._workspace_key = (hidden, scratch), key
-        return self._workspace
-
-
-class _ChunkedBackprop:
-    """Forward and backward of a Q `EnsembleMLP` (output width 1) on row chunks.
-
-    For `QEnsemble.summed_loss`. Each layer's bias rides in its matrix product: inputs carry
-    an extra column of ones and the weights an extra row holding the bias, so one product
-    gives the output with its bias, and one product gives the weight and bias gradients
-    together. Two more savings come from the output having width 1:
-
-    - the output layer's products are matrix-vector ones, done by one `mv` per member (a
-      batched product with one output column runs at a fraction of the speed);
-    - the gradient at the last hidden layer, relu'(h) ⊙ (g wᵀ) for output gradients g [R] and
-      output weights w, is written (relu'(h) ⊙ g 1ᵀ)·diag(w): the mask applied to g
-      broadcast along the row in one pass, with diag(w) folded into the next weights (for
-      the input gradient) and applied once to the accumulated weight gradient.
-
-    Same arithmetic as the layer-by-layer graph up to float rounding.
-    """
-
-    def __init__(self, net: EnsembleMLP, rows: int, like: Tensor) -> None:
-        if net.sizes[-1] != 1:
-            raise ValueError(f"chunked backprop needs an output width of 1, got {net.sizes[-1]}")
-        self.net = net
-        with torch.no_grad():
-            self.weights = [torch.cat([layer.weight, layer.bias], dim=1) for layer in net.linears]
-            self.output_weight = self.weights[-1][:, :-1, 0]  # [M, last hidden width]
-            # Weights of each hidden layer's input gradient, Wᵀ without the bias row; the last
-            # hidden layer's scaled by diag(w) (see the class docstring).
-            self.input_grad_weights = [w[:, :-1].transpose(1, 2) for w in self.weights[:-1]]
-            self.input_grad_weights[-1] = (
-                self.weights[-2][:, :-1] * self.output_weight.unsqueeze(1)
-            ).transpose(1, 2)
-        self.grads = [torch.zeros_like(w) for w in self.weights]
-        self.hidden, self.scratch = net.chunk_workspace(rows, like)
-
-    @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        """Output [M, R] for rows x [M, R, in + 1] whose last column is 1.
-
-        Keeps the hidden activations for `backward`, which must follow before the next call.
-        """
-        rows = x.shape[1]
-        h = x
-        for weight, buffer in zip(self.weights[:-1], self.hidden, strict=True):
-            out = buffer[:, :rows, :-1]
-            torch.bmm(h, weight, out=out).relu_()
-            h = buffer[:, :rows]  # with its column of ones
-        q = h.new_empty(h.shape[:2])
-        for member in range(h.shape[0]):
-            torch.mv(h[member], self.weights[-1][member, :, 0], out=q[member])
-        return q
-
-    @torch.no_grad()
-    def backward(self, x: Tensor, grad_output: Tensor) -> None:
-        """Add the parameter gradients of the last `forward`'s rows, given dloss/dq [M, R]."""
-        rows = x.shape[1]
-        inputs = [x, *(buffer[:, :rows] for buffer in self.hidden)]
-        last_hidden = inputs[-1]
-        for member in range(x.shape[0]):
-            self.grads[-1][member, :, 0].addmv_(last_hidden[member].t(), grad_output[member])
-        # The gradient at layer `index`'s output lives in scratch[(index + 1) % 2], so each
-        # product reads one buffer and writes the other.
-        activation = last_hidden[:, :, :-1]
-        out = self.scratch[(len(self.weights) - 1) % 2][:, :rows, : activation.shape[2]]
-        grad = torch.ops.aten.threshold_backward.grad_input(
-            grad_output.unsqueeze(-1).expand_as(activation), activation, 0, grad_input=out
-        )
-        for index in reversed(range(len(self.weights) - 1)):
-            self.grads[index].baddbmm_(inputs[index].transpose(1, 2), grad)
-            if index > 0:
-                # ReLU's backward, in place: keep the gradient where the layer's output
-                # (this layer's input, without its column of ones) was > 0.
-                activation = inputs[index][:, :, :-1]
-                out = self.scratch[index % 2][:, :rows, : activation.shape[2]]
-                torch.bmm(grad, self.input_grad_weights[index], out=out)
-                grad = torch.ops.aten.threshold_backward.grad_input(
-                    out, activation, 0, grad_input=out
-                )
-
-    def parameter_grads(self) -> tuple[Tensor, ...]:
-        """The gradients in `net.parameters()` order: weight, bias of each layer."""
-        self.grads[-2].mul_(self.output_weight.unsqueeze(1))  # the deferred diag(w)
-        grads: list[Tensor] = []
-        for grad in self.grads:
-            grads += [grad[:, :-1].contiguous(), grad[:, -1:].contiguous()]
-        return tuple(grads)
 
 
 class ObservationNormalizer(nn.Module):
@@ -265,61 +134,6 @@ class QEnsemble(nn.Module):
 
     def forward(self, obs: Tensor, act: Tensor) -> Tensor:
         return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
-
-    def summed_loss(
-        self,
-        obs: Tensor,
-        actions: Tensor,
-        loss_of: Callable[[Tensor, slice], Tensor],
-    ) -> tuple[Tensor, Tensor]:
-        """A loss that sums over states, from Q at G actions per state.
-
-        obs [B, obs_dim] and actions [G, B, act_dim] give Q [M, G, B]. `loss_of(q, states)`
-        is the loss of the states `states` (a slice of 0..B) from their Q [M, G, len]; the
-        returned loss is `loss_of(Q, all states)`, differentiable for the critic's parameters
-        only (obs and actions get no gradient). Also returns Q [M, G, B], detached.
-
-        On a CPU with gradients enabled, the states are processed in chunks, each chunk's
-        forward and backward back to back while its activations are in cache, with buffers
-        reused from call to call (CQL's critic sees B·(1 + 3n) rows: see docs/benchmarks.md
-        for what this saves). So `loss_of` must add up over states:
-        loss_of(Q, a ∪ b) = loss_of(Q_a, a) + loss_of(Q_b, b).
-        """
-        groups, batch = actions.shape[:2]
-        fused = (
-            obs.device.type == "cpu"
-            and torch.is_grad_enabled()
-            and any(p.requires_grad for p in self.parameters())
-        )
-        if not fused:
-            q = self(obs.expand(groups, -1, -1).flatten(0, 1), actions.flatten(0, 1))
-            q = q.unflatten(1, (groups, batch))
-            return loss_of(q, slice(None)), q.detach()
-
-        members = self.members
-        per_chunk = max(1, _CHUNK_FLOATS // (members * max(self.net.sizes[1:]) * groups))
-        backprop = _ChunkedBackprop(self.net, groups * min(per_chunk, batch), obs)
-        # Rows [G, B, in + 1] of every (action, state) pair, with the column of ones.
-        rows = torch.cat(
-            [obs.expand(groups, -1, -1), actions, obs.new_ones((groups, batch, 1))], dim=-1
-        )
-        losses, q_chunks = [], []
-        for start in range(0, batch, per_chunk):
-            stop = min(start + per_chunk, batch)
-            states, count = slice(start, stop), stop - start
-            x = rows[:, states].reshape(1, groups * count, -1).expand(members, -1, -1)
-            q_chunk = backprop.forward(x).view(members, groups, count)
-            q_chunk.requires_grad_(True)
-            with torch.enable_grad():
-                loss = loss_of(q_chunk, states)
-                (grad_q,) = torch.autograd.grad(loss, q_chunk)
-            backprop.backward(x, grad_q.reshape(members, groups * count))
-            losses.append(loss.detach())
-            q_chunks.append(q_chunk.detach())
-        params = list(self.parameters())
-        grads = backprop.parameter_grads()
-        total = _PrecomputedGradients.apply(torch.stack(losses).sum(), grads, *params)
-        return total, torch.cat(q_chunks, dim=2)
 
 
 class ValueNetwork(nn.Module):
