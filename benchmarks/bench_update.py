@@ -340,8 +340,9 @@ def our_training_step(agent: Any, algo: str) -> Callable[[Any], None]:
     the metrics to the running sums. Takes (and ignores) a batch, like an `update`."""
     import numpy as np
 
-    from hybrid_rl.data.dataset import OfflineDataset, iql_reward_scale
-    from hybrid_rl.data.transitions import TransitionArrays
+    from hybrid_rl.algos.registry import get_algorithm
+    from hybrid_rl.data.dataset import OfflineDataset
+    from hybrid_rl.data.transitions import TransitionArrays, split_trajectories
 
     data = synthetic_episodes()
     n = DATASET_EPISODES * EPISODE_LENGTH
@@ -355,7 +356,7 @@ def our_training_step(agent: Any, algo: str) -> Callable[[Any], None]:
         terminals=np.zeros(n, dtype=bool),
         timeouts=timeouts,
     )
-    scale = iql_reward_scale(transitions) if algo == "iql" else 1.0
+    scale = get_algorithm(algo).reward_scale(split_trajectories(transitions).returns)
     dataset = OfflineDataset(transitions, seed=0, reward_scale=scale)
     agent.set_observation_statistics(dataset.observation_mean, dataset.observation_std)
     sums: dict[str, Any] = {}

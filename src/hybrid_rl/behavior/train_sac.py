@@ -94,7 +94,7 @@ class BehaviorTask(LoopTask):
         self.act_dim = gym.spaces.flatdim(self.env.action_space)
         self.out = Path(config.out_dir)
         self.curve: dict[str, list[float]] = {}
-        self.obs: np.ndarray | None = None
+        self.obs = np.zeros(self.obs_dim, dtype=np.float32)  # set by `begin`
 
     def begin(self, start: int, log: MetricsLog) -> None:
         empty: dict[str, list[float]] = {"steps": [], "deterministic": [], "stochastic": []}
