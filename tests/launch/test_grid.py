@@ -208,3 +208,6 @@ def test_validate_checks_the_datasets_and_device_here_and_how_the_steps_fit(tmp_
         Phase1Grid(total_steps=1_500).validate()
     assert refused.value.fields == ("total_steps", "log_every", "eval_every")
     assert len(Phase1Grid(datasets=("any/minari-v0",), source="minari").validate()) == 18
+    with pytest.raises(SettingError, match="unknown dataset 'any/minari-v0'"):
+        Phase1Grid(datasets=("any/minari-v0",)).validate()  # Minari ids need source 'minari'
+    assert len(Phase2Grid(datasets=("any/minari-v0",)).validate()) == 36  # its Phase I run says

@@ -49,11 +49,10 @@ STUDY_FIELDS: tuple[tuple[str, str | None, str | None], ...] = (
 def _study_flags() -> list[Flag]:
     flags = []
     for name, first, second in STUDY_FIELDS:
-        targets = tuple(
-            f"{phase}.{field}" for phase, field in (("phase1", first), ("phase2", second)) if field
-        )
-        owner, field = (Phase2Grid, second) if second else (Phase1Grid, first)
-        assert field is not None
+        grids = (("phase1", Phase1Grid, first), ("phase2", Phase2Grid, second))
+        sets = [(phase, grid, field) for phase, grid, field in grids if field is not None]
+        _, owner, field = sets[-1]  # the Phase II field's help when the flag sets both
+        targets = tuple(f"{phase}.{field}" for phase, _, field in sets)
         flags.append(flag_of(owner, field, name, targets))
     return flags + field_flags(Study)  # --plots_dir
 

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS
 from hybrid_rl.algos.registry import ALGORITHMS
@@ -92,19 +92,23 @@ def _check_common(grid: Phase1Grid | Phase2Grid, lists: Sequence[str], steps: st
         _require(value > 0, name, f"{name} must be positive, got {value}")
 
 
-def _check_environment(datasets: Sequence[str], source: str, device: str) -> None:
-    """What depends on this machine: each dataset is a known id, an existing .hdf5/.h5 file, or
-    (with source "minari", or a namespaced "a/b-v0" id) a Minari id; the device exists."""
+def _check_environment(
+    datasets: Sequence[str], device: str, other_ids: Literal["any", "namespaced"] | None
+) -> None:
+    """What depends on this machine: each dataset is a known id, an existing .hdf5/.h5 file or
+    an id `other_ids` allows ("any": with source 'minari'; "namespaced": Minari-style
+    "a/b-v0" ids); the device exists."""
     for dataset in datasets:
         if dataset.lower().endswith((".hdf5", ".h5")):
             _require(Path(dataset).is_file(), "datasets", f"{dataset}: no such dataset file")
-        else:
-            _require(
-                dataset in DATASETS or source == "minari" or "/" in dataset,
-                "datasets",
-                f"unknown dataset {dataset!r}; give a dataset id ({', '.join(sorted(DATASETS))}),"
-                " an existing .hdf5/.h5 file, or a Minari id with source 'minari'",
-            )
+            continue
+        allowed = other_ids == "any" or (other_ids == "namespaced" and "/" in dataset)
+        _require(
+            dataset in DATASETS or allowed,
+            "datasets",
+            f"unknown dataset {dataset!r}; give a dataset id ({', '.join(sorted(DATASETS))}),"
+            " an existing .hdf5/.h5 file, or a Minari id with source 'minari'",
+        )
     try:
         resolve_device(device)
     except (RuntimeError, ValueError) as err:  # torch's own list of device types is long
@@ -193,7 +197,7 @@ class Phase1Grid:
         field values (checked when the grid is made), the datasets and device on this machine,
         and how the step settings fit together. Returns the run configs (`expand()`); raises
         `SettingError` naming the field(s) at fault."""
-        _check_environment(self.datasets, self.source, self.device)
+        _check_environment(self.datasets, self.device, "any" if self.source == "minari" else None)
         return _build_runs(self.expand, ("total_steps", "log_every", "eval_every"))
 
     @classmethod
@@ -332,7 +336,7 @@ class Phase2Grid:
         """Everything a run of this grid would refuse, checked before any run starts (see
         `Phase1Grid.validate`; Phase I runs read Minari ids with source 'minari', so a
         namespaced id passes here). Returns the run configs (`expand()`)."""
-        _check_environment(self.datasets, "auto", self.device)
+        _check_environment(self.datasets, self.device, "namespaced")
         return _build_runs(self.expand, ("online_steps", "log_every", "eval_every"))
 
     @classmethod
