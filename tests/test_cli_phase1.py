@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from hybrid_rl.behavior.replica import collect_transitions
-from hybrid_rl.cli import build_parser, main, phase1_grid_from_args
+from hybrid_rl.cli import build_parser, main
+from hybrid_rl.cli.phase1 import phase1_grid_from_args
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.launch.grid import Phase1Grid
 
@@ -106,6 +107,50 @@ def test_bad_values_exit_with_a_message_and_run_nothing(flags, message, tmp_path
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (
+            ["--remove_top_k", "0,100"],
+            "hybrid-rl phase1: --remove_top_k 0,100 is invalid: k_percent must be in [0, 100)",
+        ),
+        (
+            ["--env", "no-such-env-v2"],
+            "hybrid-rl phase1: --env no-such-env-v2 is invalid: unknown dataset 'no-such-env-v2'",
+        ),
+        (
+            ["--reward_noise", "-1"],
+            "hybrid-rl phase1: --reward_noise -1 is invalid: reward noise std must be finite "
+            "and >= 0",
+        ),
+        (["--seed", "-1"], "hybrid-rl phase1: --seed -1 is invalid: seeds must be ≥ 0"),
+        (["--removal", "worst"], "hybrid-rl phase1: --removal worst is invalid: unknown removal"),
+        (["--eval_episodes", "0"], "hybrid-rl phase1: --eval_episodes 0 is invalid: eval_episodes"),
+        (["--source", "ftp"], "hybrid-rl phase1: --source ftp is invalid: unknown dataset source"),
+        (
+            ["--env", "missing.hdf5"],
+            "hybrid-rl phase1: --env missing.hdf5 is invalid: missing.hdf5",
+        ),
+        (["--threads", "0"], "hybrid-rl phase1: --threads must be at least 1"),
+    ],
+)
+def test_a_bad_value_is_one_stderr_line_naming_its_flag_and_nothing_is_written(
+    flags, line, tmp_path, capsys
+):
+    results, plots = tmp_path / "r", tmp_path / "p"
+    code = main(["phase1", *flags, "--results_dir", str(results), "--plots_dir", str(plots)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(line)
+    assert out == ""
+    assert not results.exists() and not plots.exists()
+
+
+def test_any_dataset_id_passes_with_source_minari():
+    grid = grid_for("--env", "mujoco/hopper/medium-v0", "--source", "minari")
+    assert len(grid.validate()) == 18
 
 
 def test_plot_only_writes_the_report_without_training(tmp_path):

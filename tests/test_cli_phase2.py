@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from hybrid_rl.behavior.replica import collect_transitions
-from hybrid_rl.cli import build_parser, main, phase1_command_for, phase2_grid_from_args
+from hybrid_rl.cli import build_parser, main
+from hybrid_rl.cli.phase2 import phase1_command_for, phase2_grid_from_args
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
 
@@ -119,6 +120,70 @@ def test_bad_values_exit_with_a_message_and_run_nothing(flags, message, tmp_path
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (
+            ["--n_ensemble", "11"],
+            "hybrid-rl phase2: --n_ensemble 11 is invalid: n_ensemble must be in [2, 10]",
+        ),
+        (
+            ["--online_ratio", "2"],
+            "hybrid-rl phase2: --online_ratio 2 is invalid: online_ratio must be in [0, 1]",
+        ),
+        (["--bonus_coeff", "-1"], "hybrid-rl phase2: --bonus_coeff -1 is invalid: bonus_coeff"),
+        (["--bonus_type", "count"], "hybrid-rl phase2: --bonus_type count is invalid: unknown"),
+        (["--remove_top_k", "100"], "hybrid-rl phase2: --remove_top_k 100 is invalid: k_percent"),
+        (["--env", "no-such-env-v2"], "hybrid-rl phase2: --env no-such-env-v2 is invalid"),
+        (
+            ["--total_steps", "1500"],
+            "hybrid-rl phase2: --total_steps 1500 is invalid: online_steps (1500) and eval_every",
+        ),
+        (["--online_ratio", "half"], "hybrid-rl phase2: --online_ratio takes a number"),
+    ],
+)
+def test_a_bad_value_is_one_stderr_line_naming_its_flag_and_nothing_is_written(
+    flags, line, tmp_path, capsys
+):
+    results, plots = tmp_path / "r", tmp_path / "p"
+    code = main(["phase2", *flags, "--results_dir", str(results), "--plots_dir", str(plots)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(line)
+    assert out == ""
+    assert not results.exists() and not plots.exists()
+
+
+def test_missing_phase1_runs_exit_1_with_the_command_that_creates_them(tmp_path, capsys):
+    code = main(
+        [
+            "phase2",
+            "--algo",
+            "cql,iql",
+            "--env",
+            "hopper-medium-v2",
+            "--remove_top_k",
+            "0,60",
+            "--seed",
+            "1",
+            "--phase1_results_dir",
+            str(tmp_path / "none"),
+            "--results_dir",
+            str(tmp_path / "r2"),
+            "--plots_dir",
+            str(tmp_path / "p2"),
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert (
+        f"python run_phase1.py --results_dir {tmp_path / 'none'} --algo cql,iql "
+        "--env hopper-medium-v2 --remove_top_k 0,60 --seed 1"
+    ) in err
+    assert "all finished already" not in err and "estimated wall time" not in err
+    assert not (tmp_path / "r2").exists()
 
 
 def test_the_phase1_command_for_waiting_runs_matches_their_folder():

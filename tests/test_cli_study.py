@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from hybrid_rl.behavior.replica import collect_transitions
-from hybrid_rl.cli import build_parser, main, study_from_args
+from hybrid_rl.cli import build_parser, main
+from hybrid_rl.cli.study import study_from_args
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.launch.study import Study
 
@@ -95,6 +96,28 @@ def test_an_algo_phase2_cannot_fine_tune_is_refused_before_anything_runs(tmp_pat
     assert code == 2
     assert "Phase II fine-tunes cql and iql" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--remove_top_k", "100"], "hybrid-rl study: --remove_top_k 100 is invalid: k_percent"),
+        (["--online_ratio", "2"], "hybrid-rl study: --online_ratio 2 is invalid: online_ratio"),
+        (["--phase1_steps", "0"], "hybrid-rl study: --phase1_steps 0 is invalid: total_steps"),
+        (["--online_steps", "1500"], "hybrid-rl study: --online_steps 1500 is invalid"),
+        (["--env", "no-such-env-v2"], "hybrid-rl study: --env no-such-env-v2 is invalid"),
+        (["--workers", "0"], "hybrid-rl study: --workers must be at least 1"),
+    ],
+)
+def test_a_bad_value_is_one_stderr_line_naming_its_flag_and_nothing_is_written(
+    flags, line, tmp_path, capsys
+):
+    dirs = {"--results_dir": "r1", "--phase2_results_dir": "r2", "--plots_dir": "p"}
+    code = main(["study", *flags, *[a for f, d in dirs.items() for a in (f, str(tmp_path / d))]])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(line)
+    assert out == "" and not any(tmp_path.iterdir())
 
 
 @pytest.fixture

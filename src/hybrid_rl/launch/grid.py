@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
+from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS
 from hybrid_rl.algos.registry import ALGORITHMS, PHASE2_ALGORITHMS
-from hybrid_rl.data.corruption import RemovalMode
+from hybrid_rl.data.corruption import CorruptionConfig, RemovalMode
+from hybrid_rl.data.loader import SOURCES
+from hybrid_rl.data.registry import DATASETS
 from hybrid_rl.finetune import BONUS_TYPES, BonusType, FinetuneConfig
+from hybrid_rl.seeding import resolve_device
 from hybrid_rl.train import TrainConfig
 
 GRID_ALGOS = ("cql", "iql")  # `--algo all` adds BC (Phase I) and TD3+BC
@@ -35,12 +41,93 @@ _TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 _FINETUNE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
 
 
-def _train_default(name: str) -> Any:
-    return field(default=_TRAIN_DEFAULTS[name])
+def option(
+    default: Any,
+    flag: str | None,
+    help: str = "",
+    every: tuple[str, Sequence[Any]] | None = None,
+    shown: str | None = None,
+) -> Any:
+    """A field with what the command line needs to show it as `--flag`: the CLI generates the
+    flag from this, so the default and the help text are written here once. `flag=None` keeps
+    the field off the command line. `every = (word, values)`: a list flag's `word` (e.g. "all")
+    stands for all of `values`. `shown`: the default in words, when the value (None) says
+    nothing."""
+    metadata = {"flag": flag, "help": help, "every": every, "shown": shown}
+    return field(default=default, metadata=metadata)
 
 
-def _finetune_default(name: str) -> Any:
-    return field(default=_FINETUNE_DEFAULTS[name])
+class SettingError(ValueError):
+    """A grid value no run can use. `fields` names the grid field(s) at fault (several when
+    only their combination is wrong), so that the command line can name its own flags."""
+
+    def __init__(self, fields: str | tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.fields = (fields,) if isinstance(fields, str) else fields
+
+
+def _require(ok: bool, fields: str | tuple[str, ...], message: str) -> None:
+    if not ok:
+        raise SettingError(fields, message)
+
+
+def _check_each(name: str, values: Iterable[Any], check: Callable[[Any], object]) -> None:
+    """`check(value)` for each value; its ValueError becomes a SettingError of field `name`."""
+    for value in values:
+        try:
+            check(value)
+        except ValueError as err:
+            raise SettingError(name, str(err)) from None
+
+
+def _check_common(grid: Phase1Grid | Phase2Grid, lists: Sequence[str], steps: str) -> None:
+    """The checks both grids share: no empty list, k through the condition object, seeds,
+    positive step counts and evaluation sizes."""
+    for name in lists:
+        _require(bool(getattr(grid, name)), name, f"the grid needs at least one value in {name}")
+    _check_each("k_percents", grid.k_percents, lambda k: CorruptionConfig("top", k))
+    bad_seeds = [s for s in grid.seeds if s < 0]
+    _require(not bad_seeds, "seeds", f"seeds must be ≥ 0, got {bad_seeds}")
+    for name in (steps, "log_every", "eval_every", "eval_episodes"):
+        value = getattr(grid, name)
+        _require(value > 0, name, f"{name} must be positive, got {value}")
+
+
+def _check_environment(
+    datasets: Sequence[str], device: str, other_ids: Literal["any", "namespaced"] | None
+) -> None:
+    """What depends on this machine: each dataset is a known id, an existing .hdf5/.h5 file or
+    an id `other_ids` allows ("any": with source 'minari'; "namespaced": Minari-style
+    "a/b-v0" ids); the device exists."""
+    for dataset in datasets:
+        if dataset.lower().endswith((".hdf5", ".h5")):
+            _require(Path(dataset).is_file(), "datasets", f"{dataset}: no such dataset file")
+            continue
+        allowed = other_ids == "any" or (other_ids == "namespaced" and "/" in dataset)
+        _require(
+            dataset in DATASETS or allowed,
+            "datasets",
+            f"unknown dataset {dataset!r}; give a dataset id ({', '.join(sorted(DATASETS))}),"
+            " an existing .hdf5/.h5 file, or a Minari id with source 'minari'",
+        )
+    try:
+        resolve_device(device)
+    except (RuntimeError, ValueError) as err:  # torch's own list of device types is long
+        known = device.split(":")[0] in ("cpu", "cuda", "mps")
+        message = (
+            str(err) if known else f"unknown device {device!r}; choose cpu, cuda, cuda:N or auto"
+        )
+        raise SettingError("device", message) from None
+
+
+def _build_runs(make: Callable[[], list[Any]], fields: tuple[str, ...]) -> list[Any]:
+    """The run configs, whose own checks cover how the step settings fit together."""
+    try:
+        return make()
+    except SettingError:
+        raise
+    except ValueError as err:
+        raise SettingError(fields, str(err)) from None
 
 
 @dataclass
@@ -52,34 +139,67 @@ class Phase1Grid:
     Per-run settings not listed here take `TrainConfig`'s defaults.
     """
 
-    algos: tuple[str, ...] = GRID_ALGOS
-    datasets: tuple[str, ...] = STUDY_DATASETS
-    k_percents: tuple[float, ...] = STUDY_K_PERCENTS
-    seeds: tuple[int, ...] = STUDY_SEEDS
-    reward_noise_stds: tuple[float, ...] = (0.0,)
-    removals: tuple[RemovalMode, ...] = ("top",)
-    total_steps: int = _train_default("total_steps")
-    log_every: int = _train_default("log_every")
-    eval_every: int = _train_default("eval_every")
-    eval_episodes: int = _train_default("eval_episodes")
-    device: str = _train_default("device")
-    source: str = _train_default("source")
-    results_dir: str = _train_default("results_dir")
-    plots_dir: str = "plots"
-    tensorboard: bool = _train_default("tensorboard")
+    algos: tuple[str, ...] = option(
+        GRID_ALGOS, "algo", f"{' | '.join(ALGORITHMS)} | all", every=("all", tuple(ALGORITHMS))
+    )
+    datasets: tuple[str, ...] = option(STUDY_DATASETS, "env", "dataset ids or .hdf5 paths")
+    k_percents: tuple[float, ...] = option(
+        STUDY_K_PERCENTS, "remove_top_k", "k: percent of trajectories removed, in [0, 100)"
+    )
+    seeds: tuple[int, ...] = option(STUDY_SEEDS, "seed", "seeds, ≥ 0")
+    reward_noise_stds: tuple[float, ...] = option(
+        (0.0,), "reward_noise", "σ of Gaussian reward noise, ≥ 0"
+    )
+    removals: tuple[RemovalMode, ...] = option(
+        ("top",), "removal", "top | random: which trajectories k% removes"
+    )
+    total_steps: int = option(
+        _TRAIN_DEFAULTS["total_steps"], "total_steps", "gradient steps per Phase I run"
+    )
+    log_every: int = option(_TRAIN_DEFAULTS["log_every"], "log_every", "steps between metric logs")
+    eval_every: int = option(
+        _TRAIN_DEFAULTS["eval_every"], "eval_every", "steps between evaluations"
+    )
+    eval_episodes: int = option(
+        _TRAIN_DEFAULTS["eval_episodes"], "eval_episodes", "episodes per evaluation"
+    )
+    device: str = option(_TRAIN_DEFAULTS["device"], "device", "cpu | cuda | auto")
+    source: str = option(_TRAIN_DEFAULTS["source"], "source", " | ".join(SOURCES))
+    results_dir: str = option(_TRAIN_DEFAULTS["results_dir"], "results_dir", "Phase I runs")
+    plots_dir: str = option("plots", "plots_dir", "figures and report.md")
+    tensorboard: bool = option(_TRAIN_DEFAULTS["tensorboard"], None)
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.algos if a not in ALGORITHMS]
-        if unknown:
-            raise ValueError(
-                f"unknown algorithm(s) {unknown}; valid names are: {', '.join(ALGORITHMS)}"
-            )
+        _require(
+            not unknown,
+            "algos",
+            f"unknown algorithm(s) {unknown}; valid names are: {', '.join(ALGORITHMS)}",
+        )
         bad_removals = [r for r in self.removals if r not in ("top", "random")]
-        if bad_removals:
-            raise ValueError(f"unknown removal mode(s) {bad_removals}; choose 'top' or 'random'")
-        for name in ("algos", "datasets", "k_percents", "seeds", "reward_noise_stds", "removals"):
-            if not getattr(self, name):
-                raise ValueError(f"the grid needs at least one value in {name}")
+        _require(
+            not bad_removals,
+            "removals",
+            f"unknown removal mode(s) {bad_removals}; choose 'top' or 'random'",
+        )
+        lists = ("algos", "datasets", "k_percents", "seeds", "reward_noise_stds", "removals")
+        _check_common(self, lists, "total_steps")
+        _check_each(
+            "reward_noise_stds", self.reward_noise_stds, lambda s: CorruptionConfig("none", 0, s)
+        )
+        _require(
+            self.source in SOURCES,
+            "source",
+            f"unknown dataset source {self.source!r}; choose one of {', '.join(SOURCES)}",
+        )
+
+    def validate(self) -> list[TrainConfig]:
+        """Everything a run of this grid would refuse, checked before any run starts: the
+        field values (checked when the grid is made), the datasets and device on this machine,
+        and how the step settings fit together. Returns the run configs (`expand()`); raises
+        `SettingError` naming the field(s) at fault."""
+        _check_environment(self.datasets, self.device, "any" if self.source == "minari" else None)
+        return _build_runs(self.expand, ("total_steps", "log_every", "eval_every"))
 
     @classmethod
     def quick(cls, **overrides: Any) -> Phase1Grid:
@@ -142,38 +262,83 @@ class Phase2Grid:
     `FinetuneConfig`'s defaults.
     """
 
-    algos: tuple[str, ...] = GRID_ALGOS
-    datasets: tuple[str, ...] = STUDY_DATASETS
-    k_percents: tuple[float, ...] = STUDY_K_PERCENTS
-    bonus_types: tuple[BonusType, ...] = BONUS_TYPES
-    seeds: tuple[int, ...] = STUDY_SEEDS
-    online_steps: int = _finetune_default("online_steps")
-    n_ensemble: int = _finetune_default("n_ensemble")
-    bonus_coeff: float = _finetune_default("bonus_coeff")
-    online_ratio: float = _finetune_default("online_ratio")
-    log_every: int = _finetune_default("log_every")
-    eval_every: int = _finetune_default("eval_every")
-    eval_episodes: int = _finetune_default("eval_episodes")
-    device: str = _finetune_default("device")
-    results_dir: str = _finetune_default("results_dir")
-    phase1_results_dir: str = _finetune_default("phase1_results_dir")
-    plots_dir: str = "plots_phase2"
+    algos: tuple[str, ...] = option(
+        GRID_ALGOS,
+        "algo",
+        f"{' | '.join(PHASE2_ALGORITHMS)} | all",
+        every=("all", PHASE2_ALGORITHMS),
+    )
+    datasets: tuple[str, ...] = option(STUDY_DATASETS, "env", "dataset ids or .hdf5 paths")
+    k_percents: tuple[float, ...] = option(
+        STUDY_K_PERCENTS, "remove_top_k", "k: percent of trajectories removed, in [0, 100)"
+    )
+    bonus_types: tuple[BonusType, ...] = option(
+        BONUS_TYPES, "bonus_type", f"{' | '.join(BONUS_TYPES)} | both", every=("both", BONUS_TYPES)
+    )
+    seeds: tuple[int, ...] = option(STUDY_SEEDS, "seed", "seeds, ≥ 0")
+    online_steps: int = option(
+        _FINETUNE_DEFAULTS["online_steps"], "total_steps", "online env steps per Phase II run"
+    )
+    n_ensemble: int = option(
+        _FINETUNE_DEFAULTS["n_ensemble"],
+        "n_ensemble",
+        f"critic members, {MIN_MEMBERS}–{MAX_MEMBERS}",
+    )
+    bonus_coeff: float = option(
+        _FINETUNE_DEFAULTS["bonus_coeff"], "bonus_coeff", "λ of the bonus, ≥ 0"
+    )
+    online_ratio: float = option(
+        _FINETUNE_DEFAULTS["online_ratio"],
+        "online_ratio",
+        "share of each batch from the online buffer, in [0, 1]",
+    )
+    log_every: int = option(
+        _FINETUNE_DEFAULTS["log_every"], "log_every", "online steps between metric logs"
+    )
+    eval_every: int = option(
+        _FINETUNE_DEFAULTS["eval_every"], "eval_every", "online steps between evaluations"
+    )
+    eval_episodes: int = option(
+        _FINETUNE_DEFAULTS["eval_episodes"], "eval_episodes", "episodes per evaluation"
+    )
+    device: str = option(_FINETUNE_DEFAULTS["device"], "device", "cpu | cuda | auto")
+    results_dir: str = option(_FINETUNE_DEFAULTS["results_dir"], "results_dir", "Phase II runs")
+    phase1_results_dir: str = option(
+        _FINETUNE_DEFAULTS["phase1_results_dir"],
+        "phase1_results_dir",
+        "where the Phase I runs to fine-tune are",
+    )
+    plots_dir: str = option("plots_phase2", "plots_dir", "figures and report.md")
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.algos if a not in PHASE2_ALGORITHMS]
-        if unknown:
-            raise ValueError(
-                f"Phase II fine-tunes {' and '.join(PHASE2_ALGORITHMS)}, not {unknown}; "
-                f"choose among: {', '.join(PHASE2_ALGORITHMS)}"
-            )
+        _require(
+            not unknown,
+            "algos",
+            f"Phase II fine-tunes {' and '.join(PHASE2_ALGORITHMS)}, not {unknown}; "
+            f"choose among: {', '.join(PHASE2_ALGORITHMS)}",
+        )
         bad_bonus = [b for b in self.bonus_types if b not in BONUS_TYPES]
-        if bad_bonus:
-            raise ValueError(
-                f"unknown bonus type(s) {bad_bonus}; choose among: {', '.join(BONUS_TYPES)}"
-            )
-        for name in ("algos", "datasets", "k_percents", "bonus_types", "seeds"):
-            if not getattr(self, name):
-                raise ValueError(f"the grid needs at least one value in {name}")
+        _require(
+            not bad_bonus,
+            "bonus_types",
+            f"unknown bonus type(s) {bad_bonus}; choose among: {', '.join(BONUS_TYPES)}",
+        )
+        lists = ("algos", "datasets", "k_percents", "bonus_types", "seeds")
+        _check_common(self, lists, "online_steps")
+        # FinetuneConfig's own range checks, one field at a time so that the error names it
+        for name in ("n_ensemble", "bonus_coeff", "online_ratio"):
+            try:
+                FinetuneConfig(**{name: getattr(self, name)})
+            except ValueError as err:
+                raise SettingError(name, str(err)) from None
+
+    def validate(self) -> list[FinetuneConfig]:
+        """Everything a run of this grid would refuse, checked before any run starts (see
+        `Phase1Grid.validate`; Phase I runs read Minari ids with source 'minari', so a
+        namespaced id passes here). Returns the run configs (`expand()`)."""
+        _check_environment(self.datasets, self.device, "namespaced")
+        return _build_runs(self.expand, ("online_steps", "log_every", "eval_every"))
 
     @classmethod
     def quick(cls, **overrides: Any) -> Phase2Grid:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from hybrid_rl.behavior.replica import ensure_replica
 from hybrid_rl.data.loader import load_dataset
 from hybrid_rl.launch.executor import GridSummary, run_grid
-from hybrid_rl.launch.grid import QUICK_SUBDIR, Phase1Grid, Phase2Grid
+from hybrid_rl.launch.grid import QUICK_SUBDIR, Phase1Grid, Phase2Grid, option
 from hybrid_rl.report.report_study import StudyOutputs, write_study_outputs
 from hybrid_rl.report.results import dataset_label
 from hybrid_rl.runs.spec import RunSpec
@@ -36,7 +36,7 @@ class Study:
 
     phase1: Phase1Grid
     phase2: Phase2Grid
-    plots_dir: str = STUDY_PLOTS_DIR
+    plots_dir: str = option(STUDY_PLOTS_DIR, "plots_dir", "figures and report.md")
 
     @classmethod
     def create(
@@ -68,6 +68,11 @@ class Study:
     def configs(self) -> list[RunSpec]:
         """Every Phase I run, then every Phase II run (each waits for its Phase I run)."""
         return [*self.phase1.expand(), *self.phase2.expand()]
+
+    def validate(self) -> list[RunSpec]:
+        """Everything a run of the study would refuse, checked before any run starts (see
+        `Phase1Grid.validate`); returns `configs()`."""
+        return [*self.phase1.validate(), *self.phase2.validate()]
 
     def describe(self) -> list[str]:
         """What the study runs, in a few sentences (the report's introduction)."""

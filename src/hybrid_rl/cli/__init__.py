@@ -1,0 +1,55 @@
+"""The `hybrid-rl` command line: one module per command, flags generated from the config
+dataclasses (`flags.py`), every value checked before any run starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from hybrid_rl.cli.behavior import add_behavior_commands
+from hybrid_rl.cli.dataset import add_dataset_commands, format_summary
+from hybrid_rl.cli.phase1 import add_phase1_command, phase1_grid_from_args
+from hybrid_rl.cli.phase2 import add_phase2_command, phase1_command_for, phase2_grid_from_args
+from hybrid_rl.cli.study import add_study_command, study_from_args
+
+__all__ = [
+    "build_parser",
+    "format_summary",
+    "main",
+    "phase1_command_for",
+    "phase1_grid_from_args",
+    "phase2_grid_from_args",
+    "study_from_args",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hybrid-rl", description="Offline RL under corrupted data, then online fine-tuning."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_dataset_commands(sub)
+    add_behavior_commands(sub)
+    add_phase1_command(sub)
+    add_phase2_command(sub)
+    add_study_command(sub)
+    return parser
+
+
+# Errors that describe bad input or a missing resource: shown as one line, not a traceback.
+_USER_ERRORS = (KeyError, ValueError, FileNotFoundError, RuntimeError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except _USER_ERRORS as err:
+        if os.environ.get("HYBRID_RL_DEBUG"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"hybrid-rl: error: {message}", file=sys.stderr)
+        print("(set HYBRID_RL_DEBUG=1 for the full traceback)", file=sys.stderr)
+        return 2

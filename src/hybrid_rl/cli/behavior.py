@@ -1,0 +1,67 @@
+"""`hybrid-rl behavior train|select`: the behaviour policies of the replica datasets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+
+def add_behavior_commands(sub: argparse._SubParsersAction) -> None:
+    behavior = sub.add_parser("behavior", help="behaviour policies for the replica datasets")
+    bsub = behavior.add_subparsers(dest="behavior_command", required=True)
+    train = bsub.add_parser("train", help="train a SAC behaviour policy online")
+    train.add_argument("--env", default="HalfCheetah-v4", help="Gymnasium id, e.g. Hopper-v4")
+    train.add_argument("--steps", type=int, default=300_000)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--eval-every", type=int, default=5_000)
+    train.add_argument("--out", default=None, help="output folder (default behavior_runs/...)")
+    train.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    train.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    train.set_defaults(func=_behavior_train)
+    select = bsub.add_parser(
+        "select", help="ship the snapshot whose stochastic score is closest to a target"
+    )
+    select.add_argument("--run", required=True, help="a `behavior train` output folder")
+    select.add_argument("--target", type=float, required=True, help="normalized score")
+    select.add_argument("--band", type=float, required=True, help="allowed distance")
+    select.add_argument("--episodes", type=int, default=30)
+    select.add_argument("--seed", type=int, default=123)
+    select.add_argument("--min-step", type=int, default=0, help="skip earlier snapshots")
+    select.set_defaults(func=_behavior_select)
+
+
+def _behavior_select(args: argparse.Namespace) -> int:
+    from hybrid_rl.behavior.select import SelectionConfig, select_behavior_policy
+
+    card = select_behavior_policy(
+        SelectionConfig(
+            run_dir=args.run,
+            target=args.target,
+            band=args.band,
+            episodes=args.episodes,
+            seed=args.seed,
+            min_step=args.min_step,
+        )
+    )
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+def _behavior_train(args: argparse.Namespace) -> int:
+    from hybrid_rl.behavior.train_sac import BehaviorTrainConfig, train_behavior_policy
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    env_name = args.env.split("-")[0].lower()
+    config = BehaviorTrainConfig(
+        env_id=args.env,
+        total_steps=args.steps,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        out_dir=args.out or f"behavior_runs/{env_name}_s{args.seed}",
+        device=args.device,
+    )
+    train_behavior_policy(config)
+    return 0
