@@ -329,3 +329,28 @@ def test_runs_whose_phase1_run_diverged_are_named_and_not_started(tmp_path, caps
     ) in err
     assert "wait for Phase I runs" not in err
     assert not phase2.exists()
+
+
+def test_td3bc_added_as_one_file_and_one_registry_line_runs_both_phases(
+    hopper_file, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    td3bc = [*COMMON[:1], "td3bc", *COMMON[2:]]
+    for command, budget in (("phase1", TINY_PHASE1), ("phase2", TINY_PHASE2)):
+        flags = ["--quick", "--env", str(hopper_file), "--remove_top_k", "0"]
+        assert main([command, *flags, *budget, *td3bc]) == 0
+    phase1 = json.loads(
+        (tmp_path / "results/quick/td3bc_hopper-p2_k0_noise0_s0/metrics.json").read_text()
+    )
+    assert phase1["status"] == "completed"
+    # The delayed actor logs its loss only on the steps it updates; the critic on every step.
+    assert all(
+        v is not None for v in phase1["train"]["actor_loss"] + phase1["train"]["critic_loss"]
+    )
+    for bonus in ("ensemble", "none"):
+        run = tmp_path / f"results_phase2/quick/ft_td3bc_hopper-p2_k0_noise0_{bonus}_s0"
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["eval"]["steps"] == [0, 300]
+        saved = json.loads((run / "config.json").read_text())
+        assert saved["agent_config_class"] == "TD3BCConfig"
+        assert saved["online_agent_config"]["critic_members"] == 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import sys
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import hybrid_rl.data
 from hybrid_rl.data.download import DownloadError
 from hybrid_rl.data.hdf5_format import DatasetFormatError, write_d4rl_hdf5
 from hybrid_rl.data.loader import DatasetUnavailableError, load_dataset
@@ -283,22 +281,6 @@ def test_unknown_source_lists_the_valid_ones():
 def test_unknown_dataset_id_lists_the_valid_ones():
     with pytest.raises(KeyError, match="halfcheetah-medium-v2"):
         load_dataset("walker2d-medium-v2", source="d4rl")
-
-
-def test_data_layer_imports_nothing_above_it():
-    forbidden = ("hybrid_rl.algos", "hybrid_rl.behavior", "hybrid_rl.eval", "hybrid_rl.cli")
-    data_dir = Path(hybrid_rl.data.__file__).parent
-    for module in data_dir.glob("*.py"):
-        for node in ast.walk(ast.parse(module.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            assert not [n for n in names if n.startswith(forbidden)], (
-                f"{module.name} imports {names}"
-            )
 
 
 def test_minari_source_without_the_extra_says_what_to_install(monkeypatch):

@@ -12,6 +12,7 @@ from hybrid_rl.cli.behavior import add_behavior_commands
 from hybrid_rl.cli.dataset import add_dataset_commands, format_summary
 from hybrid_rl.cli.phase1 import add_phase1_command, phase1_grid_from_args
 from hybrid_rl.cli.phase2 import add_phase2_command, phase1_command_for, phase2_grid_from_args
+from hybrid_rl.cli.runs import add_runs_commands
 from hybrid_rl.cli.study import add_study_command, study_from_args
 
 __all__ = [
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_phase1_command(sub)
     add_phase2_command(sub)
     add_study_command(sub)
+    add_runs_commands(sub)
     return parser
 
 

@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -310,11 +309,6 @@ def _exit_when_orphaned(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(_POLL_SECONDS)
     os._exit(1)
-
-
-def saved_status(run_dir: Path) -> str | None:
-    """The status of the run in `run_dir` (see `RunFolder.status`)."""
-    return RunFolder(run_dir).status()
 
 
 def _conflict_with_saved_run(config: RunSpec) -> str | None:

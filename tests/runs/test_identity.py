@@ -1,0 +1,37 @@
+"""Which settings may differ when a run resumes: the fields marked EXECUTION, nothing else."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from hybrid_rl.finetune import FinetuneConfig
+from hybrid_rl.runs.identity import as_json, check_same_run, identity_conflict
+from hybrid_rl.train import TrainConfig
+
+
+def test_execution_settings_may_differ_including_nested_agent_ones():
+    config = TrainConfig(algo="iql", total_steps=60_000)
+    saved = as_json(config)
+    saved |= {"device": "cuda", "results_dir": "elsewhere", "tensorboard": True}
+    saved["agent"] = {**saved["agent"], "compile": not config.agent.compile}
+    assert identity_conflict(config, saved) is None
+
+
+def test_an_identity_setting_that_differs_is_named_with_both_values():
+    config = TrainConfig(algo="iql", total_steps=60_000)
+    saved = as_json(dataclasses.replace(config, seed=1))
+    saved["agent"]["expectile"] = 0.9
+    conflict = identity_conflict(config, saved)
+    assert conflict == "agent.expectile 0.9 there, 0.7 asked; seed 1 there, 0 asked"
+    with pytest.raises(ValueError, match="holds a run with other settings"):
+        check_same_run(config, {"config": saved}, "results/x")
+
+
+def test_phase2_may_move_its_phase1_folder_but_not_change_its_bonus():
+    config = FinetuneConfig(online_steps=5_000)
+    saved = as_json(config) | {"phase1_results_dir": "moved"}
+    assert identity_conflict(config, saved) is None
+    saved["bonus_coeff"] = 2.0
+    assert identity_conflict(config, saved) == "bonus_coeff 2.0 there, 1.0 asked"
