@@ -1,9 +1,11 @@
-"""End-to-end sanity check of Phase I on tiny budgets: dataset → grid → plots → report.
+"""End-to-end sanity check on tiny budgets: dataset → Phase I grid → a Phase II run → plots
+and reports.
 
 Builds a 2,000-transition random-action Hopper dataset in a temporary folder, runs CQL, IQL
-and BC with k ∈ {0, 30} % for 200 gradient steps each through the `phase1` CLI,
-checks that every output exists and is non-empty, and prints the wall time. Meant to finish
-in under 2 minutes on 2 CPU cores. `--keep DIR` keeps the outputs in DIR.
+and BC with k ∈ {0, 30} % for 200 gradient steps each through the `phase1` CLI, then
+fine-tunes the IQL k = 30 run online for 300 steps with the ensemble bonus through the
+`phase2` CLI, checks that every output exists and is non-empty, and prints the wall time.
+Meant to finish in under 2 minutes on 2 CPU cores. `--keep DIR` keeps the outputs in DIR.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ TRANSITIONS = 2_000
 ALGOS = ("cql", "iql", "bc")
 K_PERCENTS = ("0", "30")
 STEPS = ["--total_steps", "200", "--log_every", "100", "--eval_every", "200"]
+ONLINE_STEPS = ["--total_steps", "300", "--log_every", "300", "--eval_every", "300"]
 
 
 def run_smoke_test(workdir: Path) -> None:
@@ -61,7 +64,30 @@ def run_smoke_test(workdir: Path) -> None:
     report = (plots / "report.md").read_text()
     for algo in ALGOS:
         assert f"| {algo.upper()} |" in report, f"report.md has no row for {algo}"
-    print(f"outputs: {len(runs)} runs, {len(figures)} figure files, report.md")
+    phase2_results, phase2_plots = workdir / "results_phase2", workdir / "plots_phase2"
+    code = cli_main(
+        [
+            "phase2",
+            "--env", str(dataset),
+            "--algo", "iql",
+            "--remove_top_k", "30",
+            "--seed", "0",
+            "--bonus_type", "ensemble",
+            *ONLINE_STEPS,
+            "--eval_episodes", "2",
+            "--device", "cpu",
+            "--workers", "1",
+            "--phase1_results_dir", str(results),
+            "--results_dir", str(phase2_results),
+            "--plots_dir", str(phase2_plots),
+        ]
+    )  # fmt: skip
+    assert code == 0, f"hybrid-rl phase2 exited with {code}"
+    online_run = phase2_results / "ft_iql_hopper-smoke_k30_noise0_ensemble_s0"
+    for name in ("config.json", "metrics.json", "checkpoint.pt"):
+        assert (online_run / name).stat().st_size > 0, f"{online_run / name} is empty"
+    assert "| IQL |" in (phase2_plots / "report.md").read_text(), "no Phase II row in report.md"
+    print(f"outputs: {len(runs)} Phase I runs, 1 Phase II run, {len(figures)} figure files")
 
 
 def main() -> int:
