@@ -152,7 +152,7 @@ def test_tuple_fields_become_list_flags_of_their_element_type():
     assert (flags["seed"].many, flags["seed"].kind) == (True, int)
     assert (flags["removal"].many, flags["removal"].kind) == (True, str)
     assert (flags["total_steps"].many, flags["total_steps"].kind) == (False, int)
-    assert flags["algo"].every == ("all", ("cql", "iql", "bc"))
+    assert flags["algo"].every == ("all", ("cql", "iql", "bc", "td3bc"))
 
 
 def test_only_the_flags_given_are_returned_converted():

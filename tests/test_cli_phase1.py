@@ -62,7 +62,7 @@ def test_list_flags_take_commas_repeats_and_spaces():
 
 
 def test_algo_all_means_every_algorithm():
-    assert grid_for("--algo", "all").algos == ("cql", "iql", "bc")
+    assert grid_for("--algo", "all").algos == ("cql", "iql", "bc", "td3bc")
 
 
 def test_scalar_flags_reach_the_grid():

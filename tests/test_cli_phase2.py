@@ -85,7 +85,7 @@ def test_flags_reach_the_grid():
         "--log_every",
         "500",
     )
-    assert (grid.algos, grid.bonus_types) == (("cql", "iql"), ("ensemble", "none"))
+    assert (grid.algos, grid.bonus_types) == (("cql", "iql", "td3bc"), ("ensemble", "none"))
     assert (grid.datasets, grid.k_percents, grid.seeds) == (("hopper-medium-v2",), (60.0,), (0, 1))
     assert (grid.online_steps, grid.n_ensemble, grid.bonus_coeff, grid.online_ratio) == (
         50_000,
@@ -139,7 +139,8 @@ def test_bad_values_exit_with_a_message_and_run_nothing(flags, message, tmp_path
         (["--env", "no-such-env-v2"], "hybrid-rl phase2: --env no-such-env-v2 is invalid"),
         (
             ["--total_steps", "1500"],
-            "hybrid-rl phase2: --total_steps 1500 is invalid: online_steps (1500) and eval_every",
+            "hybrid-rl phase2: --total_steps 1500 is invalid: the step budget (1500) must be a "
+            "multiple of log_every",
         ),
         (["--online_ratio", "half"], "hybrid-rl phase2: --online_ratio takes a number"),
     ],
@@ -343,7 +344,7 @@ def test_td3bc_added_as_one_file_and_one_registry_line_runs_both_phases(
         (tmp_path / "results/quick/td3bc_hopper-p2_k0_noise0_s0/metrics.json").read_text()
     )
     assert phase1["status"] == "completed"
-    # The delayed actor logs its loss only on the steps it updates; the critic on every step.
+    # The delayed actor updates every other step, so each 50-step interval logs both losses.
     assert all(
         v is not None for v in phase1["train"]["actor_loss"] + phase1["train"]["critic_loss"]
     )

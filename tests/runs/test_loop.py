@@ -94,7 +94,8 @@ def test_a_non_finite_metric_ends_the_run_as_diverged_with_a_checkpoint(tmp_path
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"total_steps": 10, "log_every": 3, "eval_every": 6}, "multiples of log_every"),
+        ({"total_steps": 10, "log_every": 3, "eval_every": 6}, "multiple of log_every"),
+        ({"total_steps": 12, "log_every": 3, "eval_every": 4}, "eval_every .4. must be"),
         ({"total_steps": 0, "log_every": 1, "eval_every": 1}, "total_steps must be positive"),
     ],
 )

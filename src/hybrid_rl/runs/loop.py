@@ -43,11 +43,15 @@ class Cadence:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.checkpoint_every is not None and self.checkpoint_every <= 0:
             raise ValueError(f"checkpoint_every must be positive, got {self.checkpoint_every}")
-        if self.total_steps % self.log_every or self.eval_every % self.log_every:
+        if self.total_steps % self.log_every:
             raise ValueError(
-                f"total steps ({self.total_steps}) and eval_every ({self.eval_every}) must be "
-                f"multiples of log_every ({self.log_every}), so that the last step is logged "
-                "and evaluations fall on logged steps"
+                f"the step budget ({self.total_steps}) must be a multiple of log_every "
+                f"({self.log_every}), so that the last step is logged"
+            )
+        if self.eval_every % self.log_every:
+            raise ValueError(
+                f"eval_every ({self.eval_every}) must be a multiple of log_every "
+                f"({self.log_every}), so that evaluations fall on logged steps"
             )
 
     def checkpoints_at(self, step: int) -> bool:
