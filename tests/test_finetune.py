@@ -245,6 +245,7 @@ def test_without_bonus_the_stored_rewards_are_the_scaled_env_rewards(phase1_runs
     assert all(v > 0 for v in train["disagreement_collected"])  # still measured
 
 
+@pytest.mark.slow  # kill/resume, process pool or torch.compile: see README
 def test_killed_run_resumes_with_its_replay_buffer_to_the_uninterrupted_result(
     phase1_runs, tmp_path
 ):

@@ -67,6 +67,7 @@ def test_run_writes_config_metrics_and_checkpoint(hopper_file, tmp_path):
     assert not list(run.glob(".*.tmp"))
 
 
+@pytest.mark.slow  # kill/resume, process pool or torch.compile: see README
 def test_killed_run_resumes_to_the_uninterrupted_result(hopper_file, tmp_path):
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
     settings = small_settings(hopper_file, killed_dir, total_steps=3_000)

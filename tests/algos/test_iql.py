@@ -186,6 +186,7 @@ def test_actions_are_in_the_action_box(deterministic):
     assert actions.abs().max() <= 1.0
 
 
+@pytest.mark.slow  # kill/resume, process pool or torch.compile: see README
 def test_compiled_update_equals_the_eager_update(random_batch, monkeypatch):
     batch = random_batch(16, OBS_DIM, ACT_DIM, torch.Generator().manual_seed(5))
     monkeypatch.setenv(COMPILE_ENV_VAR, "0")

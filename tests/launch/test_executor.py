@@ -106,6 +106,7 @@ def test_a_folder_holding_another_config_is_left_alone(hopper_file, tmp_path):
     assert (short.run_dir / "metrics.json").read_text() == before
 
 
+@pytest.mark.slow  # kill/resume, process pool or torch.compile: see README
 def test_a_run_compiled_or_not_is_the_same_run(hopper_file, tmp_path):
     # `compile` changes how IQL's update runs, not what it computes: a run finished eagerly
     # is not redone (nor refused) when asked for with compiling on.
@@ -116,6 +117,7 @@ def test_a_run_compiled_or_not_is_the_same_run(hopper_file, tmp_path):
     assert outcome.status == "skipped"
 
 
+@pytest.mark.slow  # kill/resume, process pool or torch.compile: see README
 def test_a_pool_of_two_workers_runs_the_grid_under_a_bar_of_steps(hopper_file, tmp_path, capsys):
     configs = [tiny(hopper_file, tmp_path, seed=seed) for seed in (0, 1)]
     configs.append(tiny(tmp_path / "missing.hdf5", tmp_path, seed=2))
@@ -152,6 +154,7 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.slow  # kill/resume, process pool or torch.compile: see README
 def test_pool_workers_exit_when_the_grid_process_is_killed(hopper_file, tmp_path):
     # SIGKILL gives the grid no chance to shut its pool down; the workers must notice alone.
     long_run = tiny(hopper_file, tmp_path, total_steps=10**7, eval_every=10**6)
@@ -245,6 +248,7 @@ def test_a_phase2_run_listed_before_its_phase1_run_waits_for_it(hopper_file, tmp
     assert saved["phase1"]["checkpoint"] == str(first.run_dir / "checkpoint.pt")
 
 
+@pytest.mark.slow  # kill/resume, process pool or torch.compile: see README
 def test_a_pool_runs_phase2_runs_once_their_phase1_runs_end(hopper_file, tmp_path):
     firsts = [phase1_iql(hopper_file, tmp_path / "p1", seed=s) for s in (0, 1)]
     seconds = [phase2(f, tmp_path / "p2") for f in firsts]
