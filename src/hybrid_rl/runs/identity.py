@@ -1,8 +1,8 @@
 """Which settings make a run what it is, and the check that a folder holds the run asked for.
 
-A config field marked `EXECUTION` (device, thread-free settings such as where results go,
-whether an update is compiled) says how a run is executed, not what it computes: it may
-differ between the start and the resumption of one run. Every other field is identity: a
+A config field marked `hybrid_rl.settings.EXECUTION` (the device, where results go, whether
+an update is compiled) says how a run is executed, not what it computes: it may differ
+between the start and the resumption of one run. Every other field is identity: a
 folder whose saved config differs in one of them holds another run.
 """
 
@@ -12,17 +12,13 @@ import dataclasses
 import json
 from typing import Any
 
-from hybrid_rl.settings import EXECUTION
-
-__all__ = ["EXECUTION", "identity_conflict"]
-
 
 def execution_fields(config: Any) -> dict[str, Any]:
     """{field: True} for execution settings, {field: nested dict} for nested dataclasses."""
     marks: dict[str, Any] = {}
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        if field.metadata.get("execution"):
+        if field.metadata.get("execution"):  # hybrid_rl.settings.EXECUTION
             marks[field.name] = True
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
             marks[field.name] = execution_fields(value)
