@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
+from hybrid_rl.behavior.select import SelectionConfig, select_behavior_policy
 from hybrid_rl.behavior.train_sac import BehaviorTrainConfig, train_behavior_policy
 
 
@@ -42,3 +44,26 @@ def test_same_seed_reproduces_the_policy_and_another_seed_does_not(tmp_path):
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0)
     assert any(not torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+def test_a_trained_run_ships_its_snapshot_nearest_the_target(tmp_path):
+    curve = train_behavior_policy(tiny_config(tmp_path / "run"))
+    target = curve["stochastic"][-1]
+    card = select_behavior_policy(
+        SelectionConfig(
+            run_dir=str(tmp_path / "run"),
+            target=target,
+            band=50.0,
+            episodes=2,
+            policy_dir=str(tmp_path / "policies"),
+        )
+    )
+    assert card["train_step"] in curve["steps"] and card["seed"] == 0
+    shipped = torch.load(tmp_path / "policies" / "hopper_medium.pt", weights_only=True)
+    assert (shipped["obs_dim"], shipped["act_dim"]) == (11, 3)
+    assert json.loads((tmp_path / "policies" / "hopper_medium.json").read_text()) == card
+
+
+def test_selection_from_a_folder_without_a_run_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no behaviour-training run"):
+        select_behavior_policy(SelectionConfig(run_dir=str(tmp_path), target=40.0, band=5.0))

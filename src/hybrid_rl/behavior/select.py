@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from hybrid_rl.behavior.policies import POLICY_DIR, sha256_of
 from hybrid_rl.data.registry import env_name_of
 from hybrid_rl.eval.rollout import EvalResult, PolicyFn, evaluate_policy
 from hybrid_rl.provenance import git_commit
+from hybrid_rl.runs.folder import RunFolder
 
 
 @dataclass
@@ -54,8 +54,11 @@ def _summary(result: EvalResult) -> dict[str, float]:
 def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
     """Re-evaluate the snapshots near the target and write `<env>_<quality>.pt` plus its card."""
     run = Path(config.run_dir)
-    curve = json.loads((run / "curve.json").read_text())
-    train_config = json.loads((run / "config.json").read_text())
+    folder = RunFolder(run)
+    train_config, metrics = folder.read_config(), folder.read_metrics()
+    if train_config is None or metrics is None:
+        raise FileNotFoundError(f"{run} holds no behaviour-training run (`behavior train`)")
+    curve = metrics["curve"]
     # The training curve's 10-episode scores are noisy: shortlist generously, then re-evaluate.
     shortlist = [
         step
