@@ -211,20 +211,21 @@ class Phase1Grid:
         settings.update(overrides)
         return cls(results_dir=results_dir, plots_dir=plots_dir, **settings)
 
-    def cells(self) -> list[tuple[str, str, RemovalMode, float, float]]:
-        """The distinct (dataset, algo, removal, k, σ) conditions, in run order.
-
-        k = 0 removes nothing whatever the removal mode, so it is one condition (the clean
-        data, kept under removal "top") instead of one identical copy per mode.
-        """
-        seen: list[tuple[str, str, RemovalMode, float, float]] = []
-        for dataset, algo, removal, k, sigma in itertools.product(
-            self.datasets, self.algos, self.removals, self.k_percents, self.reward_noise_stds
-        ):
-            cell = (dataset, algo, removal if k != 0 else "top", float(k), float(sigma))
-            if cell not in seen:
-                seen.append(cell)
-        return seen
+    def cells(self) -> list[tuple[str, str, CorruptionConfig]]:
+        """The distinct (dataset, algo, condition) cells, in run order: removing k = 0 % is
+        one clean condition whatever the removal mode (`CorruptionConfig` is canonical)."""
+        return list(
+            dict.fromkeys(
+                (dataset, algo, CorruptionConfig(removal, k, sigma))
+                for dataset, algo, removal, k, sigma in itertools.product(
+                    self.datasets,
+                    self.algos,
+                    self.removals,
+                    self.k_percents,
+                    self.reward_noise_stds,
+                )
+            )
+        )
 
     def expand(self) -> list[TrainConfig]:
         """One `TrainConfig` per run, seed-major: every cell's first seed comes before any
@@ -234,9 +235,7 @@ class Phase1Grid:
                 algo=algo,
                 dataset=dataset,
                 source=self.source,
-                removal=removal,
-                k_percent=k,
-                reward_noise_std=sigma,
+                **run_fields(condition),
                 seed=seed,
                 total_steps=self.total_steps,
                 log_every=self.log_every,
@@ -247,8 +246,20 @@ class Phase1Grid:
                 tensorboard=self.tensorboard,
             )
             for seed in self.seeds
-            for dataset, algo, removal, k, sigma in self.cells()
+            for dataset, algo, condition in self.cells()
         ]
+
+
+def run_fields(condition: CorruptionConfig) -> dict[str, Any]:
+    """A condition as the run configs' fields. A clean run keeps their default removal mode
+    ("top"), as the config.json of every clean run folder has it."""
+    fields: dict[str, Any] = {
+        "k_percent": condition.k_percent,
+        "reward_noise_std": condition.reward_noise_std,
+    }
+    if condition.removes:
+        fields["removal"] = condition.removal
+    return fields
 
 
 @dataclass
@@ -356,11 +367,12 @@ class Phase2Grid:
         settings.update(overrides)
         return cls(**settings)
 
-    def cells(self) -> list[tuple[str, str, float]]:
-        """The distinct (dataset, algo, k) Phase I conditions fine-tuned, in run order."""
+    def cells(self) -> list[tuple[str, str, CorruptionConfig]]:
+        """The distinct (dataset, algo, condition) Phase I cells fine-tuned (top-k removal),
+        in run order."""
         return list(
             dict.fromkeys(
-                (dataset, algo, float(k))
+                (dataset, algo, CorruptionConfig("top", k))
                 for dataset, algo, k in itertools.product(
                     self.datasets, self.algos, self.k_percents
                 )
@@ -375,7 +387,7 @@ class Phase2Grid:
             FinetuneConfig(
                 algo=algo,
                 dataset=dataset,
-                k_percent=k,
+                **run_fields(condition),
                 seed=seed,
                 n_ensemble=self.n_ensemble,
                 bonus_type=bonus_type,
@@ -390,6 +402,6 @@ class Phase2Grid:
                 device=self.device,
             )
             for seed in self.seeds
-            for dataset, algo, k in self.cells()
+            for dataset, algo, condition in self.cells()
             for bonus_type in self.bonus_types
         ]
