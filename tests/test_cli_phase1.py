@@ -134,6 +134,16 @@ def test_bad_values_exit_with_a_message_and_run_nothing(flags, message, tmp_path
             "hybrid-rl phase1: --env missing.hdf5 is invalid: missing.hdf5",
         ),
         (["--threads", "0"], "hybrid-rl phase1: --threads must be at least 1"),
+        (
+            ["--attack", "obs,walls"],
+            "hybrid-rl phase1: --attack obs,walls is invalid: unknown attack",
+        ),
+        (["--attack_rate", "0"], "hybrid-rl phase1: --attack_rate 0 is invalid: attack rate must"),
+        (["--attack_scale", "-2"], "hybrid-rl phase1: --attack_scale -2 is invalid: attack scale"),
+        (
+            ["--attack", "obs", "--attack_mode", "adversarial"],
+            "hybrid-rl phase1: --attack obs is invalid: the adversarial obs attack is not",
+        ),
     ],
 )
 def test_a_bad_value_is_one_stderr_line_naming_its_flag_and_nothing_is_written(
@@ -213,3 +223,23 @@ def test_a_tiny_grid_runs_then_plots_and_reports(tmp_path):
     report = (plots / "report.md").read_text()
     assert "| hopper-cli | hdf5-file | BC | top | 30 |" in report
     assert Path(plots / "learning_curves_hopper-cli.png").stat().st_size > 0
+
+
+def test_a_riql_attack_is_its_own_run_and_condition(tmp_path):
+    dataset = tmp_path / "hopper-cli.hdf5"
+    arrays = collect_transitions("Hopper-v4", None, 1_000, seed=0, num_envs=4, progress=False)
+    write_d4rl_hdf5(dataset, arrays, {"source": "test", "env_id": "Hopper-v4"})
+    results, plots = tmp_path / "results", tmp_path / "plots"
+    flags = ["--env", str(dataset), "--algo", "bc", "--remove_top_k", "0", "--seed", "0"]
+    flags += ["--attack", "none,act", "--attack_rate", "0.5", "--total_steps", "100"]
+    flags += ["--log_every", "50", "--eval_every", "100", "--eval_episodes", "1"]
+    flags += ["--device", "cpu", "--threads", "1", "--workers", "1"]
+    assert main(["phase1", *flags, "--results_dir", str(results), "--plots_dir", str(plots)]) == 0
+    names = sorted(p.name for p in results.iterdir())
+    assert names == ["bc_hopper-cli_k0_noise0_act0.5x1_s0", "bc_hopper-cli_k0_noise0_s0"]
+    saved = json.loads((results / names[0] / "config.json").read_text())
+    attack = saved["corruption"]["attack"]
+    assert (attack["target"], attack["rate"]) == ("act", 0.5)
+    assert 0.4 * 1_000 < attack["attacked"] < 0.6 * 1_000
+    report = (plots / "report.md").read_text()
+    assert "random act corruption (50% of transitions, scale 1)" in report

@@ -21,7 +21,14 @@ from torch import Tensor
 from hybrid_rl.algos.agent import Agent
 from hybrid_rl.algos.registry import get_algorithm
 from hybrid_rl.behavior.replica import ensure_replica
-from hybrid_rl.data.corruption import CorruptionConfig, CorruptionStats, RemovalMode, corrupt
+from hybrid_rl.data.corruption import (
+    AttackMode,
+    AttackTarget,
+    CorruptionConfig,
+    CorruptionStats,
+    RemovalMode,
+    corrupt,
+)
 from hybrid_rl.data.dataset import OfflineDataset
 from hybrid_rl.data.loader import LoadedDataset, load_dataset
 from hybrid_rl.data.transitions import split_trajectories
@@ -44,6 +51,10 @@ class TrainConfig:
     removal: RemovalMode = "top"  # "top" | "random": which trajectories k% removes
     k_percent: float = 0.0
     reward_noise_std: float = 0.0
+    attack: AttackTarget = "none"  # RIQL-style corruption of a share of the transitions
+    attack_mode: AttackMode = "random"
+    attack_rate: float = 0.3
+    attack_scale: float = 1.0
     seed: int = 0
     total_steps: int = 500_000
     log_every: int = 1_000
@@ -67,7 +78,15 @@ class TrainConfig:
 
     @property
     def corruption(self) -> CorruptionConfig:
-        return CorruptionConfig(self.removal, self.k_percent, self.reward_noise_std)
+        return CorruptionConfig(
+            self.removal,
+            self.k_percent,
+            self.reward_noise_std,
+            self.attack,
+            self.attack_mode,
+            self.attack_rate,
+            self.attack_scale,
+        )
 
     @property
     def cadence(self) -> Cadence:

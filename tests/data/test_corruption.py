@@ -12,6 +12,7 @@ from hybrid_rl.data.corruption import (
     CLEAN,
     CorruptionConfig,
     add_reward_noise,
+    attack_transitions,
     corrupt,
     removal_count,
     remove_random_k,
@@ -417,3 +418,87 @@ def test_a_condition_removing_nothing_is_one_clean_condition_whatever_the_mode()
         "randk30_noise0.1",
         "random 30% removed, reward noise σ=0.1",
     )
+
+
+FIELD_OF = {
+    "obs": "observations",
+    "act": "actions",
+    "rew": "rewards",
+    "next_obs": "next_observations",
+}
+
+
+def large_random_transitions(n=4_000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = build([100] * (n // 100), ["timeout"] * (n // 100), rng.normal(size=n).astype(np.float32))
+    return dataclasses.replace(
+        t,
+        observations=rng.normal(3.0, [1.0, 5.0, 0.1], size=(n, 3)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(n, 2)).astype(np.float32),
+        next_observations=rng.normal(size=(n, 3)).astype(np.float32),
+    )
+
+
+@properties
+@given(
+    st.sampled_from(["obs", "act", "rew", "next_obs"]),
+    st.floats(0.05, 1.0),
+    st.floats(0.1, 3.0),
+    seeds,
+)
+def test_riql_random_attack_keeps_rate_and_scale_and_leaves_other_rows_alone(
+    target, rate, scale, seed
+):
+    t = large_random_transitions()
+    before = copies(t)
+    out, stats = attack_transitions(t, target, "random", rate, scale, seed)
+    assert_unchanged(t, before)  # the input is never modified
+    field = FIELD_OF[target]
+    changed = np.any(
+        np.atleast_2d(getattr(out, field).T).T != np.atleast_2d(getattr(t, field).T).T, axis=1
+    )
+    assert changed.sum() == stats.attacked
+    # Each row is attacked with probability `rate`: 4,000 rows, well within 5 binomial stds.
+    assert abs(stats.attacked - rate * len(t)) <= 5 * np.sqrt(len(t) * rate * (1 - rate)) + 1
+    for name in ARRAY_FIELDS:  # every other array, and the unattacked rows, are unchanged
+        if name != field:
+            np.testing.assert_array_equal(getattr(out, name), getattr(t, name))
+    np.testing.assert_array_equal(getattr(out, field)[~changed], getattr(t, field)[~changed])
+    delta = getattr(out, field)[changed].astype(np.float64) - getattr(t, field)[changed]
+    if target == "rew":  # replaced by U(−30·scale, 30·scale)
+        assert np.all(np.abs(getattr(out, field)[changed]) <= 30 * scale + 1e-4)
+    else:  # per-dimension noise within ±scale·std of that dimension
+        std = getattr(t, field).astype(np.float64).std(axis=0)
+        assert np.all(np.abs(delta) <= scale * std + 1e-4)
+        if stats.attacked > 200:  # uniform noise: std of the draw is scale·std/√3
+            np.testing.assert_allclose(delta.std(axis=0), scale * std / np.sqrt(3), rtol=0.25)
+    again, _ = attack_transitions(t, target, "random", rate, scale, seed)
+    np.testing.assert_array_equal(getattr(again, field), getattr(out, field))
+
+
+def test_adversarial_reward_attack_negates_and_scales_the_attacked_rewards():
+    t = large_random_transitions()
+    out, stats = attack_transitions(t, "rew", "adversarial", 0.3, 2.0, seed=1)
+    changed = out.rewards != t.rewards
+    assert changed.sum() == stats.attacked > 0
+    np.testing.assert_allclose(out.rewards[changed], -2.0 * t.rewards[changed], rtol=1e-6)
+
+
+def test_adversarial_state_attacks_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="need a trained critic"):
+        CorruptionConfig(attack="obs", attack_mode="adversarial")
+
+
+def test_an_attack_is_part_of_the_condition_and_its_stats():
+    condition = CorruptionConfig("top", 30, 0.0, "act", "random", 0.2, 1.5)
+    assert not condition.is_clean
+    assert condition.name_part == "k30_noise0_act0.2x1.5"
+    assert condition.label == (
+        "top 30% removed, random act corruption (20% of transitions, scale 1.5)"
+    )
+    assert CorruptionConfig(attack="none", attack_rate=0.9) == CLEAN
+    t = large_random_transitions()
+    out, stats = corrupt(t, condition, seed=4)
+    assert stats.attack is not None and stats.attack.target == "act"
+    assert stats.attack.transitions == stats.transitions_after == len(out)
+    assert json.loads(json.dumps(stats.to_dict()))["attack"]["attacked"] == stats.attack.attacked

@@ -35,3 +35,12 @@ def test_phase2_may_move_its_phase1_folder_but_not_change_its_bonus():
     assert identity_conflict(config, saved) is None
     saved["bonus_coeff"] = 2.0
     assert identity_conflict(config, saved) == "bonus_coeff 2.0 there, 1.0 asked"
+
+
+def test_a_setting_added_after_a_run_was_saved_counts_as_its_default():
+    config = TrainConfig(algo="cql", total_steps=20_000)
+    saved = as_json(config)
+    del saved["attack"], saved["agent"]["cql_alpha"]  # as a config.json from before them
+    assert identity_conflict(config, saved) is None
+    attacked = dataclasses.replace(config, attack="obs")
+    assert identity_conflict(attacked, saved) == "attack 'none' there, 'obs' asked"

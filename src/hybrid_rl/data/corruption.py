@@ -23,11 +23,19 @@ from hybrid_rl.data.transitions import Trajectories, TransitionArrays, split_tra
 
 RemovalMode = Literal["top", "random", "none"]
 REMOVAL_MODES: tuple[str, ...] = ("top", "random", "none")
+# RIQL's corruption targets (Yang et al. 2023): which part of a transition is corrupted.
+AttackTarget = Literal["none", "obs", "act", "rew", "next_obs"]
+ATTACK_TARGETS: tuple[str, ...] = ("none", "obs", "act", "rew", "next_obs")
+AttackMode = Literal["random", "adversarial"]
+ATTACK_MODES: tuple[str, ...] = ("random", "adversarial")
+# RIQL's random reward corruption draws rewards from U(−30·scale, 30·scale).
+RANDOM_REWARD_RANGE = 30.0
 
 # Random removal and reward noise draw from separate streams of the same seed, so one seed
 # serves a whole corruption without the two draws being copies of one another.
 _RANDOM_REMOVAL_STREAM = 0
 _REWARD_NOISE_STREAM = 1
+_ATTACK_STREAM = 2
 
 
 @dataclass(frozen=True)
@@ -99,9 +107,27 @@ class NoiseStats:
 
 
 @dataclass(frozen=True)
+class AttackStats:
+    """What `attack_transitions` did."""
+
+    target: str
+    mode: str
+    rate: float
+    scale: float
+    seed: int
+    transitions: int
+    attacked: int  # rows changed
+    returns_before: ReturnSummary
+    returns_after: ReturnSummary
+
+
+@dataclass(frozen=True)
 class CorruptionConfig:
     """One corruption condition of a dataset: `removal` of `k_percent` of its trajectories,
-    then Gaussian reward noise of std `reward_noise_std`.
+    then RIQL-style corruption of a share `attack_rate` of the transitions (`attack`:
+    observations, actions, rewards or next observations; `attack_mode` random, or adversarial
+    for rewards; `attack_scale` in per-dimension stds), then Gaussian reward noise of std
+    `reward_noise_std`.
 
     The one place that says what "clean" is. k = 0 removes nothing whatever the mode, so the
     condition is canonical: with k = 0 the removal is "none" (given "top" or "random", it is
@@ -113,6 +139,11 @@ class CorruptionConfig:
     removal: RemovalMode = "none"
     k_percent: float = 0.0
     reward_noise_std: float = 0.0
+    # RIQL-style corruption of a share of the transitions (Yang et al. 2023); "none": off.
+    attack: AttackTarget = "none"
+    attack_mode: AttackMode = "random"
+    attack_rate: float = 0.3
+    attack_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.removal not in REMOVAL_MODES:
@@ -126,15 +157,22 @@ class CorruptionConfig:
                 f"k_percent={self.k_percent} was given with removal='none'; "
                 "choose removal='top' or 'random', or set k_percent=0"
             )
+        _check_attack(self.attack, self.attack_mode, self.attack_rate, self.attack_scale)
         object.__setattr__(self, "k_percent", float(self.k_percent))
         object.__setattr__(self, "reward_noise_std", float(self.reward_noise_std))
+        object.__setattr__(self, "attack_rate", float(self.attack_rate))
+        object.__setattr__(self, "attack_scale", float(self.attack_scale))
         if self.k_percent == 0:
             object.__setattr__(self, "removal", "none")
+        if self.attack == "none":  # the attack's settings mean nothing without one
+            object.__setattr__(self, "attack_mode", "random")
+            object.__setattr__(self, "attack_rate", 0.3)
+            object.__setattr__(self, "attack_scale", 1.0)
 
     @property
     def is_clean(self) -> bool:
         """Nothing removed and no reward noise: the reference every condition is compared to."""
-        return self.k_percent == 0 and self.reward_noise_std == 0
+        return self.k_percent == 0 and self.reward_noise_std == 0 and self.attack == "none"
 
     @property
     def removes(self) -> bool:
@@ -147,7 +185,21 @@ class CorruptionConfig:
     def name_part(self) -> str:
         """The condition in a run name: `k30_noise0`, `randk30_noise0.1` (clean: `k0_noise0`)."""
         removal = "randk" if self.removal == "random" else "k"
-        return f"{removal}{self.k_percent:g}_noise{self.reward_noise_std:g}"
+        name = f"{removal}{self.k_percent:g}_noise{self.reward_noise_std:g}"
+        if self.attack != "none":
+            mode = "adv" if self.attack_mode == "adversarial" else ""
+            name += f"_{self.attack}{mode}{self.attack_rate:g}x{self.attack_scale:g}"
+        return name
+
+    @property
+    def attack_label(self) -> str:
+        """E.g. "random act corruption (30% of transitions, scale 1)"; "" without an attack."""
+        if self.attack == "none":
+            return ""
+        return (
+            f"{self.attack_mode} {self.attack} corruption ({self.attack_rate:.0%} of "
+            f"transitions, scale {self.attack_scale:g})"
+        )
 
     @property
     def label(self) -> str:
@@ -155,6 +207,8 @@ class CorruptionConfig:
         parts = []
         if self.removes:
             parts.append(f"{self.removal} {self.k_percent:g}% removed")
+        if self.attack != "none":
+            parts.append(self.attack_label)
         if self.reward_noise_std:
             parts.append(f"reward noise σ={self.reward_noise_std:g}")
         return ", ".join(parts) or "clean"
@@ -182,6 +236,7 @@ class CorruptionStats:
     returns_before: ReturnSummary
     returns_after_removal: ReturnSummary
     returns_after: ReturnSummary
+    attack: AttackStats | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -260,11 +315,62 @@ def add_reward_noise(
     return copy, stats
 
 
+def attack_transitions(
+    transitions: TransitionArrays,
+    target: AttackTarget,
+    mode: AttackMode,
+    rate: float,
+    scale: float,
+    seed: int,
+) -> tuple[TransitionArrays, AttackStats]:
+    """RIQL's corruption (Yang et al. 2023) of each transition with probability `rate`.
+
+    Random mode: observations, actions or next observations get uniform noise
+    U(−scale, scale) times the dataset's per-dimension std (population std, before the
+    attack); rewards are replaced by U(−30·scale, 30·scale). Adversarial mode (rewards only
+    here; RIQL's adversarial state and action attacks need a trained critic to attack):
+    r ← −scale·r. Terminals and timeouts are untouched, so trajectories stay as they were.
+    Actions are not clipped to the action box, as in RIQL. Deterministic for a given seed.
+    """
+    _check_attack(target, mode, rate, scale)
+    _check_corruptible(transitions)
+    rng = np.random.default_rng([seed, _ATTACK_STREAM])
+    attacked = np.flatnonzero(rng.random(len(transitions)) < rate)
+    copy = transitions.take(np.arange(len(transitions)))
+    field = {"obs": "observations", "act": "actions", "rew": "rewards"}.get(
+        target, "next_observations"
+    )
+    values = getattr(copy, field)
+    if target == "rew" and mode == "adversarial":
+        values[attacked] = -scale * values[attacked]
+    elif target == "rew":
+        values[attacked] = rng.uniform(
+            -scale * RANDOM_REWARD_RANGE, scale * RANDOM_REWARD_RANGE, size=attacked.size
+        )
+    else:
+        std = getattr(transitions, field).astype(np.float64).std(axis=0)
+        noise = rng.uniform(-scale, scale, size=(attacked.size, values.shape[1])) * std
+        values[attacked] = (values[attacked] + noise).astype(values.dtype)
+    stats = AttackStats(
+        target=target,
+        mode=mode,
+        rate=float(rate),
+        scale=float(scale),
+        seed=seed,
+        transitions=len(transitions),
+        attacked=int(attacked.size),
+        returns_before=ReturnSummary.of(split_trajectories(transitions).returns),
+        returns_after=ReturnSummary.of(split_trajectories(copy).returns),
+    )
+    return copy, stats
+
+
 def corrupt(
     transitions: TransitionArrays, config: CorruptionConfig, seed: int = 0
 ) -> tuple[TransitionArrays, CorruptionStats]:
-    """Apply `config`: trajectory removal first, then reward noise; `seed` drives random
-    removal and the noise (top-k removal is deterministic).
+    """Apply `config`: trajectory removal first, then the RIQL-style attack, then reward
+    noise; `seed` drives random removal, the attack and the noise (top-k removal is
+    deterministic).
 
     Removal comes first because the study varies the loss of the truly best data: ranking
     trajectories by noisy returns would remove a different, partly random set and confound
@@ -278,6 +384,16 @@ def corrupt(
         kept, removal = remove_random_k(transitions, config.k_percent, seed)
     else:
         kept = transitions
+    attack: AttackStats | None = None
+    if config.attack != "none":
+        kept, attack = attack_transitions(
+            kept,
+            config.attack,
+            config.attack_mode,
+            config.attack_rate,
+            config.attack_scale,
+            seed,
+        )
     corrupted, noise = add_reward_noise(kept, config.reward_noise_std, seed)
     returns_before = ReturnSummary.of(split_trajectories(transitions).returns)
     stats = CorruptionStats(
@@ -295,6 +411,7 @@ def corrupt(
         returns_before=returns_before,
         returns_after_removal=noise.returns_before,
         returns_after=noise.returns_after,
+        attack=attack,
     )
     return corrupted, stats
 
@@ -341,6 +458,22 @@ def _check_sigma(sigma: float) -> None:
         raise ValueError(
             f"reward noise std must be finite and >= 0, got {sigma}; use 0 for no noise"
         )
+
+
+def _check_attack(target: str, mode: str, rate: float, scale: float) -> None:
+    if target not in ATTACK_TARGETS:
+        raise ValueError(f"unknown attack {target!r}; choose one of {', '.join(ATTACK_TARGETS)}")
+    if mode not in ATTACK_MODES:
+        raise ValueError(f"unknown attack mode {mode!r}; choose random or adversarial")
+    if mode == "adversarial" and target not in ("rew", "none"):
+        raise ValueError(
+            f"the adversarial {target} attack is not available: RIQL's gradient attacks on "
+            "states and actions need a trained critic; use attack_mode random, or attack rew"
+        )
+    if not 0 < rate <= 1:
+        raise ValueError(f"attack rate must be in (0, 1], got {rate}: the share of transitions")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"attack scale must be finite and > 0, got {scale}")
 
 
 def _check_corruptible(transitions: TransitionArrays) -> None:

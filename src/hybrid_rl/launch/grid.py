@@ -16,7 +16,13 @@ from typing import Any, Literal
 
 from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS
 from hybrid_rl.algos.registry import ALGORITHMS, PHASE2_ALGORITHMS
-from hybrid_rl.data.corruption import CorruptionConfig, RemovalMode
+from hybrid_rl.data.corruption import (
+    ATTACK_TARGETS,
+    AttackMode,
+    AttackTarget,
+    CorruptionConfig,
+    RemovalMode,
+)
 from hybrid_rl.data.loader import SOURCES
 from hybrid_rl.data.registry import DATASETS
 from hybrid_rl.finetune import BONUS_TYPES, BonusType, FinetuneConfig
@@ -153,6 +159,21 @@ class Phase1Grid:
     removals: tuple[RemovalMode, ...] = option(
         ("top",), "removal", "top | random: which trajectories k% removes"
     )
+    attacks: tuple[AttackTarget, ...] = option(
+        ("none",),
+        "attack",
+        "RIQL-style corruption of a share of the transitions (Yang et al. 2023): "
+        f"{' | '.join(ATTACK_TARGETS)}",
+    )
+    attack_mode: AttackMode = option(  # noqa: RUF009 (a Literal of strings: immutable)
+        _TRAIN_DEFAULTS["attack_mode"], "attack_mode", "random | adversarial (rew only)"
+    )
+    attack_rate: float = option(
+        _TRAIN_DEFAULTS["attack_rate"], "attack_rate", "share of transitions attacked, in (0, 1]"
+    )
+    attack_scale: float = option(
+        _TRAIN_DEFAULTS["attack_scale"], "attack_scale", "attack size in per-dimension stds, > 0"
+    )
     total_steps: int = option(
         _TRAIN_DEFAULTS["total_steps"], "total_steps", "gradient steps per Phase I run"
     )
@@ -182,10 +203,27 @@ class Phase1Grid:
             "removals",
             f"unknown removal mode(s) {bad_removals}; choose 'top' or 'random'",
         )
-        lists = ("algos", "datasets", "k_percents", "seeds", "reward_noise_stds", "removals")
+        lists = (
+            "algos",
+            "datasets",
+            "k_percents",
+            "seeds",
+            "reward_noise_stds",
+            "removals",
+            "attacks",
+        )
         _check_common(self, lists, "total_steps")
         _check_each(
             "reward_noise_stds", self.reward_noise_stds, lambda s: CorruptionConfig("none", 0, s)
+        )
+        # Each attack setting alone (so an error names its flag), then the targets with the mode.
+        _check_each("attack_mode", [self.attack_mode], lambda m: CorruptionConfig(attack_mode=m))
+        _check_each("attack_rate", [self.attack_rate], lambda r: CorruptionConfig(attack_rate=r))
+        _check_each("attack_scale", [self.attack_scale], lambda x: CorruptionConfig(attack_scale=x))
+        _check_each(
+            "attacks",
+            self.attacks,
+            lambda a: CorruptionConfig(attack=a, attack_mode=self.attack_mode),
         )
         _require(
             self.source in SOURCES,
@@ -216,13 +254,26 @@ class Phase1Grid:
         one clean condition whatever the removal mode (`CorruptionConfig` is canonical)."""
         return list(
             dict.fromkeys(
-                (dataset, algo, CorruptionConfig(removal, k, sigma))
-                for dataset, algo, removal, k, sigma in itertools.product(
+                (
+                    dataset,
+                    algo,
+                    CorruptionConfig(
+                        removal,
+                        k,
+                        sigma,
+                        attack,
+                        self.attack_mode,
+                        self.attack_rate,
+                        self.attack_scale,
+                    ),
+                )
+                for dataset, algo, removal, k, sigma, attack in itertools.product(
                     self.datasets,
                     self.algos,
                     self.removals,
                     self.k_percents,
                     self.reward_noise_stds,
+                    self.attacks,
                 )
             )
         )
@@ -253,12 +304,12 @@ class Phase1Grid:
 def run_fields(condition: CorruptionConfig) -> dict[str, Any]:
     """A condition as the run configs' fields. A clean run keeps their default removal mode
     ("top"), as the config.json of every clean run folder has it."""
-    fields: dict[str, Any] = {
-        "k_percent": condition.k_percent,
-        "reward_noise_std": condition.reward_noise_std,
-    }
-    if condition.removes:
-        fields["removal"] = condition.removal
+    fields = dataclasses.asdict(condition)
+    if not condition.removes:
+        del fields["removal"]
+    if condition.attack == "none":  # Phase II configs have no attack settings
+        for name in ("attack", "attack_mode", "attack_rate", "attack_scale"):
+            del fields[name]
     return fields
 
 

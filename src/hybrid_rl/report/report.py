@@ -28,9 +28,10 @@ class _NamedRun(Protocol):
 RunT = TypeVar("RunT", bound=_NamedRun)
 
 _TABLE_HEADER = (
-    "| Dataset | Source | Algo | Removal | k (%) | σ | Final (mean ± std) | Best (mean ± std) "
-    "| n | Δ final vs clean | Diverged | Failed | Running | Mean rolling loss var. |",
-    "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| Dataset | Source | Algo | Removal | k (%) | σ | Attack | Final (mean ± std) "
+    "| Best (mean ± std) | n | Δ final vs clean | Diverged | Failed | Running "
+    "| Mean rolling loss var. |",
+    "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
 )
 
 
@@ -115,12 +116,21 @@ def table_rows(cells: Sequence[CellSummary]) -> list[str]:
         rows.append(
             f"| {c.dataset} | {c.source} | {c.algo.upper()} | {corruption.removal} "
             f"| {corruption.k_percent:g} | {corruption.reward_noise_std:g} "
+            f"| {attack_text(corruption)} "
             f"| {format_mean_std(c.final_mean, c.final_std, c.n)} "
             f"| {format_mean_std(c.best_mean, c.best_std, c.n)} | {c.n} "
             f"| {'clean' if corruption.is_clean else format_change(c.final_change_pct)} "
             f"| {c.diverged} | {c.failed} | {c.running} | {variance} |"
         )
     return rows
+
+
+def attack_text(corruption: CorruptionConfig) -> str:
+    """The RIQL-style attack in a table cell, e.g. "act 30% ×1" ("adversarial rew ..."), or —."""
+    if corruption.attack == "none":
+        return "—"
+    mode = "adversarial " if corruption.attack_mode == "adversarial" else ""
+    return f"{mode}{corruption.attack} {corruption.attack_rate:.0%} ×{corruption.attack_scale:g}"
 
 
 def corruption_phrase(corruption: CorruptionConfig) -> str:
@@ -134,6 +144,8 @@ def corruption_phrase(corruption: CorruptionConfig) -> str:
             f"removing {'the top' if top else 'a random'} {corruption.k_percent:g}% of "
             f"trajectories{' (by return)' if top else ''}"
         )
+    if corruption.attack != "none":
+        parts.append(f"applying {corruption.attack_label}")
     if corruption.reward_noise_std:
         parts.append(
             f"adding Gaussian noise with σ = {corruption.reward_noise_std:g} to the rewards"

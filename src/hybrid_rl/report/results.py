@@ -169,11 +169,18 @@ def read_run_files(folder: RunFolder) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def saved_corruption(config: Mapping[str, Any]) -> CorruptionConfig:
     """The condition of a saved run config (config.json's "config": removal, k_percent,
-    reward_noise_std); canonical, so k = 0 is removal "none" whatever mode was saved."""
+    reward_noise_std and, when present, the attack settings, which runs saved before them
+    lack: absent means none); canonical, so k = 0 is removal "none" whatever was saved."""
+    attack = {
+        name: config[name]
+        for name in ("attack", "attack_mode", "attack_rate", "attack_scale")
+        if name in config
+    }
     return CorruptionConfig(
         config["removal"],
         float(config["k_percent"]),
         float(config["reward_noise_std"]),
+        **attack,
     )
 
 

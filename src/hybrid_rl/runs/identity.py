@@ -3,7 +3,9 @@
 A config field marked `hybrid_rl.settings.EXECUTION` (the device, where results go, whether
 an update is compiled) says how a run is executed, not what it computes: it may differ
 between the start and the resumption of one run. Every other field is identity: a
-folder whose saved config differs in one of them holds another run.
+folder whose saved config differs in one of them holds another run. A setting added to a
+config after a run was saved is absent from its config.json; it counts as its default there
+(new settings default to the behaviour runs had before them).
 """
 
 from __future__ import annotations
@@ -43,13 +45,37 @@ def as_json(config: Any) -> dict[str, Any]:
     return dict(json.loads(json.dumps(dataclasses.asdict(config))))
 
 
+def defaults_of(config: Any) -> dict[str, Any]:
+    """The default of every field of a config dataclass, as JSON (nested configs: theirs)."""
+    defaults: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            defaults[field.name] = defaults_of(value)
+        elif field.default is not dataclasses.MISSING:
+            defaults[field.name] = json.loads(json.dumps(field.default))
+        elif field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = json.loads(json.dumps(field.default_factory()))
+    return defaults
+
+
+def with_defaults(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """`saved` with the fields it lacks taken from `defaults` (recursively)."""
+    filled = {**{k: v for k, v in defaults.items() if not isinstance(v, dict)}, **saved}
+    for name, value in defaults.items():
+        if isinstance(value, dict) and isinstance(filled.get(name), dict):
+            filled[name] = with_defaults(filled[name], value)
+    return filled
+
+
 def identity_conflict(config: Any, saved_fields: dict[str, Any]) -> str | None:
     """What differs between `config` and a saved config's identity, or None if nothing.
 
     E.g. "total_steps 20000 there, 500000 asked; agent.expectile 0.7 there, 0.9 asked".
     """
     marks = execution_fields(config)
-    differences = _differences(identity(saved_fields, marks), identity(as_json(config), marks))
+    saved = with_defaults(saved_fields, defaults_of(config))
+    differences = _differences(identity(saved, marks), identity(as_json(config), marks))
     if not differences:
         return None
     return "; ".join(
