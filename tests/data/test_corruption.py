@@ -16,9 +16,10 @@ from hybrid_rl.data.corruption import (
     corrupt,
     removal_count,
     remove_random_k,
+    remove_random_k_transitions,
     remove_top_k,
 )
-from hybrid_rl.data.transitions import TransitionArrays
+from hybrid_rl.data.transitions import TransitionArrays, split_trajectories
 
 # The machine running CI is shared with training jobs: no per-example deadline.
 properties = settings(deadline=None, max_examples=60)
@@ -381,7 +382,7 @@ def test_bad_sigma_is_rejected_with_its_value(sigma):
 
 
 def test_config_rejects_an_unknown_removal_mode():
-    expected = "unknown removal mode 'best'; choose one of top, random, none"
+    expected = "unknown removal mode 'best'; choose one of top, random, random_transitions, none"
     with pytest.raises(ValueError, match=expected):
         CorruptionConfig(removal="best", k_percent=10)  # type: ignore[arg-type]
 
@@ -502,3 +503,33 @@ def test_an_attack_is_part_of_the_condition_and_its_stats():
     assert stats.attack is not None and stats.attack.target == "act"
     assert stats.attack.transitions == stats.transitions_after == len(out)
     assert json.loads(json.dumps(stats.to_dict()))["attack"]["attacked"] == stats.attack.attacked
+
+
+@properties
+@given(transition_arrays(max_trajectories=30), k_hundredths, seeds)
+def test_random_removal_matched_on_transitions_removes_about_what_top_k_removes(t, k100, seed):
+    _, top = remove_top_k(t, k100 / 100)
+    out, stats = remove_random_k_transitions(t, k100 / 100, seed)
+    removed = stats.transitions_before - stats.transitions_after
+    target = top.transitions_before - top.transitions_after
+    longest = int(split_trajectories(t).lengths.max())
+    assert abs(removed - target) <= longest  # within one trajectory of top-k's count
+    assert stats.trajectories_after >= 1 and stats.mode == "random_transitions"
+    again, _ = remove_random_k_transitions(t, k100 / 100, seed)
+    np.testing.assert_array_equal(again.observations, out.observations)
+
+
+def test_the_two_random_controls_differ_when_the_best_trajectories_are_the_longest():
+    # 10 long good trajectories and 30 short bad ones: removing the top 25% (10 trajectories)
+    # drops 10 · 50 = 500 rows, matched on count a random 10 drop far fewer on average.
+    lengths = [50] * 10 + [5] * 30
+    rewards = np.concatenate([np.ones(50 * 10), np.zeros(5 * 30)]).astype(np.float32)
+    t = build(lengths, ["timeout"] * 40, rewards)
+    _, top = remove_top_k(t, 25)
+    _, by_count = remove_random_k(t, 25, seed=0)
+    _, by_rows = remove_random_k_transitions(t, 25, seed=0)
+    assert top.transitions_before - top.transitions_after == 500
+    assert by_count.trajectories_removed == 10
+    assert abs((by_rows.transitions_before - by_rows.transitions_after) - 500) <= 50
+    assert by_rows.trajectories_removed > 10
+    assert CorruptionConfig("random_transitions", 25).name_part == "randtk25_noise0"

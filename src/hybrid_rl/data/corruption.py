@@ -21,8 +21,12 @@ import numpy as np
 
 from hybrid_rl.data.transitions import Trajectories, TransitionArrays, split_trajectories
 
-RemovalMode = Literal["top", "random", "none"]
-REMOVAL_MODES: tuple[str, ...] = ("top", "random", "none")
+# "random" removes as many trajectories as "top" would, chosen at random (matched on
+# trajectories); "random_transitions" removes random trajectories until as many transitions
+# are gone as "top" removes (matched on transitions: on a dataset whose best trajectories are
+# its longest, the two controls differ).
+RemovalMode = Literal["top", "random", "random_transitions", "none"]
+REMOVAL_MODES: tuple[str, ...] = ("top", "random", "random_transitions", "none")
 # RIQL's corruption targets (Yang et al. 2023): which part of a transition is corrupted.
 AttackTarget = Literal["none", "obs", "act", "rew", "next_obs"]
 ATTACK_TARGETS: tuple[str, ...] = ("none", "obs", "act", "rew", "next_obs")
@@ -75,7 +79,7 @@ class RemovalStats:
     nothing was removed. `seed` is None for the (deterministic) top-k removal.
     """
 
-    mode: Literal["top", "random"]
+    mode: Literal["top", "random", "random_transitions"]
     k_percent: float
     seed: int | None
     trajectories_before: int
@@ -184,7 +188,7 @@ class CorruptionConfig:
     @property
     def name_part(self) -> str:
         """The condition in a run name: `k30_noise0`, `randk30_noise0.1` (clean: `k0_noise0`)."""
-        removal = "randk" if self.removal == "random" else "k"
+        removal = {"random": "randk", "random_transitions": "randtk"}.get(self.removal, "k")
         name = f"{removal}{self.k_percent:g}_noise{self.reward_noise_std:g}"
         if self.attack != "none":
             mode = "adv" if self.attack_mode == "adversarial" else ""
@@ -206,7 +210,9 @@ class CorruptionConfig:
         """For tables and legends: "clean", "top 30% removed", "random 30% removed, σ=0.1"."""
         parts = []
         if self.removes:
-            parts.append(f"{self.removal} {self.k_percent:g}% removed")
+            matched = " (matched on transitions)" if self.removal == "random_transitions" else ""
+            mode = "random" if matched else self.removal
+            parts.append(f"{mode} {self.k_percent:g}% removed{matched}")
         if self.attack != "none":
             parts.append(self.attack_label)
         if self.reward_noise_std:
@@ -287,6 +293,27 @@ def remove_random_k(
     rng = np.random.default_rng([seed, _RANDOM_REMOVAL_STREAM])
     chosen = rng.choice(len(trajectories), size=count, replace=False)
     return _remove(transitions, trajectories, chosen, "random", k_percent, seed)
+
+
+def remove_random_k_transitions(
+    transitions: TransitionArrays, k_percent: float, seed: int
+) -> tuple[TransitionArrays, RemovalStats]:
+    """Drop random trajectories until about as many transitions are gone as `remove_top_k`
+    removes: trajectories in a random order (deterministic for a given seed), the shortest
+    prefix of that order whose length reaches the top-k transition count, or the one just
+    before it when that is closer."""
+    _check_k_percent(k_percent)
+    _check_corruptible(transitions)
+    trajectories = split_trajectories(transitions)
+    ranking = np.lexsort((np.arange(len(trajectories)), -trajectories.returns))
+    target = int(trajectories.lengths[ranking[: removal_count(len(trajectories), k_percent)]].sum())
+    rng = np.random.default_rng([seed, _RANDOM_REMOVAL_STREAM])
+    order = rng.permutation(len(trajectories))
+    cumulative = np.concatenate([[0], np.cumsum(trajectories.lengths[order])])
+    reach = int(np.searchsorted(cumulative, target))  # first prefix with ≥ target rows
+    count = min((reach - 1, reach), key=lambda n: (abs(cumulative[n] - target), n)) if reach else 0
+    count = min(count, len(trajectories) - 1)  # keep at least one trajectory
+    return _remove(transitions, trajectories, order[:count], "random_transitions", k_percent, seed)
 
 
 def add_reward_noise(
@@ -382,6 +409,8 @@ def corrupt(
         kept, removal = remove_top_k(transitions, config.k_percent)
     elif config.removal == "random":
         kept, removal = remove_random_k(transitions, config.k_percent, seed)
+    elif config.removal == "random_transitions":
+        kept, removal = remove_random_k_transitions(transitions, config.k_percent, seed)
     else:
         kept = transitions
     attack: AttackStats | None = None
@@ -420,7 +449,7 @@ def _remove(
     transitions: TransitionArrays,
     trajectories: Trajectories,
     removed_ids: np.ndarray,
-    mode: Literal["top", "random"],
+    mode: Literal["top", "random", "random_transitions"],
     k_percent: float,
     seed: int | None,
 ) -> tuple[TransitionArrays, RemovalStats]:

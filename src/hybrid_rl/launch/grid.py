@@ -18,6 +18,7 @@ from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS
 from hybrid_rl.algos.registry import ALGORITHMS, PHASE2_ALGORITHMS
 from hybrid_rl.data.corruption import (
     ATTACK_TARGETS,
+    REMOVAL_MODES,
     AttackMode,
     AttackTarget,
     CorruptionConfig,
@@ -157,7 +158,10 @@ class Phase1Grid:
         (0.0,), "reward_noise", "σ of Gaussian reward noise, ≥ 0"
     )
     removals: tuple[RemovalMode, ...] = option(
-        ("top",), "removal", "top | random: which trajectories k% removes"
+        ("top",),
+        "removal",
+        "top | random | random_transitions: which trajectories k% removes (the random "
+        "controls match top-k's trajectory count, or its transition count)",
     )
     attacks: tuple[AttackTarget, ...] = option(
         ("none",),
@@ -197,11 +201,12 @@ class Phase1Grid:
             "algos",
             f"unknown algorithm(s) {unknown}; valid names are: {', '.join(ALGORITHMS)}",
         )
-        bad_removals = [r for r in self.removals if r not in ("top", "random")]
+        modes = [m for m in REMOVAL_MODES if m != "none"]
+        bad_removals = [r for r in self.removals if r not in modes]
         _require(
             not bad_removals,
             "removals",
-            f"unknown removal mode(s) {bad_removals}; choose 'top' or 'random'",
+            f"unknown removal mode(s) {bad_removals}; choose among {', '.join(modes)}",
         )
         lists = (
             "algos",
