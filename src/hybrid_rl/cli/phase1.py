@@ -47,6 +47,7 @@ def _checked_phase1(args: argparse.Namespace) -> tuple[Phase1Grid, list[TrainCon
 
 
 def run_phase1_command(args: argparse.Namespace) -> int:
+    from hybrid_rl.launch.datasets import datasets_loaded_once
     from hybrid_rl.launch.executor import run_grid
     from hybrid_rl.report.report import write_phase1_outputs
 
@@ -58,7 +59,8 @@ def run_phase1_command(args: argparse.Namespace) -> int:
     if not execution.plot_only:
         headline = f"phase1: {len(configs)} runs in {grid.results_dir}"
         print_estimate(headline, configs, execution.workers)
-        summary = run_grid(configs, execution.workers, execution.threads)
+        with datasets_loaded_once((c.dataset, c.source) for c in configs):
+            summary = run_grid(configs, execution.workers, execution.threads)
         print(summary.line())
         failed = summary.count("failed")
     outputs = write_phase1_outputs(grid.results_dir, grid.plots_dir)

@@ -78,6 +78,7 @@ def _checked_phase2(
 
 
 def run_phase2_command(args: argparse.Namespace) -> int:
+    from hybrid_rl.launch.datasets import datasets_loaded_once
     from hybrid_rl.launch.executor import run_grid
     from hybrid_rl.report.report_phase2 import write_phase2_outputs
 
@@ -110,9 +111,19 @@ def run_phase2_command(args: argparse.Namespace) -> int:
             print_estimate(
                 f"phase2: {len(ready)} runs in {grid.results_dir}", ready, execution.workers
             )
-            summary = run_grid(ready, execution.workers, execution.threads)
+            with datasets_loaded_once(_phase1_datasets(ready)):
+                summary = run_grid(ready, execution.workers, execution.threads)
             print(summary.line())
             failed = summary.count("failed")
     outputs = write_phase2_outputs(grid.results_dir, grid.plots_dir, grid.phase1_results_dir)
     print(f"wrote {outputs.report} and {len(outputs.plots)} figures (PNG and PDF)")
     return 1 if failed or waiting else 0
+
+
+def _phase1_datasets(ready: Sequence[FinetuneConfig]) -> list[tuple[str, str]]:
+    """(dataset, source) that each run's Phase I run trained on, as its config.json says."""
+    pairs = []
+    for config in ready:
+        saved = config.phase1_train_config().folder.read_config() or {}
+        pairs.append((config.dataset, str(saved.get("config", {}).get("source", "auto"))))
+    return pairs

@@ -3,6 +3,7 @@ Minari datasets and replicas, each returned with its provenance."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -61,6 +62,8 @@ class DatasetProvenance:
 class LoadedDataset:
     transitions: TransitionArrays
     provenance: DatasetProvenance
+    # `auto` tried D4RL's server and could not download from it.
+    download_failed: bool = False
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -238,6 +241,7 @@ def _load_auto(
     tried: list[str] = []
     cached = d4rl_cache_dir() / spec.file_name
     loaded: LoadedDataset | None = None
+    download_failed = False
     last_error: Exception | None = None
     if cached.is_file():
         try:
@@ -263,6 +267,7 @@ def _load_auto(
             except DownloadError as exc:
                 tried.append(f"download failed ({exc.reason})")
                 last_error = exc
+                download_failed = True
             except DatasetFormatError as exc:
                 tried.append(f"download of {exc.where} was not a valid dataset")
                 last_error = exc
@@ -283,7 +288,7 @@ def _load_auto(
             f"build a replica with `hybrid-rl dataset build {spec.dataset_id}`"
         ) from last_error
     print(f"hybrid-rl: {spec.dataset_id}: {loaded.provenance.note}", file=sys.stderr)
-    return loaded
+    return dataclasses.replace(loaded, download_failed=download_failed)
 
 
 def _metadata_str(metadata: dict[str, str | int | float], name: str) -> str | None:

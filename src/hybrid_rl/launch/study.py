@@ -16,8 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from hybrid_rl.behavior.replica import ensure_replica
-from hybrid_rl.data.loader import load_dataset
+from hybrid_rl.launch.datasets import datasets_loaded_once
 from hybrid_rl.launch.executor import GridSummary, run_grid
 from hybrid_rl.launch.grid import QUICK_SUBDIR, Phase1Grid, Phase2Grid, option
 from hybrid_rl.report.report_study import StudyOutputs, write_study_outputs
@@ -106,13 +105,6 @@ class StudyResult:
     wall_time_s: float
 
 
-def prepare_datasets(study: Study) -> None:
-    """Load every dataset once in this process, so a replica is built (or D4RL's file fetched)
-    once, not by several workers at the same time."""
-    for dataset in study.phase1.datasets:
-        load_dataset(dataset, study.phase1.source, replica_provider=ensure_replica)
-
-
 def run_study(
     study: Study,
     workers: int | None = None,
@@ -125,8 +117,8 @@ def run_study(
     start = time.monotonic()
     summary = None
     if not plot_only:
-        prepare_datasets(study)
-        summary = run_grid(study.configs(), workers, threads, progress, unit="step")
+        with datasets_loaded_once((d, study.phase1.source) for d in study.phase1.datasets):
+            summary = run_grid(study.configs(), workers, threads, progress, unit="step")
     outputs = write_study_outputs(
         study.phase1.results_dir,
         study.phase2.results_dir,
