@@ -47,7 +47,7 @@ def settings(run: TrainConfig, results, **overrides) -> dict:
 
 def iql_online_setup(run: TrainConfig, capacity: int, bonus_coeff: float | None):
     """The objects `finetune` builds for an IQL run, minus the loop."""
-    _, dataset, _, scale = prepare_dataset(run, CPU)
+    _, dataset, _, scale, _ = prepare_dataset(run, CPU)
     torch.manual_seed(0)
     agent = online_iql.from_phase1_checkpoint(run.run_dir / "checkpoint.pt", 3, run.agent)
     buffer = ReplayBuffer(capacity, dataset.obs_dim, dataset.act_dim)

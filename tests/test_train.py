@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from hybrid_rl.algos.iql import COMPILE_MIN_STEPS
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.runs.identity import as_json, identity_conflict
 from hybrid_rl.train import TrainConfig, train_offline
 
 
@@ -126,3 +128,33 @@ def test_diverging_run_is_recorded_not_raised(hopper_file, tmp_path):
     assert metrics["summary"]["diverged_at_step"] == 50
     assert "critic_loss" in metrics["summary"]["non_finite_metrics"]
     assert json.loads((config.run_dir / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_iql_reward_scale_comes_from_the_clean_data_unless_asked_otherwise(hopper_file, tmp_path):
+    scales = {}
+    for data in ("clean", "corrupted"):
+        config = small_config(
+            hopper_file,
+            tmp_path / data,
+            algo="iql",
+            k_percent=60,
+            total_steps=250,
+            eval_every=250,
+            reward_scale_data=data,
+        )
+        train_offline(config, progress=False)
+        saved = json.loads((config.run_dir / "config.json").read_text())
+        scales[data] = saved["reward_scales"]
+        assert saved["reward_scale"] == saved["reward_scales"][data]
+    assert scales["clean"] == scales["corrupted"]  # both recorded, whichever is applied
+    # Removing the best 60% narrows the return range: the corrupted scale is larger.
+    assert scales["clean"]["corrupted"] > scales["clean"]["clean"]
+
+
+def test_a_run_saved_before_the_setting_keeps_the_corrupted_scale_it_used(hopper_file, tmp_path):
+    config = small_config(hopper_file, tmp_path, algo="iql", k_percent=60)
+    saved = as_json(config)
+    del saved["reward_scale_data"]  # a config.json from before the setting
+    assert identity_conflict(config, saved) == "reward_scale_data 'corrupted' there, 'clean' asked"
+    former = dataclasses.replace(config, reward_scale_data="corrupted")
+    assert identity_conflict(former, saved) is None

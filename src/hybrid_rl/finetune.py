@@ -56,7 +56,7 @@ from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.runs.spec import RunCost
 from hybrid_rl.seeding import resolve_device, seed_everything
-from hybrid_rl.settings import EXECUTION
+from hybrid_rl.settings import EXECUTION, with_former_settings
 from hybrid_rl.train import TrainConfig, prepare_dataset
 
 BonusType = Literal["ensemble", "none"]
@@ -253,7 +253,7 @@ def find_phase1_run(config: FinetuneConfig) -> Phase1Run:
 
 
 def _train_config_from_json(fields: dict[str, Any]) -> TrainConfig:
-    fields = dict(fields)
+    fields = with_former_settings(TrainConfig, fields)
     agent_fields = fields.pop("agent")
     agent = dataclasses.replace(default_config(fields["algo"]), **agent_fields)
     return TrainConfig(**fields, agent=agent)
@@ -500,7 +500,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
             )
 
     seed_everything(config.seed)
-    loaded, dataset, stats, reward_scale = prepare_dataset(phase1.train_config, device)
+    loaded, dataset, stats, reward_scale, _ = prepare_dataset(phase1.train_config, device)
     _check_same_dataset(phase1, loaded.provenance.sha256, reward_scale)
     from_phase1 = get_algorithm(config.algo).from_phase1
     assert from_phase1 is not None  # FinetuneConfig accepts only algorithms that fine-tune

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -40,7 +40,7 @@ from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.runs.spec import RunCost
 from hybrid_rl.seeding import resolve_device, seed_everything
-from hybrid_rl.settings import EXECUTION
+from hybrid_rl.settings import EXECUTION, added_setting
 
 
 @dataclass
@@ -61,6 +61,12 @@ class TrainConfig:
     eval_every: int = 5_000
     eval_episodes: int = 10
     loss_variance_window: int = 1_000  # steps of critic loss behind each rolling variance
+    # The data the algorithm's reward scale (IQL: 1000 / return range) is computed on: the
+    # clean dataset, so that the units do not move with the corruption (DESIGN.md §5), or the
+    # corrupted data the agent trains on (what runs saved before this setting did).
+    reward_scale_data: Literal["clean", "corrupted"] = field(
+        default="clean", metadata=added_setting("corrupted")
+    )
     device: str = field(default="auto", metadata=EXECUTION)
     results_dir: str = field(default="results", metadata=EXECUTION)
     tensorboard: bool = field(default=False, metadata=EXECUTION)
@@ -132,15 +138,27 @@ class TrainConfig:
         return train_offline(self, progress)
 
 
-def prepare_dataset(
-    config: TrainConfig, device: torch.device
-) -> tuple[LoadedDataset, OfflineDataset, CorruptionStats, float]:
-    """Load, corrupt and move the run's dataset to `device`; also returns the reward scale
-    (the algorithm's hook, on the data it trains on)."""
+class PreparedData(NamedTuple):
+    loaded: LoadedDataset
+    dataset: OfflineDataset  # corrupted, rewards scaled, on the device
+    stats: CorruptionStats
+    reward_scale: float  # the one applied
+    reward_scales: dict[str, float]  # {"clean": ..., "corrupted": ...}, both recorded
+
+
+def prepare_dataset(config: TrainConfig, device: torch.device) -> PreparedData:
+    """Load, corrupt and move the run's dataset to `device`, with the algorithm's reward scale
+    from the data `config.reward_scale_data` names."""
     loaded = load_dataset(config.dataset, config.source, replica_provider=ensure_replica)
     corrupted, stats = corrupt(loaded.transitions, config.corruption, config.seed)
-    scale = get_algorithm(config.algo).reward_scale(split_trajectories(corrupted).returns)
-    return loaded, OfflineDataset(corrupted, device, config.seed, scale), stats, scale
+    hook = get_algorithm(config.algo).reward_scale
+    scales = {
+        "clean": hook(split_trajectories(loaded.transitions).returns),
+        "corrupted": hook(split_trajectories(corrupted).returns),
+    }
+    scale = scales[config.reward_scale_data]
+    dataset = OfflineDataset(corrupted, device, config.seed, scale)
+    return PreparedData(loaded, dataset, stats, scale, scales)
 
 
 class OfflineTask(LoopTask):
@@ -202,7 +220,7 @@ def train_offline(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if resume is not None:
         check_same_run(config, folder.read_config(), folder.path)
     seed_everything(config.seed)
-    loaded, dataset, stats, reward_scale = prepare_dataset(config, device)
+    loaded, dataset, stats, reward_scale, reward_scales = prepare_dataset(config, device)
     agent = get_algorithm(config.algo).agent_class(
         dataset.obs_dim, dataset.act_dim, config.agent, device
     )
@@ -218,6 +236,7 @@ def train_offline(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             "dataset": dataclasses.asdict(loaded.provenance),
             "corruption": stats.to_dict(),
             "reward_scale": reward_scale,
+            "reward_scales": reward_scales,
         }
     )
     evaluator = PolicyEvaluator(

@@ -5,7 +5,8 @@ an update is compiled) says how a run is executed, not what it computes: it may 
 between the start and the resumption of one run. Every other field is identity: a
 folder whose saved config differs in one of them holds another run. A setting added to a
 config after a run was saved is absent from its config.json; it counts as its default there
-(new settings default to the behaviour runs had before them).
+(new settings default to the behaviour runs had before them), or as the former value its
+field names (`hybrid_rl.settings.added_setting`) when the default changed that behaviour.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def defaults_of(config: Any) -> dict[str, Any]:
         value = getattr(config, field.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             defaults[field.name] = defaults_of(value)
+        elif "formerly" in field.metadata:  # hybrid_rl.settings.added_setting
+            defaults[field.name] = field.metadata["formerly"]
         elif field.default is not dataclasses.MISSING:
             defaults[field.name] = json.loads(json.dumps(field.default))
         elif field.default_factory is not dataclasses.MISSING:
