@@ -36,6 +36,7 @@ PHASE1 = [
     "--source",
     "--results_dir",
     "--plots_dir",
+    "--reward_scale_data",
     *EXECUTION,
 ]
 PHASE2 = [

@@ -192,6 +192,11 @@ class Phase1Grid:
     source: str = option(_TRAIN_DEFAULTS["source"], "source", " | ".join(SOURCES))
     results_dir: str = option(_TRAIN_DEFAULTS["results_dir"], "results_dir", "Phase I runs")
     plots_dir: str = option("plots", "plots_dir", "figures and report.md")
+    reward_scale_data: Literal["clean", "corrupted"] = option(
+        _TRAIN_DEFAULTS["reward_scale_data"],
+        "reward_scale_data",
+        "clean | corrupted: the data IQL's reward scale (1000 / return range) is computed on",
+    )
     tensorboard: bool = option(_TRAIN_DEFAULTS["tensorboard"], None)
 
     def __post_init__(self) -> None:
@@ -218,6 +223,11 @@ class Phase1Grid:
             "attacks",
         )
         _check_common(self, lists, "total_steps")
+        _require(
+            self.reward_scale_data in ("clean", "corrupted"),
+            "reward_scale_data",
+            f"reward_scale_data must be clean or corrupted, got {self.reward_scale_data!r}",
+        )
         _check_each(
             "reward_noise_stds", self.reward_noise_stds, lambda s: CorruptionConfig("none", 0, s)
         )
@@ -300,6 +310,7 @@ class Phase1Grid:
                 device=self.device,
                 results_dir=self.results_dir,
                 tensorboard=self.tensorboard,
+                reward_scale_data=self.reward_scale_data,
             )
             for seed in self.seeds
             for dataset, algo, condition in self.cells()
