@@ -67,3 +67,19 @@ def test_a_trained_run_ships_its_snapshot_nearest_the_target(tmp_path):
 def test_selection_from_a_folder_without_a_run_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no behaviour-training run"):
         select_behavior_policy(SelectionConfig(run_dir=str(tmp_path), target=40.0, band=5.0))
+
+
+def test_shape_constraints_refuse_snapshots_whose_data_would_not_fit(tmp_path):
+    curve = train_behavior_policy(tiny_config(tmp_path / "run"))
+    wide = dict(run_dir=str(tmp_path / "run"), target=curve["stochastic"][-1], band=50.0)
+    wide |= dict(episodes=3, policy_dir=str(tmp_path / "policies"))
+    # A barely trained Hopper policy falls within tens of steps: no mean length of 400-520.
+    with pytest.raises(RuntimeError, match=r"mean length in \[400, 520\]"):
+        select_behavior_policy(SelectionConfig(**wide, length_range=(400, 520)))
+    card = select_behavior_policy(
+        SelectionConfig(**wide, length_range=(1, 1000), max_return_std=50)
+    )
+    assert card["constraints"] == (
+        f"normalized mean {wide['target']} ± 50.0, std ≤ 50, mean length in [1, 1000]"
+    )
+    assert "--max-std 50 --length-range 1 1000" in card["select_command"]

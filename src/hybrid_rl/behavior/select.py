@@ -27,6 +27,27 @@ class SelectionConfig:
     quality: str = "medium"
     min_step: int = 0  # ignore snapshots before this training step
     policy_dir: str = str(POLICY_DIR)
+    # Shape of the data the policy would give, over its stochastic episodes: at most this std
+    # of normalized returns (a unimodal dataset), mean episode length within this range.
+    max_return_std: float | None = None
+    length_range: tuple[float, float] | None = None
+
+    def admits(self, result: EvalResult) -> bool:
+        """Whether a snapshot's stochastic evaluation meets the shape constraints."""
+        if self.max_return_std is not None and result.normalized_std > self.max_return_std:
+            return False
+        if self.length_range is not None:
+            low, high = self.length_range
+            return low <= float(result.lengths.mean()) <= high
+        return True
+
+    def constraints(self) -> str:
+        parts = [f"normalized mean {self.target} ± {self.band}"]
+        if self.max_return_std is not None:
+            parts.append(f"std ≤ {self.max_return_std}")
+        if self.length_range is not None:
+            parts.append(f"mean length in [{self.length_range[0]:g}, {self.length_range[1]:g}]")
+        return ", ".join(parts)
 
 
 def _load_snapshot(path: Path) -> tuple[TanhGaussianActor, dict[str, Any]]:
@@ -80,13 +101,20 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
         )
         print(
             f"step {step}: stochastic normalized {result.normalized_mean:.1f} "
-            f"± {result.normalized_std:.1f}"
+            f"± {result.normalized_std:.1f}, mean length {result.lengths.mean():.0f}"
         )
-        scored.append((abs(result.normalized_mean - config.target), step, result))
+        if config.admits(result):
+            scored.append((abs(result.normalized_mean - config.target), step, result))
+    if not scored:
+        raise RuntimeError(
+            f"no snapshot of {run} near {config.target} gives data of the asked shape "
+            f"({config.constraints()}) over {config.episodes} stochastic episodes; nothing "
+            "was shipped. Train longer (the run resumes), or choose another seed"
+        )
     distance, step, stochastic = min(scored, key=lambda item: (item[0], item[1]))
     if distance > config.band:
         raise RuntimeError(
-            f"the closest snapshot of {run} (step {step}) scores "
+            f"the closest admissible snapshot of {run} (step {step}) scores "
             f"{stochastic.normalized_mean:.1f} over {config.episodes} stochastic episodes, "
             f"outside {config.target} ± {config.band}; nothing was shipped. Train longer "
             "(the run resumes) or choose another seed"
@@ -115,6 +143,7 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
         "seed": train_config["seed"],
         "target_normalized": config.target,
         "target_band": config.band,
+        "constraints": config.constraints(),
         "stochastic_eval": _summary(stochastic),
         "deterministic_eval": _summary(deterministic),
         "train_command": (
@@ -126,6 +155,12 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
             f"hybrid-rl behavior select --run {config.run_dir} "
             f"--target {config.target} --band {config.band} "
             f"--episodes {config.episodes} --seed {config.seed} --min-step {config.min_step}"
+            + ("" if config.max_return_std is None else f" --max-std {config.max_return_std}")
+            + (
+                ""
+                if config.length_range is None
+                else f" --length-range {config.length_range[0]:g} {config.length_range[1]:g}"
+            )
         ),
         "git_commit": git_commit(),
         "sha256": sha256_of(weights),

@@ -29,6 +29,17 @@ def add_behavior_commands(sub: argparse._SubParsersAction) -> None:
     select.add_argument("--episodes", type=int, default=30)
     select.add_argument("--seed", type=int, default=123)
     select.add_argument("--min-step", type=int, default=0, help="skip earlier snapshots")
+    select.add_argument(
+        "--max-std", type=float, default=None, help="at most this std of normalized returns"
+    )
+    select.add_argument(
+        "--length-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="mean episode length of the stochastic episodes within [MIN, MAX]",
+    )
     select.set_defaults(func=_behavior_select)
 
 
@@ -43,6 +54,8 @@ def _behavior_select(args: argparse.Namespace) -> int:
             episodes=args.episodes,
             seed=args.seed,
             min_step=args.min_step,
+            max_return_std=args.max_std,
+            length_range=tuple(args.length_range) if args.length_range else None,
         )
     )
     print(json.dumps(card, indent=2))
