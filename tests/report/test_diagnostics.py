@@ -51,10 +51,11 @@ def test_late_variance_and_q_do_not_depend_on_the_reward_scale():
 
 
 def test_q_fluctuation_is_the_std_of_mean_q_over_the_last_five_evaluations():
-    q = [5.0, 5.0, 5.0, 5.0, 5.0, 10.0, 20.0, 10.0, 20.0, 10.0]
+    q = [1.0, 5.0, 1.0, 5.0, 1.0, 10.0, 1.0, 30.0, 1.0, 40.0]  # logged at 1,000 ... 10,000
     diagnostics = run_diagnostics(STEPS, {"q_data_mean": q}, EVAL_STEPS[::2], 2.0, {})
-    # evaluations at 2,000, 4,000, ..., 10,000: Q there 5, 5, 20, 20, 10, halved
-    assert diagnostics.q_fluctuation == pytest.approx(np.std([2.5, 2.5, 10.0, 10.0, 5.0], ddof=1))
+    # evaluations at 2,000, 4,000, ..., 10,000: Q there 5, 5, 10, 30, 40, halved
+    expected = np.std([2.5, 2.5, 5.0, 15.0, 20.0], ddof=1)
+    assert diagnostics.q_fluctuation == pytest.approx(expected)
     flat = run_diagnostics(STEPS, {"q_data_mean": [7.0] * 10}, EVAL_STEPS, 1.0, {})
     assert flat.q_fluctuation == 0.0
 
@@ -76,7 +77,7 @@ def test_cells_average_the_diagnostics_of_their_runs(tmp_path, write_run):
                 for v, q in [(1.0, 10.0), (1.0, 20.0), (1.0, 30.0), (2.0, 40.0), (4.0, 50.0)]
             ],
         )
-    run = load_run(next(tmp_path.iterdir()))
+    run = load_run(tmp_path / "iql_hopper-medium-v2_k0_noise0_s0")
     assert run.reward_scale == 0.5 and run.git_commit is not None
     [cell] = aggregate([load_run(p) for p in sorted(tmp_path.iterdir())])
     # both runs: late intervals (> 4,000 of 5,000 steps) are the last one only -> no variance

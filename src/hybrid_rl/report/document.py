@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 import shlex
 import sys
 from collections import Counter
@@ -185,42 +186,34 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 """
 
 
+_LEADING_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
 def _sort_value(text: str) -> str:
-    """The number a cell starts with (its first number, a true minus read as "-"), else the
-    text; "not reached" sorts as a large number, "—" as none."""
+    """The number a cell starts with (a true minus read as "-", thousands separators
+    dropped), else the text itself; "not reached" sorts above every number."""
     cleaned = text.replace("−", "-").replace(",", "")
     if cleaned.startswith("not reached"):
         return "1e300"
-    number = ""
-    for ch in cleaned.lstrip("+"):
-        if ch.isdigit() or ch in ".-" or (ch in "eE" and number):
-            number += ch
-        elif number:
-            break
-        else:
-            break
-    try:
-        float(number)
-    except ValueError:
-        return text
-    return number
+    match = _LEADING_NUMBER.match(cleaned)
+    return match.group(0) if match else text
 
 
 class _HtmlWriter:
     def __init__(self, report_dir: Path) -> None:
         self.report_dir = report_dir
         self.parts: list[str] = []
-        self.sources: list[tuple[str, tuple[Path, ...]]] = []
+        self.sources: list[tuple[str, str, tuple[Path, ...]]] = []  # anchor, label, runs
 
     def add(self, text: str) -> None:
         self.parts.append(text)
 
-    def source_id(self, runs: tuple[Path, ...]) -> str:
+    def source_id(self, label: str, runs: tuple[Path, ...]) -> str:
         anchor = f"src-{len(self.sources) + 1}"
-        self.sources.append((anchor, runs))
+        self.sources.append((anchor, label, runs))
         return anchor
 
-    def table(self, table: Table, table_id: str) -> None:
+    def table(self, table: Table, table_id: str, section: str) -> None:
         if table.title:
             self.add(f"<h4>{html.escape(table.title)}</h4>")
         self.add(f'<div class="scroll"><table class="sortable" id="{table_id}"><thead><tr>')
@@ -229,7 +222,10 @@ class _HtmlWriter:
             self.add(f"<th{cls}>{html.escape(name)}</th>")
         self.add("</tr></thead><tbody>")
         for row in table.rows:
-            anchor = self.source_id(row.runs) if row.runs else None
+            label = f"{section}, {table.title or 'results'}: " + " · ".join(
+                text for text, numeric in zip(row.cells, table.numeric, strict=True) if not numeric
+            )
+            anchor = self.source_id(label, row.runs) if row.runs else None
             self.add("<tr>")
             for text, numeric in zip(row.cells, table.numeric, strict=True):
                 sort = html.escape(_sort_value(text) if numeric else text, quote=True)
@@ -317,7 +313,7 @@ def render_html(
             writer.add(f"</ul><h{heading + 1}>Results</h{heading + 1}>")
             for table in section.tables:
                 table_count += 1
-                writer.table(table, f"table-{table_count}")
+                writer.table(table, f"table-{table_count}", section.title)
             writer.add("".join(f"<p>{html.escape(d)}</p>" for d in section.definitions if d))
         if section.unreadable:
             writer.add(f"<h{heading + 1}>Run folders left out</h{heading + 1}><ul>")
@@ -329,8 +325,8 @@ def render_html(
                 writer.figure(plot)
     if writer.sources:
         writer.add("<h2>Runs behind the numbers</h2>")
-        for anchor, runs in writer.sources:
-            writer.add(f'<div id="{anchor}"><p>Row {anchor[4:]}:</p><ul class="runs">')
+        for anchor, label, runs in writer.sources:
+            writer.add(f'<div id="{anchor}"><p>{html.escape(label)}</p><ul class="runs">')
             writer.add("".join(f"<li>{writer.run_link(r)}</li>" for r in runs))
             writer.add("</ul></div>")
     writer.add(f"<script>{_SCRIPT}</script></body></html>\n")

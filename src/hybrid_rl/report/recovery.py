@@ -122,6 +122,17 @@ def time_averaged_score(eval_steps: Sequence[int], scores: Sequence[float]) -> f
     return area / float(steps[-1] - steps[0])
 
 
+def dip(eval_steps: Sequence[int], scores: Sequence[float]) -> tuple[float, int | None]:
+    """(depth, step): how far the lowest evaluation after the first falls below the first,
+    ≥ 0, and its step (None when the score never falls below the first evaluation)."""
+    later = list(scores[1:])
+    if not later:
+        return 0.0, None
+    lowest = min(later)
+    depth = max(0.0, float(scores[0]) - lowest)
+    return depth, (int(eval_steps[1 + later.index(lowest)]) if depth > 0 else None)
+
+
 def recovery_metrics(
     eval_steps: Sequence[int],
     scores: Sequence[float],
@@ -145,10 +156,7 @@ def recovery_metrics(
         level: None if no_gap else sustained_crossing(eval_steps, fractions, level)
         for level in RECOVERY_LEVELS
     }
-    later = list(scores[1:])
-    lowest = min(later) if later else start
-    dip = max(0.0, start - lowest)
-    dip_step = int(eval_steps[1 + later.index(lowest)]) if later and dip > 0 else None
+    depth, dip_step = dip(eval_steps, scores)
     return Recovery(
         start=start,
         clean=clean.robust,
@@ -159,7 +167,7 @@ def recovery_metrics(
         final_recovery=None if no_gap else fractions[-1],
         steps_to_recovery=steps,
         auc=time_averaged_score(eval_steps, scores),
-        dip_depth=dip,
+        dip_depth=depth,
         dip_step=dip_step,
         budget=int(eval_steps[-1]),
     )

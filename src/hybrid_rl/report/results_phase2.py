@@ -34,7 +34,9 @@ from hybrid_rl.report.recovery import (
     CleanReference,
     Recovery,
     clean_reference,
+    dip,
     recovery_metrics,
+    time_averaged_score,
 )
 from hybrid_rl.report.results import (
     MetricSeries,
@@ -103,6 +105,21 @@ class FinetuneRecord:
     @property
     def cell(self) -> Phase2CellKey:
         return Phase2CellKey(self.algo, self.dataset, self.corruption, self.bonus_type)
+
+    @property
+    def auc(self) -> float | None:
+        """The time-averaged normalized score over fine-tuning (None without evaluations)."""
+        if not self.eval_normalized_returns:
+            return None
+        return time_averaged_score(self.eval_steps, self.eval_normalized_returns)
+
+    @property
+    def dip_depth(self) -> float | None:
+        """How far the score falls below the step-0 evaluation at its lowest (≥ 0); None
+        without a step-0 evaluation."""
+        if self.step0_normalized_return is None:
+            return None
+        return dip(self.eval_steps, self.eval_normalized_returns)[0]
 
     @property
     def recovery(self) -> Recovery | None:
@@ -361,8 +378,8 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
         failed=sum(r.status == "failed" for r in group),
         running=sum(r.status == "running" for r in group),
         final_iqm=stratified_bootstrap([finals]),
-        auc_iqm=stratified_bootstrap([[rec.auc for rec in recoveries]]),
-        dip_iqm=stratified_bootstrap([[rec.dip_depth for rec in recoveries]]),
+        auc_iqm=stratified_bootstrap([[v for r in completed if (v := r.auc) is not None]]),
+        dip_iqm=stratified_bootstrap([[v for r in completed if (v := r.dip_depth) is not None]]),
         with_clean_reference=len(recoveries),
         no_gap=len(recoveries) - len(with_gap),
         gap_mean=mean_or_nan([rec.gap for rec in recoveries]),
@@ -399,6 +416,16 @@ class ArmComparison:
     run_dirs: tuple[Path, ...]
 
 
+def _by_seed(group: list[FinetuneRecord], metric: str) -> dict[int, float]:
+    """`metric` (a record attribute) of each run of `group` by seed, where it has one."""
+    values: dict[int, float] = {}
+    for run in group:
+        value = getattr(run, metric)
+        if value is not None:
+            values[run.seed] = float(value)
+    return values
+
+
 def compare_arms(runs: Iterable[FinetuneRecord]) -> list[ArmComparison]:
     """One `ArmComparison` per algo × dataset × condition that has completed runs in both
     arms, in the cells' order."""
@@ -415,27 +442,16 @@ def compare_arms(runs: Iterable[FinetuneRecord]) -> list[ArmComparison]:
         if not bonus or not plain:
             continue
 
-        def by_seed(group: list[FinetuneRecord], metric: str) -> dict[int, float]:
-            values: dict[int, float] = {}
-            for r in group:
-                if metric == "final":
-                    value = r.final_normalized_return
-                else:
-                    rec = r.recovery
-                    value = None if rec is None else getattr(rec, metric)
-                if value is not None:
-                    values[r.seed] = float(value)
-            return values
-
-        bonus_finals, plain_finals = by_seed(bonus, "final"), by_seed(plain, "final")
+        bonus_finals = _by_seed(bonus, "final_normalized_return")
+        plain_finals = _by_seed(plain, "final_normalized_return")
         comparisons.append(
             ArmComparison(
                 algo=algo,
                 dataset=dataset,
                 corruption=corruption,
                 final=paired_difference(bonus_finals, plain_finals),
-                auc=paired_difference(by_seed(bonus, "auc"), by_seed(plain, "auc")),
-                dip=paired_difference(by_seed(bonus, "dip_depth"), by_seed(plain, "dip_depth")),
+                auc=paired_difference(_by_seed(bonus, "auc"), _by_seed(plain, "auc")),
+                dip=paired_difference(_by_seed(bonus, "dip_depth"), _by_seed(plain, "dip_depth")),
                 improvement=probability_of_improvement_interval(
                     [list(bonus_finals.values())], [list(plain_finals.values())]
                 ),

@@ -45,16 +45,13 @@ class Interval:
         return self.n >= 2 and math.isfinite(self.low) and math.isfinite(self.high)
 
     def format(self, digits: int = 1) -> str:
-        """ "47.1 [46.0, 48.2]"; "47.1 (1 seed, no CI)"; "—" without runs."""
+        """The estimate as text: "47.1 [46.0, 48.2]", "47.1 (1 seed, no CI)", "—" (no run)."""
         if self.n == 0 or not math.isfinite(self.point):
             return "—"
-        if not self.has_ci:
-            return (
-                f"{self.point:.{digits}f} (1 seed, no CI)"
-                if self.n == 1
-                else (f"{self.point:.{digits}f}")
-            )
-        return f"{self.point:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        point = f"{self.point:.{digits}f}"
+        if self.has_ci:
+            return f"{point} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        return f"{point} (1 seed, no CI)" if self.n == 1 else point
 
 
 NO_RUNS = Interval(math.nan, math.nan, math.nan, 0)  # the estimate of nothing
