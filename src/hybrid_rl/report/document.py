@@ -300,7 +300,8 @@ def render_html(
     )
     table_count = 0
     for section in sections:
-        writer.add(f"<h{heading}>{html.escape(section.title)}</h{heading}>")
+        if heading > 1:  # a page of one section has its title already
+            writer.add(f"<h{heading}>{html.escape(section.title)}</h{heading}>")
         writer.add(
             f"<p>Generated from the run folders in <code>{html.escape(str(section.results_dir))}"
             f"</code> ({len(section.statuses)} runs: {html.escape(section.status_text())}).</p>"

@@ -166,9 +166,7 @@ def q_values_figure(runs: Sequence[RunRecord], dataset: str) -> Figure | None:
             )
             _line_with_band(ax, steps, mean, spread, condition, colors[condition])
         ax.set_xlabel("gradient steps")
-        ax.set_ylabel(
-            f"{algo.upper()} batch-mean Q(s, a) ÷ reward_scale (mean ± std over seeds)"
-        )
+        ax.set_ylabel(f"{algo.upper()} batch-mean Q(s, a) ÷ reward_scale (mean ± std over seeds)")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(figure_title("Q values", dataset, _source(runs), _seeds(runs)), fontsize=10)

@@ -51,7 +51,7 @@ class Interval:
         point = f"{self.point:.{digits}f}"
         if self.has_ci:
             return f"{point} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-        return f"{point} (1 seed, no CI)" if self.n == 1 else point
+        return f"{point} (1 seed, no CI)" if self.n == 1 else f"{point} (1 seed per task, no CI)"
 
 
 NO_RUNS = Interval(math.nan, math.nan, math.nan, 0)  # the estimate of nothing
