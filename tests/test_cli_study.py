@@ -178,6 +178,10 @@ def test_a_tiny_study_runs_both_phases_into_one_report(tiny_file, tmp_path, monk
     assert {link.split("/")[0] for link in links} == {"phase1", "phase2"}
     for link in links:
         assert (report_path.parent / link).stat().st_size > 0
+    # report.html beside it: every figure embedded, the command that wrote it named
+    html = (report_path.parent / "report.html").read_text()
+    assert html.count('<img src="data:image/png;base64,') == len(links) // 2
+    assert "<code>hybrid-rl study --quick" in html
 
     # Run again: everything is finished, so the estimate says so and nothing is retrained.
     assert main(flags) == 0

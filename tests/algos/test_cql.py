@@ -241,6 +241,7 @@ def test_updates_reduce_the_critic_loss_and_return_detached_finite_metrics(behav
         losses.append(metrics["critic_loss"])
     assert set(metrics) == {
         "critic_loss",
+        "td_loss",
         "cql_penalty",
         "actor_loss",
         "alpha",
@@ -254,6 +255,14 @@ def test_updates_reduce_the_critic_loss_and_return_detached_finite_metrics(behav
         assert torch.isfinite(value), name
     first, last = torch.stack(losses[:20]).mean(), torch.stack(losses[-20:]).mean()
     assert last < 0.5 * first, (first, last)
+    # the TD part is logged apart from the conservative term: critic = TD + α·M·penalty
+    members, alpha = agent.config.critic_members, agent.config.cql_alpha
+    torch.testing.assert_close(
+        metrics["critic_loss"],
+        metrics["td_loss"] + alpha * members * metrics["cql_penalty"],
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("deterministic", [True, False])

@@ -35,10 +35,14 @@ def write_synthetic_run(
     q_mean: Sequence[float] | None = None,
     q_std: Sequence[float] | None = None,
     train_values: Sequence[Mapping[str, float | None]] | None = None,
+    eval_std: float = 0.0,
+    reward_scale: float | None = None,
 ) -> Path:
     """A run folder whose evaluations are `evals` at steps 0, eval_every, 2·eval_every, ...
     and whose train log has one row per evaluation after the first (`train_values`, if given,
-    holds each row's extra metrics: a metric missing from a row, or None, is logged as null)."""
+    holds each row's extra metrics: a metric missing from a row, or None, is logged as null).
+    `eval_std` is the std over the episodes of every evaluation; `reward_scale` is written to
+    config.json as training writes it."""
     config = TrainConfig(
         algo=algo,
         dataset=dataset,
@@ -54,9 +58,7 @@ def write_synthetic_run(
     )
     log = MetricsLog()
     for i, score in enumerate(evals):
-        step = i * eval_every
-        # one "episode" per evaluation, so the logged mean is exactly `score`
-        log.log_eval(step, np.array([score * 10.0]), np.array([score]))
+        _log_eval(log, i * eval_every, score, eval_std)
     for i in range(1, len(evals)):
         values: dict[str, float | None] = {"critic_loss": 1.0, "actor_loss": 0.5}
         if loss_variance is not None:
@@ -67,10 +69,24 @@ def write_synthetic_run(
         if train_values is not None:
             values.update(train_values[i - 1])
         log.log_train(i * eval_every, values)
-    return _finish_and_write(log, status, config, source, dataset)
+    return _finish_and_write(log, status, config, source, dataset, reward_scale)
 
 
-def _finish_and_write(log: MetricsLog, status: str, config: Any, source: str, dataset: str) -> Path:
+def _log_eval(log: MetricsLog, step: int, score: float, std: float) -> None:
+    """Two "episodes" score ± std (one when std is 0), so the logged mean is exactly `score`
+    and the logged std exactly `std`."""
+    episodes = np.array([score - std, score + std]) if std else np.array([score])
+    log.log_eval(step, episodes * 10.0, episodes)
+
+
+def _finish_and_write(
+    log: MetricsLog,
+    status: str,
+    config: Any,
+    source: str,
+    dataset: str,
+    reward_scale: float | None = None,
+) -> Path:
     """End `log` with `status` and write the run folder's config.json and metrics.json."""
     if status == "failed":
         log.finish("failed", error="RuntimeError: boom", traceback="...")
@@ -82,6 +98,8 @@ def _finish_and_write(log: MetricsLog, status: str, config: Any, source: str, da
             "run_name": config.run_name,
             "config": dataclasses.asdict(config),
             "dataset": {"source": source, "dataset_id": dataset, "path": "/data/x.hdf5"},
+            "git_commit": "0123456789abcdef0123456789abcdef01234567",
+            **({} if reward_scale is None else {"reward_scale": reward_scale}),
         }
     )
     folder.write_metrics(log.data)
@@ -109,6 +127,7 @@ def write_synthetic_finetune_run(
     eval_every: int = 1_000,
     disagreement: Sequence[float | None] | None = None,
     status: str = "completed",
+    eval_std: float = 0.0,
 ) -> Path:
     """A Phase II run folder in finetune.py's formats: evaluations `evals` at online steps 0,
     eval_every, ...; one train row per evaluation after the first, logging `disagreement`
@@ -131,7 +150,7 @@ def write_synthetic_finetune_run(
     )
     log = MetricsLog()
     for i, score in enumerate(evals):
-        log.log_eval(i * eval_every, np.array([score * 10.0]), np.array([score]))
+        _log_eval(log, i * eval_every, score, eval_std)
     for i in range(1, len(evals)):
         values: dict[str, float | None] = {"critic_loss": 1.0}
         if disagreement is not None:

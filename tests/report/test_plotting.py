@@ -13,10 +13,11 @@ from hybrid_rl.report.plotting import (
     build_figures,
     final_returns_figure,
     learning_curves_figure,
-    loss_variance_figure,
     new_figure,
+    phase1_profile_figure,
     q_values_figure,
     save_figure,
+    td_loss_figure,
     write_plots,
 )
 from hybrid_rl.report.results import aggregate, load_runs
@@ -96,18 +97,54 @@ def test_q_values_have_a_panel_per_algo_with_a_critic(runs):
     assert [ax.get_ylabel().split()[0] for ax in fig.axes] == ["CQL", "IQL"]
     line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "CQL clean")
     assert list(line.get_ydata()) == pytest.approx([2.0, 2.0])  # mean of 1, 2, 3; then 2
+    # the band is the spread across seeds (1, 2, 3 at step 1,000; 2, 2, 2 at 2,000), not the
+    # spread of Q across states (q_data_std), which is not instability
     band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
-    assert band.min() == pytest.approx(1.5) and band.max() == pytest.approx(2.5)  # ± q std
+    assert band.min() == pytest.approx(1.0) and band.max() == pytest.approx(3.0)
+    assert "÷ reward_scale" in fig.axes[0].get_ylabel()
     bc_only = [r for r in runs if r.algo == "bc"]
     assert q_values_figure(bc_only, "hopper-medium-v2") is None
 
 
-def test_loss_variance_uses_a_log_axis(runs):
-    fig = loss_variance_figure(runs, "hopper-medium-v2")
+def test_q_values_are_in_raw_reward_return_units(tmp_path, write_run):
+    write_run(tmp_path, reward_scale=0.25, evals=(0.0, 1.0, 2.0), q_mean=(10.0, 20.0), q_std=(1, 1))
+    fig = q_values_figure(load_runs(tmp_path)[0], "hopper-medium-v2")
+    [line] = fig.axes[0].get_lines()
+    assert list(line.get_ydata()) == pytest.approx([40.0, 80.0])
+
+
+def test_td_loss_uses_a_log_axis_and_raw_reward_units(runs, tmp_path, write_run):
+    fig = td_loss_figure(runs, "hopper-medium-v2")
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
-    assert "actor loss" in fig.axes[2].get_ylabel()  # BC has no critic
+    assert "TD loss ÷ reward_scale²" in fig.axes[0].get_ylabel()
     line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "CQL top 30%")
-    assert list(line.get_ydata()) == pytest.approx([0.2, 0.2])
+    assert list(line.get_ydata()) == pytest.approx([1.0, 1.0])
+    # CQL's conservative term is left out; IQL's scaled loss is divided by reward_scale²
+    write_run(
+        tmp_path / "cql",
+        algo="cql",
+        evals=(0.0, 1.0),
+        train_values=[{"critic_loss": 12.0, "cql_penalty": 1.0}],
+    )
+    write_run(tmp_path / "iql", evals=(0.0, 1.0), reward_scale=0.5)
+    [cql_line] = (
+        td_loss_figure(load_runs(tmp_path / "cql")[0], "hopper-medium-v2").axes[0].get_lines()
+    )
+    assert list(cql_line.get_ydata()) == pytest.approx([12.0 - 5.0 * 2 * 1.0])
+    [iql_line] = (
+        td_loss_figure(load_runs(tmp_path / "iql")[0], "hopper-medium-v2").axes[0].get_lines()
+    )
+    assert list(iql_line.get_ydata()) == pytest.approx([1.0 / 0.25])
+
+
+def test_performance_profile_is_the_fraction_of_seeds_above_each_score(runs):
+    fig = phase1_profile_figure(aggregate(runs), "hopper-medium-v2")
+    [ax] = fig.axes
+    line = next(ln for ln in ax.get_lines() if ln.get_label().startswith("IQL clean"))
+    finals = [e[-1] for e in EVALS.values()]
+    for tau, fraction in zip(line.get_xdata(), line.get_ydata(), strict=True):
+        assert fraction == pytest.approx(sum(f > tau for f in finals) / len(finals))
+    assert "Performance profile: hopper-medium-v2" in fig.get_suptitle()
 
 
 def test_figures_are_made_per_dataset_and_name_its_source(runs):
@@ -115,8 +152,8 @@ def test_figures_are_made_per_dataset_and_name_its_source(runs):
         (kind, dataset): fig.get_suptitle()
         for kind, dataset, fig in build_figures(runs, aggregate(runs))
     }
-    # hopper: all four kinds; halfcheetah: its one IQL run logged no Q values, so no Q figure
-    assert len(kinds) == 7 and ("q_values", "halfcheetah-medium-v2") not in kinds
+    # hopper: all five kinds; halfcheetah: its one IQL run logged no Q values, so no Q figure
+    assert len(kinds) == 9 and ("q_values", "halfcheetah-medium-v2") not in kinds
     assert "(d4rl data), seed 0" in kinds[("learning_curves", "halfcheetah-medium-v2")]
 
 
@@ -126,7 +163,8 @@ def test_write_plots_saves_readable_png_and_pdf(runs, tmp_path):
         ("learning_curves", "hopper-medium-v2"),
         ("final_returns", "hopper-medium-v2"),
         ("q_values", "hopper-medium-v2"),
-        ("loss_variance", "hopper-medium-v2"),
+        ("td_loss", "hopper-medium-v2"),
+        ("performance_profile", "hopper-medium-v2"),
     }
     for plot in files:
         image = matplotlib.image.imread(plot.png)
@@ -156,18 +194,18 @@ def test_learning_curves_mark_the_dataset_mean_when_the_runs_record_it(runs):
     assert "dataset mean (before corruption)" not in labels
 
 
-def test_q_and_loss_variance_curves_skip_metrics_not_produced_in_an_interval(tmp_path, write_run):
+def test_q_and_td_loss_curves_skip_metrics_not_produced_in_an_interval(tmp_path, write_run):
     results = tmp_path / "results"
     rows = {
         0: (
-            {"q_data_mean": 1.0, "q_data_std": None, "critic_loss_rolling_var": None},
-            {"q_data_mean": None, "q_data_std": None, "critic_loss_rolling_var": 0.5},
-            {"q_data_mean": 3.0, "q_data_std": 1.0, "critic_loss_rolling_var": 1.0},
+            {"q_data_mean": 1.0, "q_data_std": None, "critic_loss": None},
+            {"q_data_mean": None, "q_data_std": None, "critic_loss": 0.5},
+            {"q_data_mean": 3.0, "q_data_std": 1.0, "critic_loss": 1.0},
         ),
         1: (
-            {"q_data_mean": 3.0, "q_data_std": None, "critic_loss_rolling_var": None},
-            {"q_data_mean": 2.0, "q_data_std": 0.5, "critic_loss_rolling_var": 1.5},
-            {"q_data_mean": 5.0, "q_data_std": 1.0, "critic_loss_rolling_var": 3.0},
+            {"q_data_mean": 3.0, "q_data_std": None, "critic_loss": None},
+            {"q_data_mean": 2.0, "q_data_std": 0.5, "critic_loss": 1.5},
+            {"q_data_mean": 5.0, "q_data_std": 1.0, "critic_loss": 3.0},
         ),
     }
     for seed, train_values in rows.items():
@@ -180,9 +218,9 @@ def test_q_and_loss_variance_curves_skip_metrics_not_produced_in_an_interval(tmp
     assert q_line.get_label() == "TD3BC clean"
     assert list(q_line.get_xdata()) == [1000, 2000, 3000]
     assert list(q_line.get_ydata()) == pytest.approx([2.0, 2.0, 4.0])  # None left out
-    band = q_ax.collections[0].get_paths()[0].vertices[:, 1]  # no std logged at step 1,000
-    assert band.min() == pytest.approx(1.5) and band.max() == pytest.approx(5.0)
-    [variance_ax] = loss_variance_figure(runs, "hopper-medium-v2").axes
+    band = q_ax.collections[0].get_paths()[0].vertices[:, 1]  # ± std across the seeds
+    assert band.min() == pytest.approx(2.0 - 2**0.5) and band.max() == pytest.approx(4.0 + 2**0.5)
+    [variance_ax] = td_loss_figure(runs, "hopper-medium-v2").axes
     [variance_line] = variance_ax.get_lines()
     assert list(variance_line.get_xdata()) == [2000, 3000]  # no run logged one at 1,000
     assert list(variance_line.get_ydata()) == pytest.approx([1.0, 2.0])

@@ -117,6 +117,7 @@ def test_written_figures_are_png_and_pdf_with_titles(study, tmp_path):
     assert [(f.kind, f.png.name) for f in files] == [
         ("finetune_curves", "finetune_curves_iql_hopper-medium-v2.png"),
         ("steps_to_threshold", "steps_to_80pct_hopper-medium-v2.png"),
+        ("performance_profile", "performance_profile_hopper-medium-v2.png"),
         ("disagreement", "disagreement_hopper-medium-v2.png"),
     ]
     for f in files:

@@ -44,7 +44,10 @@ def test_report_table_has_mean_std_n_change_and_source(tmp_path, write_run):
     assert f"| {top_mean:.1f} ± {statistics.stdev(TOP60):.1f} |" in row
     assert f"| −{abs(change):.1f}% |" in row
     assert "| hopper-medium-v2 | replica |" in row
-    assert "| 8 |" in row  # mean rolling loss variance
+    # IQM of 3 seeds (the mean: nothing to trim) with its bootstrap interval
+    assert f"| {statistics.mean(TOP60):.1f} [" in row
+    # P(a k = 60 run ends above a clean run): every k = 60 final is below every clean one
+    assert "| 0.00 (" in row or "| 0.00 [0.00, 0.00] |" in row
     clean_row = _row(report, "IQL", "none", "0")
     assert f"| {clean_mean:.1f} ± {statistics.stdev(CLEAN):.1f} |" in clean_row
     best = [c + 5 for c in CLEAN]
@@ -70,7 +73,7 @@ def test_report_links_every_figure_that_exists(tmp_path, write_run):
     _write_study(tmp_path / "results", write_run)
     outputs = write_phase1_outputs(tmp_path / "results", tmp_path / "plots")
     links = re.findall(r"\]\(([^)]+)\)", outputs.report.read_text())
-    assert len(links) == 2 * len(outputs.plots) == 6  # no Q values logged: no Q figure
+    assert len(links) == 2 * len(outputs.plots) == 8  # no Q values logged: no Q figure
     for link in links:
         assert (tmp_path / "plots" / link).stat().st_size > 0
 
@@ -133,4 +136,4 @@ def test_a_run_with_a_truncated_metrics_file_is_left_out_and_the_rest_reported(t
     assert left_out.startswith(f"- {broken.name}: {metrics} is damaged (not valid JSON")
     top_mean = statistics.mean(TOP60)  # seed 3 is not averaged in
     assert f"| {top_mean:.1f} ± {statistics.stdev(TOP60):.1f} |" in _row(report, "IQL", "top", "60")
-    assert len(outputs.plots) == 3
+    assert len(outputs.plots) == 4

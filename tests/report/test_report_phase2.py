@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 import statistics
 
+import pytest
+
 from hybrid_rl.report.report_phase2 import comparison_sentences, write_phase2_outputs
-from hybrid_rl.report.results_phase2 import aggregate_finetune, load_finetune_runs
+from hybrid_rl.report.results_phase2 import aggregate_finetune, compare_arms, load_finetune_runs
 
 CLEAN = (50.0, 40.0, 60.0)  # Phase I k = 0 finals, seeds 0–2
 EVAL_EVERY = 1_000
@@ -89,7 +91,8 @@ def test_sentences_compare_the_bonus_with_none_from_the_numbers(
     tmp_path, write_run, write_finetune_run
 ):
     phase2 = write_study(tmp_path, write_run, write_finetune_run)
-    sentences = comparison_sentences(aggregate_finetune(load_finetune_runs(phase2)[0]))
+    runs = load_finetune_runs(phase2)[0]
+    sentences = comparison_sentences(aggregate_finetune(runs), compare_arms(runs))
     bonus = [e[-1] for e in EVALS["ensemble"]]
     plain = [e[-1] for e in EVALS["none"]]
     gap = statistics.mean(bonus) - statistics.mean(plain)
@@ -100,10 +103,10 @@ def test_sentences_compare_the_bonus_with_none_from_the_numbers(
         f"bonus vs {statistics.mean(plain):.1f} ± {statistics.stdev(plain):.1f} without it "
         f"({gap:.1f} points higher with the bonus; 3 seeds each)."
     )
-    assert sentences[1] == (
-        "Online steps to 80% of the clean offline score (median over seeds): 2,000 with the "
-        "bonus (1 of 3 runs not reached) vs not reached (> 3,000) without (2 of 3 not "
-        "reached); only the median run with the bonus reaches it."
+    assert sentences[3] == (
+        "Online steps to 80% of the clean offline score (as specified; median over seeds): "
+        "2,000 with the bonus (1 of 3 runs not reached) vs not reached (> 3,000) without (2 of "
+        "3 not reached); only the median run with the bonus reaches it."
     )
     assert sentences[-1] == "No run diverged."
 
@@ -116,7 +119,12 @@ def test_a_small_gap_is_said_to_be_within_one_standard_deviation(
         write_run(phase1, k=0, seed=seed, evals=(0.0, 50.0))
         write_finetune_run(phase2, phase1, bonus="ensemble", seed=seed, evals=(45.0, a))
         write_finetune_run(phase2, phase1, bonus="none", seed=seed, evals=(45.0, b))
-    [final, steps, _] = comparison_sentences(aggregate_finetune(load_finetune_runs(phase2)[0]))
+    runs = load_finetune_runs(phase2)[0]
+    [final, _, paired, steps, _] = comparison_sentences(
+        aggregate_finetune(runs), compare_arms(runs)
+    )
+    # paired on seed: (40 − 38, 30 − 33) -> mean −0.5
+    assert paired.startswith("Paired on seed (2 seeds), bonus − none: final −0.5 [")
     assert "its clean checkpoint (k = 0)" in final
     assert (
         "0.5 points lower with the bonus; 2 seeds each; the difference is within one "
@@ -133,9 +141,10 @@ def test_one_seed_each_is_said_and_divergences_are_counted(tmp_path, write_run, 
     write_finetune_run(phase2, phase1, k=30, bonus="none", seed=1, status="diverged")
     sentences = comparison_sentences(aggregate_finetune(load_finetune_runs(phase2)[0]))
     assert (
-        "(the same to 0.1 points; one seed each, so no spread across seeds can be given)"
+        "(the same to 0.1 points; one seed each, so no spread across seeds or CI can be given)"
         in sentences[0]
     )
+    assert "not an estimate of the bonus's effect" in sentences[2]
     assert sentences[-1] == (
         "IQL with no bonus diverged (a non-finite metric) in 1 of 2 runs on hopper-medium-v2, "
         "fine-tuned from its checkpoint trained without the top 30% of trajectories."
@@ -149,7 +158,7 @@ def test_report_links_every_figure_and_defines_the_clean_reference(
     outputs = write_phase2_outputs(phase2, tmp_path / "plots_phase2")
     report = outputs.report.read_text()
     links = re.findall(r"\]\(([^)]+)\)", report)
-    assert len(links) == 2 * len(outputs.plots) == 6
+    assert len(links) == 2 * len(outputs.plots) == 8
     for link in links:
         assert (tmp_path / "plots_phase2" / link).stat().st_size > 0
     assert (
@@ -173,3 +182,49 @@ def test_the_table_names_the_phase1_data_of_each_condition(tmp_path, write_run, 
     assert "| Bonus | Phase I data |" in report
     assert "| 10.0 |" in _row(report, "IQL", "30", "none", "top 30% removed")
     assert "| 20.0 |" in _row(report, "IQL", "30", "none", "random 30% removed")
+
+
+def test_the_paired_table_gives_per_seed_differences_with_intervals(
+    tmp_path, write_run, write_finetune_run
+):
+    phase2 = write_study(tmp_path, write_run, write_finetune_run)
+    outputs = write_phase2_outputs(phase2, tmp_path / "plots_phase2")
+    [comparison] = outputs.comparisons
+    finals = {b: [e[-1] for e in EVALS[b]] for b in EVALS}
+    expected = [x - y for x, y in zip(finals["ensemble"], finals["none"], strict=True)]
+    assert comparison.final.seeds == (0, 1, 2)
+    assert comparison.final.differences == pytest.approx(expected)
+    assert comparison.final.mean.point == pytest.approx(statistics.mean(expected))
+    assert comparison.final.mean.low < comparison.final.mean.point < comparison.final.mean.high
+    report = outputs.report.read_text()
+    assert "**Ensemble bonus vs none, paired on seed**" in report
+    paired_part = report[report.index("**Ensemble bonus vs none") :]
+    [row] = [line for line in paired_part.splitlines() if line.startswith("| hopper")]
+    assert row.startswith("| hopper-medium-v2 | IQL | top 60% removed | 3 |")
+    assert f"| +{statistics.mean(expected):.1f} [" in row
+
+
+def test_a_one_seed_collapse_is_not_reported_as_an_effect_of_the_bonus(
+    tmp_path, write_run, write_finetune_run
+):
+    """The quick study's case: one seed per arm, a start already at the clean level, and the
+    bonus run dipping far below it."""
+    phase1, phase2 = tmp_path / "results", tmp_path / "results_phase2"
+    write_run(phase1, k=0, evals=(0.0, 41.0, 42.0, 41.5, 41.8, 41.8), eval_std=1.0)
+    write_finetune_run(
+        phase2, phase1, bonus="ensemble", evals=(41.6, 30.0, 20.0, 36.3), eval_std=1.0
+    )
+    write_finetune_run(phase2, phase1, bonus="none", evals=(41.6, 40.0, 41.0, 41.0), eval_std=1.0)
+    runs = load_finetune_runs(phase2)[0]
+    sentences = comparison_sentences(aggregate_finetune(runs), compare_arms(runs))
+    [final, trajectory, no_ci, steps, _] = sentences
+    assert "one seed each, so no spread across seeds or CI can be given" in final
+    assert trajectory.startswith("Both arms start from the same checkpoint at 41.6 (step 0;")
+    assert "no gap to recover" in trajectory
+    assert "dips 21.6 points below its start at its lowest, ends at 36.3" in trajectory
+    assert "dips 1.6 points below its start at its lowest, ends at 41.0" in trajectory
+    assert no_ci.startswith("With one seed per arm there is no confidence interval")
+    assert "not an estimate of the bonus's effect" in no_ci
+    assert "(as specified;" in steps
+    row = _row(write_phase2_outputs(phase2, tmp_path / "p").report.read_text(), "ensemble")
+    assert "| 1 of 1 | no gap | no gap | no gap |" in row  # No gap, recovery, 50%, 80%

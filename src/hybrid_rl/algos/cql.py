@@ -164,6 +164,7 @@ class CQL:
         q_data = q[:, 0]
         q_ood = importance_sampled_logsumexp(q[:, 1:], log_density)  # [M, B]
         stats = {
+            "td_loss": (q_data - td_target).pow(2).mean(dim=1).sum(),
             "cql_penalty": (q_ood - q_data).mean(),
             "q_data_mean": q_data.mean(),
             "q_data_std": q_data.std(),

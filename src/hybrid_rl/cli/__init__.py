@@ -14,6 +14,7 @@ from hybrid_rl.cli.phase1 import add_phase1_command, phase1_grid_from_args
 from hybrid_rl.cli.phase2 import add_phase2_command, phase1_command_for, phase2_grid_from_args
 from hybrid_rl.cli.runs import add_runs_commands
 from hybrid_rl.cli.study import add_study_command, study_from_args
+from hybrid_rl.report.document import reporting_command
 
 __all__ = [
     "build_parser",
@@ -47,7 +48,8 @@ _USER_ERRORS = (KeyError, ValueError, FileNotFoundError, RuntimeError)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        with reporting_command(["hybrid-rl", *(sys.argv[1:] if argv is None else argv)]):
+            return int(args.func(args))
     except _USER_ERRORS as err:
         if os.environ.get("HYBRID_RL_DEBUG"):
             raise

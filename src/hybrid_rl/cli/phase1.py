@@ -64,5 +64,5 @@ def run_phase1_command(args: argparse.Namespace) -> int:
         print(summary.line())
         failed = summary.count("failed")
     outputs = write_phase1_outputs(grid.results_dir, grid.plots_dir)
-    print(f"wrote {outputs.report} and {len(outputs.plots)} figures (PNG and PDF)")
+    print(f"wrote {outputs.report}, {outputs.html} and {len(outputs.plots)} figures (PNG and PDF)")
     return 1 if failed else 0

@@ -116,7 +116,7 @@ def run_phase2_command(args: argparse.Namespace) -> int:
             print(summary.line())
             failed = summary.count("failed")
     outputs = write_phase2_outputs(grid.results_dir, grid.plots_dir, grid.phase1_results_dir)
-    print(f"wrote {outputs.report} and {len(outputs.plots)} figures (PNG and PDF)")
+    print(f"wrote {outputs.report}, {outputs.html} and {len(outputs.plots)} figures (PNG and PDF)")
     return 1 if failed or waiting else 0
 
 

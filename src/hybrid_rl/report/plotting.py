@@ -1,4 +1,5 @@
-"""Phase I figures, one set per dataset: learning curves, final returns, Q values, loss variance.
+"""Phase I figures, one set per dataset: learning curves, final returns, a performance profile,
+Q values (raw-reward return units) and the TD loss (÷ reward_scale²).
 
 Figures are built as `matplotlib.figure.Figure` objects (no pyplot, no global state, Agg
 canvas) and saved as PNG and PDF. Curves average over the seeds that reached each step
@@ -21,6 +22,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from hybrid_rl.report.diagnostics import scaled, td_loss_series
 from hybrid_rl.report.results import (
     CellKey,
     CellSummary,
@@ -28,6 +30,7 @@ from hybrid_rl.report.results import (
     RunRecord,
     corruption_order,
 )
+from hybrid_rl.report.statistics import performance_profile_interval
 
 _ALGO_COLORMAPS = {"cql": "Blues", "iql": "Oranges", "bc": "Greens"}
 _ALGO_ORDER = {"cql": 0, "iql": 1, "bc": 2}
@@ -142,9 +145,11 @@ def final_returns_figure(cells: Sequence[CellSummary], dataset: str) -> Figure:
 
 
 def q_values_figure(runs: Sequence[RunRecord], dataset: str) -> Figure | None:
-    """Q on dataset batches over training, one panel per algo with a critic: the line is the
-    batch mean of Q, the band ± the batch std of Q (both averaged over seeds). None when no
-    run of `dataset` logged Q values (e.g. BC only)."""
+    """Q on dataset batches over training, one panel per algo with a critic: the batch mean
+    of Q divided by the run's reward_scale (raw-reward return units), mean over seeds, with
+    a band of ± the std across seeds where there are several. The spread of Q across the
+    states of a batch (`q_data_std`) is not drawn: it is not instability. None when no run of
+    `dataset` logged Q values (e.g. BC only)."""
     runs = [r for r in _plotted(runs, dataset) if "q_data_mean" in r.train_metrics]
     if not runs:
         return None
@@ -153,31 +158,40 @@ def q_values_figure(runs: Sequence[RunRecord], dataset: str) -> Figure | None:
     colors = _colors(runs)
     for ax, algo in zip(axes, algos, strict=True):
         for condition, group in _by_condition([r for r in runs if r.algo == algo]).items():
-            steps, mean, _ = mean_std_over_runs([train_series(r, "q_data_mean") for r in group])
-            spread_steps, spread, _ = mean_std_over_runs(
-                [train_series(r, "q_data_std") for r in group]
+            steps, mean, spread = mean_std_over_runs(
+                [
+                    (r.train_steps, scaled(train_series(r, "q_data_mean")[1], r.reward_scale))
+                    for r in group
+                ]
             )
-            spread = values_at(steps, spread_steps, spread)
             _line_with_band(ax, steps, mean, spread, condition, colors[condition])
         ax.set_xlabel("gradient steps")
-        ax.set_ylabel(f"{algo.upper()} Q(s, a) on dataset batches (mean ± std)")
+        ax.set_ylabel(f"{algo.upper()} batch-mean Q(s, a) ÷ reward_scale (mean ± std over seeds)")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(figure_title("Q values", dataset, _source(runs), _seeds(runs)), fontsize=10)
     return fig
 
 
-def loss_variance_figure(runs: Sequence[RunRecord], dataset: str) -> Figure:
-    """Rolling variance of the critic loss (BC: actor loss) over training, one panel per algo,
-    mean over seeds, log y axis."""
-    runs = [r for r in _plotted(runs, dataset) if "critic_loss_rolling_var" in r.train_metrics]
-    algos = sorted({r.algo for r in runs}, key=lambda a: (_ALGO_ORDER.get(a, 9), a)) or ["-"]
+def td_loss_figure(runs: Sequence[RunRecord], dataset: str) -> Figure | None:
+    """The critic's TD loss alone (CQL's conservative term left out) per log interval,
+    divided by reward_scale² (raw-reward units), one panel per algo with a critic, mean over
+    seeds, log y axis. None when no run of `dataset` has a critic."""
+    series = {
+        r.run_name: td
+        for r in _plotted(runs, dataset)
+        if (td := td_loss_series(r.train_metrics, r.agent_config)) is not None
+    }
+    runs = [r for r in _plotted(runs, dataset) if r.run_name in series]
+    if not runs:
+        return None
+    algos = sorted({r.algo for r in runs}, key=lambda a: (_ALGO_ORDER.get(a, 9), a))
     fig, axes = new_figure(len(algos))
     colors = _colors(runs)
     for ax, algo in zip(axes, algos, strict=True):
         for condition, group in _by_condition([r for r in runs if r.algo == algo]).items():
             steps, mean, _ = mean_std_over_runs(
-                [train_series(r, "critic_loss_rolling_var") for r in group]
+                [(r.train_steps, scaled(series[r.run_name], r.reward_scale**2)) for r in group]
             )
             keep = mean > 0  # a log axis cannot show zero
             ax.plot(
@@ -188,15 +202,57 @@ def loss_variance_figure(runs: Sequence[RunRecord], dataset: str) -> Figure:
             )
         ax.set_yscale("log")
         ax.set_xlabel("gradient steps")
-        loss = "actor" if algo == "bc" else "critic"
-        ax.set_ylabel(f"{algo.upper()} rolling variance of the {loss} loss")
+        ax.set_ylabel(f"{algo.upper()} TD loss ÷ reward_scale²")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(
-        figure_title("Critic-loss variance", dataset, _source(runs), _seeds(runs)), fontsize=10
+        figure_title("TD loss (raw-reward units)", dataset, _source(runs), _seeds(runs)),
+        fontsize=10,
     )
     return fig
+
+
+ProfileCurve = tuple[str, tuple[float, ...], str, Sequence[float]]  # label, color, style, scores
+
+
+def performance_profile_figure(curves: Sequence[ProfileCurve], title: str) -> Figure:
+    """Performance profiles (Agarwal et al. 2021): for each curve, the fraction of its runs
+    whose final normalized score exceeds τ, over τ, with a 95% stratified-bootstrap band."""
+    fig, (ax,) = new_figure(1)
+    everything = [v for _, _, _, scores in curves for v in scores if math.isfinite(v)]
+    low = min(everything, default=0.0)
+    high = max(everything, default=100.0)
+    margin = max(1.0, 0.05 * (high - low))
+    taus = np.linspace(low - margin, high + margin, 101)
+    for label, color, style, scores in curves:
+        finite = [v for v in scores if math.isfinite(v)]
+        if not finite:
+            continue
+        profile, lower, upper = performance_profile_interval([finite], taus)
+        ax.plot(taus, profile, color=color, linestyle=style, label=f"{label} (n={len(finite)})")
+        ax.fill_between(taus, lower, upper, color=color, alpha=0.15, linewidth=0)
+    ax.set_xlabel("final normalized return τ")
+    ax.set_ylabel("fraction of runs with final score > τ")
+    ax.set_ylim(-0.02, 1.02)
+    _finish(fig, ax, title)
+    return fig
+
+
+def phase1_profile_figure(cells: Sequence[CellSummary], dataset: str) -> Figure:
+    """The performance profile of each algo × condition on `dataset` (completed runs)."""
+    cells = sorted(
+        (c for c in cells if c.dataset == dataset), key=lambda c: _condition_order(c.key)
+    )
+    colors = _condition_colors([c.key for c in cells])
+    curves: list[ProfileCurve] = [
+        (condition_label(c.key), colors[c.key], "-", c.finals) for c in cells
+    ]
+    seeds = [s for c in cells for s in c.seeds]
+    source = "/".join(sorted({c.source for c in cells})) or "unknown"
+    return performance_profile_figure(
+        curves, figure_title("Performance profile", dataset, source, seeds)
+    )
 
 
 def build_figures(
@@ -207,10 +263,13 @@ def build_figures(
     for dataset in sorted({r.dataset for r in runs}):
         figures.append(("learning_curves", dataset, learning_curves_figure(runs, dataset)))
         figures.append(("final_returns", dataset, final_returns_figure(cells, dataset)))
+        figures.append(("performance_profile", dataset, phase1_profile_figure(cells, dataset)))
         q_figure = q_values_figure(runs, dataset)
         if q_figure is not None:
             figures.append(("q_values", dataset, q_figure))
-        figures.append(("loss_variance", dataset, loss_variance_figure(runs, dataset)))
+        td_figure = td_loss_figure(runs, dataset)
+        if td_figure is not None:
+            figures.append(("td_loss", dataset, td_figure))
     return figures
 
 
@@ -333,6 +392,7 @@ def _line_with_band(
     condition: CellKey,
     color: tuple[float, ...],
 ) -> None:
+    """The mean line and a ± `spread` band (the std across seeds: 0 with one seed)."""
     ax.plot(steps, mean, color=color, label=condition_label(condition), marker=".")
     ax.fill_between(steps, mean - spread, mean + spread, color=color, alpha=0.2, linewidth=0)
 

@@ -1,5 +1,6 @@
 """Phase II figures, one set per dataset: fine-tuning curves (one figure per algo), online
-steps to 80 % of the clean offline score, and the ensemble disagreement over training.
+steps to 80 % of the clean offline score, a performance profile of the final scores, and the
+ensemble disagreement over training.
 
 Colour encodes the corruption of the Phase I data the run starts from, line style the bonus
 (solid: ensemble bonus, dashed: none). Curves average over the seeds that reached each step
@@ -24,9 +25,11 @@ from matplotlib.patches import Patch
 from hybrid_rl.data.corruption import CorruptionConfig
 from hybrid_rl.report.plotting import (
     PlotFile,
+    ProfileCurve,
     figure_title,
     mean_std_over_runs,
     new_figure,
+    performance_profile_figure,
     save_figure,
     train_series,
 )
@@ -81,6 +84,15 @@ def finetune_curves_figure(runs: Sequence[FinetuneRecord], algo: str, dataset: s
                 label=None if labelled else "step-0 (offline) score",
             )
             labelled = True
+    references = [ref.robust for r in runs if (ref := r.clean_reference) is not None]
+    if references:
+        ax.axhline(
+            float(np.mean(references)),
+            color="grey",
+            linestyle="-.",
+            linewidth=0.8,
+            label="robust clean reference (mean of the clean run's last evaluations)",
+        )
     thresholds = [t for r in runs if (t := r.threshold) is not None]
     if thresholds:
         ax.axhline(
@@ -163,6 +175,27 @@ def disagreement_figure(runs: Sequence[FinetuneRecord], dataset: str) -> Figure 
     return fig
 
 
+def phase2_profile_figure(runs: Sequence[FinetuneRecord], dataset: str) -> Figure:
+    """Performance profile of the final scores of the completed runs on `dataset`, one curve
+    per algo × condition × bonus type (colour: condition, line style: bonus)."""
+    completed = [r for r in runs if r.dataset == dataset and r.status == "completed"]
+    colors = _condition_colors(completed)
+    curves: list[ProfileCurve] = []
+    for (corruption, bonus), group in _by_condition_and_bonus(completed).items():
+        for algo in sorted({r.algo for r in group}, key=lambda a: (_ALGO_ORDER.get(a, 9), a)):
+            scores = [
+                v for r in group if r.algo == algo and (v := r.final_normalized_return) is not None
+            ]
+            label = (
+                f"{algo.upper()} {condition_label(corruption)}, {BONUS_LABELS.get(bonus, bonus)}"
+            )
+            curves.append((label, colors[corruption], BONUS_LINESTYLES.get(bonus, ":"), scores))
+    title = figure_title(
+        "Performance profile after fine-tuning", dataset, _source(completed), _seeds(completed)
+    )
+    return performance_profile_figure(curves, title)
+
+
 def build_phase2_figures(
     runs: Sequence[FinetuneRecord], cells: Sequence[FinetuneCell]
 ) -> list[tuple[str, str, str, Figure]]:
@@ -178,6 +211,8 @@ def build_phase2_figures(
             figures.append(("finetune_curves", dataset, f"finetune_curves_{algo}", figure))
         figure = steps_to_threshold_figure(runs, cells, dataset)
         figures.append(("steps_to_threshold", dataset, "steps_to_80pct", figure))
+        profile = phase2_profile_figure(runs, dataset)
+        figures.append(("performance_profile", dataset, "performance_profile", profile))
         disagreement = disagreement_figure(runs, dataset)
         if disagreement is not None:
             figures.append(("disagreement", dataset, "disagreement", disagreement))

@@ -1,23 +1,42 @@
 """The generated Phase I report: a results table, the figures, and sentences from the numbers.
 
 `write_phase1_outputs(results_dir, plots_dir)` is the whole step: load the run folders,
-aggregate over seeds, write the plots and `plots_dir/report.md`.
+aggregate over seeds, write the plots, `plots_dir/report.md` and `plots_dir/report.html`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from hybrid_rl.atomic_io import atomic_write
 from hybrid_rl.data.corruption import CorruptionConfig
+from hybrid_rl.report.document import (
+    Section,
+    Table,
+    TableRow,
+    section_markdown,
+    write_html,
+    write_text,
+)
 from hybrid_rl.report.plotting import PlotFile, write_plots
-from hybrid_rl.report.results import CellSummary, RunRecord, aggregate, clean_cell, load_runs
+from hybrid_rl.report.results import (
+    CellSummary,
+    RunRecord,
+    aggregate,
+    clean_cell,
+    corruption_order,
+    load_runs,
+)
+from hybrid_rl.report.statistics import (
+    Interval,
+    probability_of_improvement_interval,
+    stratified_bootstrap,
+)
 
 
 class _NamedRun(Protocol):
@@ -27,11 +46,27 @@ class _NamedRun(Protocol):
 
 RunT = TypeVar("RunT", bound=_NamedRun)
 
-_TABLE_HEADER = (
-    "| Dataset | Source | Algo | Removal | k (%) | σ | Attack | Final (mean ± std) "
-    "| Best (mean ± std) | n | Δ final vs clean | Diverged | Failed | Running "
-    "| Mean rolling loss var. |",
-    "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+_COLUMNS: tuple[tuple[str, bool], ...] = (
+    ("Dataset", False),
+    ("Source", False),
+    ("Algo", False),
+    ("Removal", False),
+    ("k (%)", True),
+    ("σ", True),
+    ("Attack", False),
+    ("Final IQM [95% CI]", True),
+    ("Final (mean ± std)", True),
+    ("Best (mean ± std)", True),
+    ("n", True),
+    ("Δ final vs clean", True),
+    ("P(final > clean) [95% CI]", True),
+    ("Diverged", True),
+    ("Failed", True),
+    ("Running", True),
+    ("Late TD-loss var. (raw reward⁴)", True),
+    ("Late TD-loss CV", True),
+    ("Late Q (raw return)", True),
+    ("Q fluctuation", True),
 )
 
 
@@ -41,15 +76,28 @@ class Phase1Outputs:
     plots: tuple[PlotFile, ...]
     cells: tuple[CellSummary, ...]
     runs: tuple[RunRecord, ...]
+    section: Section | None = None
+    html: Path | None = None
 
 
 def write_phase1_outputs(
-    results_dir: str | os.PathLike[str], plots_dir: str | os.PathLike[str] = "plots"
+    results_dir: str | os.PathLike[str],
+    plots_dir: str | os.PathLike[str] = "plots",
+    command: str | None = None,
 ) -> Phase1Outputs:
-    """Plots and `report.md` in `plots_dir` from every run folder in `results_dir`."""
+    """Plots, `report.md` and `report.html` in `plots_dir` from every run folder in
+    `results_dir`; `command` (default: this process's command line) is named in the HTML."""
     outputs, text = phase1_section(results_dir, plots_dir, plots_dir)
     write_markdown(outputs.report, text)
-    return outputs
+    assert outputs.section is not None
+    html = write_html(
+        outputs.report.with_name("report.html"),
+        outputs.section.title,
+        (),
+        [outputs.section],
+        command,
+    )
+    return dataclasses.replace(outputs, html=html)
 
 
 def phase1_section(
@@ -65,8 +113,12 @@ def phase1_section(
     runs, unreadable = select_runs(*load_runs(results_dir), run_names)
     cells = aggregate(runs)
     plots = write_plots(runs, cells, plots_dir) if runs else []
-    text = render_report(cells, plots, runs, unreadable, results_dir, report_dir)
-    return Phase1Outputs(report_dir / "report.md", tuple(plots), tuple(cells), tuple(runs)), text
+    section = build_section(cells, plots, runs, unreadable, results_dir)
+    text = section_markdown(section, report_dir)
+    outputs = Phase1Outputs(
+        report_dir / "report.md", tuple(plots), tuple(cells), tuple(runs), section
+    )
+    return outputs, text
 
 
 def select_runs(
@@ -85,12 +137,7 @@ def select_runs(
 
 def write_markdown(path: Path, text: str) -> None:
     """Write a report atomically, readable by everyone."""
-
-    def write(tmp: Path) -> None:
-        tmp.write_text(text)
-        tmp.chmod(0o644)  # the temporary file is private (0600); a report is for reading
-
-    atomic_write(path, write)
+    write_text(path, text)
 
 
 def format_mean_std(mean: float, std: float, n: int) -> str:
@@ -107,22 +154,109 @@ def format_change(change: float | None) -> str:
     return f"{'−' if change < 0 else '+'}{abs(change):.1f}%"
 
 
+def format_optional(value: float | None, digits: int = 3) -> str:
+    """`digits` significant digits, "—" for None."""
+    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def format_probability(interval: Interval | None) -> str:
+    """ "0.83 [0.50, 1.00]", "1.00 (1 seed each, no CI)", or "—"."""
+    if interval is None or interval.n == 0 or not math.isfinite(interval.point):
+        return "—"
+    if not interval.has_ci:
+        return f"{interval.point:.2f} (1 seed each, no CI)"
+    return f"{interval.point:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
+
+
+def results_table(cells: Sequence[CellSummary]) -> Table:
+    """The results table, one row per condition, each row naming its run folders."""
+    rows = []
+    for c in cells:
+        corruption = c.corruption
+        cells_text = (
+            c.dataset,
+            c.source,
+            c.algo.upper(),
+            corruption.removal,
+            f"{corruption.k_percent:g}",
+            f"{corruption.reward_noise_std:g}",
+            attack_text(corruption),
+            c.final_iqm.format(),
+            format_mean_std(c.final_mean, c.final_std, c.n),
+            format_mean_std(c.best_mean, c.best_std, c.n),
+            str(c.n),
+            "clean" if corruption.is_clean else format_change(c.final_change_pct),
+            "clean" if corruption.is_clean else format_probability(c.improvement_vs_clean),
+            str(c.diverged),
+            str(c.failed),
+            str(c.running),
+            format_optional(c.late_td_loss_variance),
+            format_optional(c.late_td_loss_cv),
+            format_optional(c.late_q_mean),
+            format_optional(c.q_fluctuation),
+        )
+        rows.append(TableRow(cells_text, c.run_dirs))
+    header, numeric = zip(*_COLUMNS, strict=True)
+    return Table(tuple(header), tuple(numeric), tuple(rows))
+
+
 def table_rows(cells: Sequence[CellSummary]) -> list[str]:
     """The results table in Markdown, header included, one row per condition."""
-    rows = list(_TABLE_HEADER)
-    for c in cells:
-        variance = "—" if c.mean_loss_variance is None else f"{c.mean_loss_variance:.3g}"
-        corruption = c.corruption
+    return results_table(cells).markdown()
+
+
+def aggregate_table(cells: Sequence[CellSummary]) -> Table | None:
+    """Per algo × condition, the IQM of the final scores over every dataset (task) and seed
+    with a stratified-bootstrap CI (seeds resampled within each dataset), and the probability
+    that a run of the condition ends above a clean run of the same dataset, averaged over
+    datasets. None unless some algo × condition covers two datasets or more."""
+    groups: dict[tuple[str, CorruptionConfig], list[CellSummary]] = {}
+    for cell in cells:
+        groups.setdefault((cell.algo, cell.corruption), []).append(cell)
+    if not any(len({c.dataset for c in group}) > 1 for group in groups.values()):
+        return None
+    rows = []
+    for (algo, corruption), group in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], corruption_order(kv[0][1]))
+    ):
+        with_runs = [c for c in group if c.finals]
+        iqm = stratified_bootstrap([c.finals for c in with_runs])
+        improvement = None
+        if not corruption.is_clean:
+            pairs = [
+                (c, clean) for c in with_runs if (clean := clean_cell(cells, c)) and clean.finals
+            ]
+            if pairs:
+                improvement = probability_of_improvement_interval(
+                    [c.finals for c, _ in pairs], [clean.finals for _, clean in pairs]
+                )
+        runs = tuple(d for c in group for d in c.run_dirs)
         rows.append(
-            f"| {c.dataset} | {c.source} | {c.algo.upper()} | {corruption.removal} "
-            f"| {corruption.k_percent:g} | {corruption.reward_noise_std:g} "
-            f"| {attack_text(corruption)} "
-            f"| {format_mean_std(c.final_mean, c.final_std, c.n)} "
-            f"| {format_mean_std(c.best_mean, c.best_std, c.n)} | {c.n} "
-            f"| {'clean' if corruption.is_clean else format_change(c.final_change_pct)} "
-            f"| {c.diverged} | {c.failed} | {c.running} | {variance} |"
+            TableRow(
+                (
+                    algo.upper(),
+                    corruption.label if not corruption.is_clean else "clean",
+                    str(len(with_runs)),
+                    str(iqm.n),
+                    iqm.format(),
+                    "clean" if corruption.is_clean else format_probability(improvement),
+                ),
+                runs,
+            )
         )
-    return rows
+    return Table(
+        (
+            "Algo",
+            "Condition",
+            "Datasets",
+            "Runs",
+            "Final IQM over datasets [95% CI]",
+            "P(final > clean) [95% CI]",
+        ),
+        (False, False, True, True, True, True),
+        tuple(rows),
+        title="Aggregate over datasets (stratified bootstrap: seeds resampled within each dataset)",
+    )
 
 
 def attack_text(corruption: CorruptionConfig) -> str:
@@ -198,65 +332,29 @@ def degradation_sentences(cells: Sequence[CellSummary]) -> list[str]:
     return sentences
 
 
-def render_report(
+def build_section(
     cells: Sequence[CellSummary],
     plots: Sequence[PlotFile],
     runs: Sequence[RunRecord],
     unreadable: Sequence[str],
     results_dir: Path,
-    plots_dir: Path,
-) -> str:
-    """The text of report.md; figure links are relative to `plots_dir`, where it is written."""
-    return render_results_document(
-        "Phase I results",
-        results_dir,
-        [r.status for r in runs],
-        degradation_sentences(cells),
-        table_rows(cells),
-        _definitions(cells),
-        unreadable,
-        plots,
-        plots_dir,
+) -> Section:
+    """The Phase I report as data (rendered to report.md and report.html)."""
+    tables = [results_table(cells)]
+    overall = aggregate_table(cells)
+    if overall is not None:
+        tables.append(overall)
+    return Section(
+        title="Phase I results",
+        results_dir=results_dir,
+        statuses=tuple(r.status for r in runs),
+        summary=tuple(degradation_sentences(cells)),
+        tables=tuple(tables),
+        definitions=tuple(_definitions(cells)),
+        unreadable=tuple(unreadable),
+        plots=tuple(plots),
+        run_commits=tuple(sorted({r.git_commit for r in runs if r.git_commit})),
     )
-
-
-def render_results_document(
-    title: str,
-    results_dir: Path,
-    statuses: Sequence[str],
-    summary: Sequence[str],
-    table: Sequence[str],
-    definitions: Sequence[str],
-    unreadable: Sequence[str],
-    plots: Sequence[PlotFile],
-    report_dir: Path,
-) -> str:
-    """A results report: run counts, summary sentences, table, definitions, left-out folders
-    and figures grouped by dataset (links relative to `report_dir`)."""
-    counts = Counter(statuses)
-    status_text = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
-    lines = [
-        f"# {title}",
-        "",
-        f"Generated from the run folders in `{results_dir}` ({len(statuses)} runs: {status_text}).",
-        "",
-    ]
-    if not statuses:
-        lines += ["No run folder was found, so there is nothing to report yet.", ""]
-    else:
-        lines += ["## Summary", ""]
-        lines += [f"- {sentence}" for sentence in summary]
-        lines += ["", "## Results", "", *table, "", *definitions]
-    if unreadable:
-        lines += ["", "## Run folders left out", ""]
-        lines += [f"- {u}" for u in unreadable]
-    for dataset in sorted({p.dataset for p in plots}):
-        lines += ["", f"## Figures: {dataset}", ""]
-        for plot in (p for p in plots if p.dataset == dataset):
-            png = os.path.relpath(plot.png, report_dir)
-            pdf = os.path.relpath(plot.pdf, report_dir)
-            lines += [f"![{plot.title}]({png})", "", f"[{plot.title} (PDF)]({pdf})", ""]
-    return "\n".join(lines).rstrip() + "\n"
 
 
 def _seed_clause(clean: CellSummary, cell: CellSummary) -> str:
@@ -277,12 +375,27 @@ def _seed_clause(clean: CellSummary, cell: CellSummary) -> str:
 def _definitions(cells: Sequence[CellSummary]) -> list[str]:
     lines = [
         "Final: normalized return (D4RL score) at the last evaluation; best: the highest "
-        "evaluation of the run. Mean ± sample standard deviation (ddof = 1) over the completed "
-        "seeds (n); diverged, failed and running runs are counted but not averaged. Δ final vs "
-        "clean: 100 · (mean final − clean mean final) / |clean mean final|, against the same "
-        "algorithm and dataset with k = 0, σ = 0. Mean rolling loss variance: the variance of "
-        "the per-step critic loss over a rolling window (BC, which has no critic: its actor "
-        "loss), averaged over the logged steps of a run, then over seeds.",
+        "evaluation of the run. Final IQM: the interquartile mean (25% trimmed mean) of the "
+        "completed seeds' final scores with a 95% stratified-bootstrap confidence interval "
+        "(percentile, 10,000 resamples of the seeds, Agarwal et al. 2021 / rliable); with "
+        "fewer than 4 seeds the IQM is the mean, and one seed has no interval. Mean ± sample "
+        "standard deviation (ddof = 1) over the completed seeds (n); diverged, failed and "
+        "running runs are counted but not averaged. Δ final vs clean: 100 · (mean final − "
+        "clean mean final) / |clean mean final|, against the same algorithm and dataset with "
+        "k = 0, σ = 0. P(final > clean): the probability that a run of the condition ends "
+        "above a clean run (ties count half; rliable's probability of improvement), with a "
+        "bootstrap CI.",
+        "",
+        "Diagnostics, in units that compare across algorithms and reward scales (each the "
+        "mean over the completed seeds): Late TD-loss var.: the variance across the logged "
+        "interval means of the critic's TD loss alone (CQL's conservative term left out) over "
+        "the last 20% of training, the loss first divided by reward_scale² (IQL trains on "
+        "scaled rewards), so it is in raw-reward⁴ units; CV: its standard deviation over its "
+        "mean (unitless). Late Q: the batch-mean Q on dataset actions over the last 20% of "
+        "training, divided by reward_scale (raw-reward return units). Q fluctuation: the "
+        "standard deviation of that mean Q at the last 5 evaluation steps, i.e. how much the "
+        "value level moves over time (the spread of Q across states is not instability). BC "
+        "has no critic: —.",
     ]
     if any("replica" in c.source for c in cells):
         lines += [

@@ -3,11 +3,17 @@ figures, and
 sentences comparing the ensemble bonus with plain fine-tuning, every number from the runs.
 
 `write_phase2_outputs(results_dir, plots_dir)` is the whole step: load the run folders,
-aggregate over seeds, write the plots and `plots_dir/report.md`.
+aggregate over seeds, write the plots, `plots_dir/report.md` and `plots_dir/report.html`.
+
+The two arms (ensemble bonus and none) share seeds, evaluation seeds and the Phase I
+checkpoint, so they are compared paired on seed. One seed per arm has no confidence interval:
+the sentences then give the step-0 score, the dip and the recovery of each arm, and say that
+the difference is one seed's outcome, not an estimate of the bonus's effect.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Collection, Sequence
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid_rl.data.corruption import CorruptionConfig
+from hybrid_rl.report.document import Section, Table, TableRow, section_markdown, write_html
 from hybrid_rl.report.plotting import PlotFile
 from hybrid_rl.report.plotting_phase2 import (
     BONUS_LABELS,
@@ -22,28 +29,61 @@ from hybrid_rl.report.plotting_phase2 import (
     condition_label,
     write_phase2_plots,
 )
+from hybrid_rl.report.recovery import CLEAN_REFERENCE_EVALS, NO_GAP_STANDARD_ERRORS
 from hybrid_rl.report.report import (
     format_mean_std,
-    render_results_document,
+    format_probability,
     select_runs,
     write_markdown,
 )
 from hybrid_rl.report.results import corruption_order
 from hybrid_rl.report.results_phase2 import (
     THRESHOLD_FRACTION,
+    ArmComparison,
     FinetuneCell,
     FinetuneRecord,
     Phase2CellKey,
     aggregate_finetune,
+    compare_arms,
     load_finetune_runs,
 )
+from hybrid_rl.report.statistics import Interval, PairedDifference
 
 _PCT = f"{THRESHOLD_FRACTION:.0%}"
-_TABLE_HEADER = (
-    "| Dataset | Source | Algo | k (%) | Bonus | Phase I data | Step-0 score | Final score "
-    f"| Steps to {_PCT} of clean (median) | Not reached | n | Final disagreement "
-    "| Diverged | Failed | Running |",
-    "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+_COLUMNS: tuple[tuple[str, bool], ...] = (
+    ("Dataset", False),
+    ("Source", False),
+    ("Algo", False),
+    ("k (%)", True),
+    ("Bonus", False),
+    ("Phase I data", False),
+    ("Step-0 score", True),
+    ("Final score", True),
+    (f"Steps to {_PCT} of clean (median, as specified)", True),
+    ("Not reached", True),
+    ("n", True),
+    ("Final disagreement", True),
+    ("Diverged", True),
+    ("Failed", True),
+    ("Running", True),
+    ("Final IQM [95% CI]", True),
+    ("Gap: clean − start", True),
+    ("No gap", True),
+    ("Final recovery (IQM)", True),
+    ("Steps to 50% recovery (median)", True),
+    ("Steps to 80% recovery (median)", True),
+    ("AUC (IQM) [95% CI]", True),
+    ("Dip depth (IQM) [95% CI]", True),
+)
+_PAIRED_COLUMNS: tuple[tuple[str, bool], ...] = (
+    ("Dataset", False),
+    ("Algo", False),
+    ("Phase I data", False),
+    ("Paired seeds", True),
+    ("Final: bonus − none [95% CI]", True),
+    ("AUC: bonus − none [95% CI]", True),
+    ("Dip depth: bonus − none [95% CI]", True),
+    ("P(bonus > none) [95% CI]", True),
 )
 
 
@@ -53,18 +93,31 @@ class Phase2Outputs:
     plots: tuple[PlotFile, ...]
     cells: tuple[FinetuneCell, ...]
     runs: tuple[FinetuneRecord, ...]
+    section: Section | None = None
+    comparisons: tuple[ArmComparison, ...] = ()
+    html: Path | None = None
 
 
 def write_phase2_outputs(
     results_dir: str | os.PathLike[str],
     plots_dir: str | os.PathLike[str],
     phase1_results_dir: str | os.PathLike[str] | None = None,
+    command: str | None = None,
 ) -> Phase2Outputs:
-    """Plots and `report.md` in `plots_dir` from every run folder in `results_dir`; the clean
-    offline scores come from `phase1_results_dir` (default: each run's own Phase I folder)."""
+    """Plots, `report.md` and `report.html` in `plots_dir` from every run folder in
+    `results_dir`; the clean offline scores come from `phase1_results_dir` (default: each
+    run's own Phase I folder); `command` (default: this process's) is named in the HTML."""
     outputs, text = phase2_section(results_dir, plots_dir, plots_dir, phase1_results_dir)
     write_markdown(outputs.report, text)
-    return outputs
+    assert outputs.section is not None
+    html = write_html(
+        outputs.report.with_name("report.html"),
+        outputs.section.title,
+        (),
+        [outputs.section],
+        command,
+    )
+    return dataclasses.replace(outputs, html=html)
 
 
 def phase2_section(
@@ -80,9 +133,18 @@ def phase2_section(
     results_dir, plots_dir, report_dir = Path(results_dir), Path(plots_dir), Path(report_dir)
     runs, unreadable = select_runs(*load_finetune_runs(results_dir, phase1_results_dir), run_names)
     cells = aggregate_finetune(runs)
+    comparisons = compare_arms(runs)
     plots = write_phase2_plots(runs, cells, plots_dir) if runs else []
-    text = render_phase2_report(cells, plots, runs, unreadable, results_dir, report_dir)
-    outputs = Phase2Outputs(report_dir / "report.md", tuple(plots), tuple(cells), tuple(runs))
+    section = build_phase2_section(cells, comparisons, plots, runs, unreadable, results_dir)
+    text = section_markdown(section, report_dir)
+    outputs = Phase2Outputs(
+        report_dir / "report.md",
+        tuple(plots),
+        tuple(cells),
+        tuple(runs),
+        section,
+        tuple(comparisons),
+    )
     return outputs, text
 
 
@@ -102,23 +164,120 @@ def format_disagreement(mean: float, std: float, n: int) -> str:
     return f"{mean:.3g}" if n == 1 or math.isnan(std) else f"{mean:.3g} ± {std:.3g}"
 
 
-def table_rows(cells: Sequence[FinetuneCell]) -> list[str]:
-    """The results table in Markdown, header included, one row per condition."""
-    rows = list(_TABLE_HEADER)
+def format_recovery_steps(cell: FinetuneCell, level: float) -> str:
+    """Median steps to `level` recovery over the runs with a gap: "2,000", "not reached
+    (> 5,000)", "no gap" (no run had a gap to close) or "—" (no clean reference)."""
+    if cell.with_clean_reference == 0:
+        return "—"
+    if cell.no_gap == cell.with_clean_reference:
+        return "no gap"
+    median = cell.recovery_steps_median.get(level)
+    if median is None:
+        return "—"
+    if math.isinf(median):
+        return f"{NOT_REACHED} (> {cell.budget:,})"
+    return f"{median:,.0f}"
+
+
+def format_difference(difference: PairedDifference) -> str:
+    """ "−3.2 [−5.0, −1.1]", "−3.2 (1 seed, no CI)" or "—"."""
+    interval = difference.mean
+    if interval.n == 0:
+        return "—"
+    sign = "−" if interval.point < 0 else "+"
+    text = f"{sign}{abs(interval.point):.1f}"
+    if not interval.has_ci:
+        return f"{text} (1 seed, no CI)"
+    return f"{text} [{_signed(interval.low)}, {_signed(interval.high)}]"
+
+
+def _signed(value: float) -> str:
+    return f"{'−' if value < 0 else ''}{abs(value):.1f}"
+
+
+def results_table(cells: Sequence[FinetuneCell]) -> Table:
+    """One row per condition × bonus type, each row naming its run folders."""
+    rows = []
     for c in cells:
         not_reached = f"{c.censored} of {c.with_reference}" if c.with_reference else "—"
         if c.no_reference:
             not_reached += f" ({c.no_reference} without a clean reference)"
-        rows.append(
-            f"| {c.dataset} | {c.source} | {c.algo.upper()} | {c.corruption.k_percent:g} "
-            f"| {c.bonus_type} | {condition_label(c.corruption)} "
-            f"| {format_mean_std(c.step0_mean, c.step0_std, c.n)} "
-            f"| {format_mean_std(c.final_mean, c.final_std, c.n)} | {format_steps(c)} "
-            f"| {not_reached} | {c.n} "
-            f"| {format_disagreement(c.disagreement_mean, c.disagreement_std, c.n)} "
-            f"| {c.diverged} | {c.failed} | {c.running} |"
+        no_gap = f"{c.no_gap} of {c.with_clean_reference}" if c.with_clean_reference else "—"
+        recovery = (
+            "no gap"
+            if c.with_clean_reference and c.no_gap == c.with_clean_reference
+            else _percent_interval(c.recovery_iqm)
         )
-    return rows
+        text = (
+            c.dataset,
+            c.source,
+            c.algo.upper(),
+            f"{c.corruption.k_percent:g}",
+            c.bonus_type,
+            condition_label(c.corruption),
+            format_mean_std(c.step0_mean, c.step0_std, c.n),
+            format_mean_std(c.final_mean, c.final_std, c.n),
+            format_steps(c),
+            not_reached,
+            str(c.n),
+            format_disagreement(c.disagreement_mean, c.disagreement_std, c.n),
+            str(c.diverged),
+            str(c.failed),
+            str(c.running),
+            c.final_iqm.format(),
+            "—" if math.isnan(c.gap_mean) else f"{c.gap_mean:.1f}",
+            no_gap,
+            recovery,
+            format_recovery_steps(c, 0.5),
+            format_recovery_steps(c, 0.8),
+            c.auc_iqm.format(),
+            c.dip_iqm.format(),
+        )
+        rows.append(TableRow(text, c.run_dirs))
+    header, numeric = zip(*_COLUMNS, strict=True)
+    return Table(tuple(header), tuple(numeric), tuple(rows))
+
+
+def _percent_interval(interval: Interval) -> str:
+    """A fraction as percent: "62% [40%, 85%]", "62% (1 seed, no CI)" or "—"."""
+    if interval.n == 0 or not math.isfinite(interval.point):
+        return "—"
+    point = f"{100 * interval.point:.0f}%"
+    if interval.has_ci:
+        return f"{point} [{100 * interval.low:.0f}%, {100 * interval.high:.0f}%]"
+    return f"{point} (1 seed, no CI)" if interval.n == 1 else point
+
+
+def paired_table(comparisons: Sequence[ArmComparison]) -> Table:
+    """Bonus − none per algo × dataset × condition, paired on seed."""
+    rows = [
+        TableRow(
+            (
+                c.dataset,
+                c.algo.upper(),
+                condition_label(c.corruption),
+                str(len(c.final.seeds)),
+                format_difference(c.final),
+                format_difference(c.auc),
+                format_difference(c.dip),
+                format_probability(c.improvement),
+            ),
+            c.run_dirs,
+        )
+        for c in comparisons
+    ]
+    header, numeric = zip(*_PAIRED_COLUMNS, strict=True)
+    return Table(
+        tuple(header),
+        tuple(numeric),
+        tuple(rows),
+        title="Ensemble bonus vs none, paired on seed",
+    )
+
+
+def table_rows(cells: Sequence[FinetuneCell]) -> list[str]:
+    """The results table in Markdown, header included, one row per condition."""
+    return results_table(cells).markdown()
 
 
 def starting_point(corruption: CorruptionConfig) -> str:
@@ -135,11 +294,16 @@ def starting_point(corruption: CorruptionConfig) -> str:
     return f"its checkpoint trained {' and '.join(parts)}"
 
 
-def comparison_sentences(cells: Sequence[FinetuneCell]) -> list[str]:
-    """Per algo × dataset × condition, the ensemble bonus against none (final score, then
-    steps to the threshold), then the divergences; every number comes from `cells`."""
+def comparison_sentences(
+    cells: Sequence[FinetuneCell], comparisons: Sequence[ArmComparison] = ()
+) -> list[str]:
+    """Per algo × dataset × condition, the ensemble bonus against none (final score; start,
+    dip and recovery; the paired difference, or with one seed that there is no CI; steps to
+    the threshold as specified), then the divergences; every number comes from `cells` and
+    `comparisons`."""
     sentences = []
     by_key = {c.key: c for c in cells}
+    paired = {(c.algo, c.dataset, c.corruption): c for c in comparisons}
     pairs = sorted(
         {(c.dataset, c.algo, c.corruption) for c in cells},
         key=lambda pair: (pair[0], pair[1], corruption_order(pair[2])),
@@ -158,6 +322,16 @@ def comparison_sentences(cells: Sequence[FinetuneCell]) -> list[str]:
             sentences.append(f"{where} cannot be compared yet: {missing} no completed run.")
             continue
         sentences.append(_final_sentence(where, bonus, plain))
+        sentences.append(_trajectory_sentence(bonus, plain))
+        comparison = paired.get((algo, dataset, corruption))
+        if bonus.n == 1 and plain.n == 1:
+            sentences.append(
+                "With one seed per arm there is no confidence interval: the difference is "
+                "one seed's outcome (one collapse or one lucky run moves it), not an estimate "
+                "of the bonus's effect."
+            )
+        elif comparison is not None and comparison.final.mean.n:
+            sentences.append(_paired_sentence(comparison))
         steps = _steps_sentence(bonus, plain)
         if steps:
             sentences.append(steps)
@@ -175,25 +349,69 @@ def comparison_sentences(cells: Sequence[FinetuneCell]) -> list[str]:
     return sentences
 
 
-def render_phase2_report(
+def build_phase2_section(
     cells: Sequence[FinetuneCell],
+    comparisons: Sequence[ArmComparison],
     plots: Sequence[PlotFile],
     runs: Sequence[FinetuneRecord],
     unreadable: Sequence[str],
     results_dir: Path,
-    report_dir: Path,
-) -> str:
-    """The text of the Phase II report; figure links are relative to `report_dir`."""
-    return render_results_document(
-        "Phase II results",
-        results_dir,
-        [r.status for r in runs],
-        comparison_sentences(cells),
-        table_rows(cells),
-        _definitions(cells),
-        unreadable,
-        plots,
-        report_dir,
+) -> Section:
+    """The Phase II report as data (rendered to report.md and report.html)."""
+    tables = [results_table(cells)]
+    if comparisons:
+        tables.append(paired_table(comparisons))
+    return Section(
+        title="Phase II results",
+        results_dir=results_dir,
+        statuses=tuple(r.status for r in runs),
+        summary=tuple(comparison_sentences(cells, comparisons)),
+        tables=tuple(tables),
+        definitions=tuple(_definitions(cells)),
+        unreadable=tuple(unreadable),
+        plots=tuple(plots),
+        run_commits=tuple(sorted({r.git_commit for r in runs if r.git_commit})),
+    )
+
+
+def _trajectory_sentence(bonus: FinetuneCell, plain: FinetuneCell) -> str:
+    """Where both arms start, how far each dips and how much of the gap each recovers."""
+    start = format_mean_std(bonus.step0_mean, bonus.step0_std, bonus.n)
+
+    def arm(cell: FinetuneCell) -> str:
+        dip = cell.dip_iqm.point
+        dip_text = "does not dip" if not dip > 0 else f"dips {dip:.1f} points below its start"
+        if cell.with_clean_reference == 0:
+            recovered = "no clean reference for recovery"
+        elif cell.no_gap == cell.with_clean_reference:
+            recovered = "no gap to recover"
+        else:
+            recovered = f"recovers {_percent_interval(cell.recovery_iqm)} of the gap"
+        return f"{dip_text} at its lowest, ends at {cell.final_mean:.1f} ({recovered})"
+
+    gap = bonus.gap_mean
+    if bonus.with_clean_reference and bonus.no_gap == bonus.with_clean_reference:
+        gap_text = (
+            f"within {NO_GAP_STANDARD_ERRORS:g} standard errors of (or above) the robust clean "
+            f"reference ({gap:+.1f} points to it), so there is no gap to recover"
+        )
+    elif math.isnan(gap):
+        gap_text = "no clean reference to measure a gap against"
+    else:
+        gap_text = f"{gap:.1f} points below the robust clean reference"
+    return (
+        f"Both arms start from the same checkpoint at {start} (step 0; {gap_text}); with the "
+        f"bonus the score {arm(bonus)}; without it the score {arm(plain)}."
+    )
+
+
+def _paired_sentence(comparison: ArmComparison) -> str:
+    n = len(comparison.final.seeds)
+    return (
+        f"Paired on seed ({n} seed{'s' if n != 1 else ''}), bonus − none: final "
+        f"{format_difference(comparison.final)}, time-averaged score "
+        f"{format_difference(comparison.auc)}, dip depth {format_difference(comparison.dip)}; "
+        f"P(a bonus run ends above a no-bonus run) = {format_probability(comparison.improvement)}."
     )
 
 
@@ -215,7 +433,7 @@ def _final_sentence(where: str, bonus: FinetuneCell, plain: FinetuneCell) -> str
 
 def _seed_clause(bonus: FinetuneCell, plain: FinetuneCell) -> str:
     if bonus.n == 1 and plain.n == 1:
-        return "one seed each, so no spread across seeds can be given"
+        return "one seed each, so no spread across seeds or CI can be given"
     if bonus.n != plain.n:
         return f"{bonus.n} seeds with the bonus vs {plain.n} without"
     spread = max(bonus.final_std, plain.final_std)
@@ -241,7 +459,7 @@ def _steps_sentence(bonus: FinetuneCell, plain: FinetuneCell) -> str | None:
     else:
         verdict = "both reach it at the same evaluation"
     return (
-        f"Online steps to {_PCT} of the clean offline score (median over seeds): "
+        f"Online steps to {_PCT} of the clean offline score (as specified; median over seeds): "
         f"{format_steps(bonus)} with the bonus ({bonus.censored} of {bonus.with_reference} "
         f"runs {NOT_REACHED}) vs {format_steps(plain)} without ({plain.censored} of "
         f"{plain.with_reference} {NOT_REACHED}); {verdict}."
@@ -264,6 +482,24 @@ def _definitions(cells: Sequence[FinetuneCell]) -> list[str]:
         "dropped). Final disagreement: the standard deviation of Q over the critic members at "
         "the collected (s, a), averaged over the last logging interval, in the critic's "
         "reward units (IQL: rewards scaled by 1000 / return range).",
+        "",
+        "Recovery, relative to the corrupted start: the robust clean reference is the mean of "
+        f"the last {CLEAN_REFERENCE_EVALS} evaluations of the clean (k = 0) Phase I run of the "
+        "same algorithm, dataset and seed; gap = reference − step-0 score. No gap: the gap is "
+        f"within {NO_GAP_STANDARD_ERRORS:g} standard errors of the evaluation noise (the "
+        "step-0 evaluation's and the reference's, from the spread over episodes), so the run "
+        "had nothing to recover (counted apart, never as 0 steps). Recovery fraction = "
+        "(score − start) / (reference − start); final recovery: at the last evaluation (IQM "
+        "over the runs with a gap). Steps to 50% / 80% recovery: the first evaluation where "
+        "the fraction reaches the level and stays there at the next evaluation (two "
+        "consecutive evaluations), median over the runs with a gap, not reached counting as "
+        "beyond the budget. AUC: the time average of the score over fine-tuning (trapezoid "
+        "rule over the evaluations ÷ their span, in score points). Dip depth: start − the "
+        "lowest later score (0 if it never falls). IQMs with 95% stratified-bootstrap "
+        "intervals (10,000 resamples of the seeds; one seed has none). Bonus − none: "
+        "per-seed differences of the two arms (same seed, same checkpoint, same evaluation "
+        "seeds), their mean with a bootstrap interval over seeds; P(bonus > none): the "
+        "probability that a bonus run ends above a no-bonus run (ties count half).",
     ]
     if any("replica" in c.source for c in cells):
         lines += [

@@ -22,6 +22,13 @@ import numpy as np
 
 from hybrid_rl.data.corruption import CLEAN, CorruptionConfig
 from hybrid_rl.data.registry import normalized_score
+from hybrid_rl.report.diagnostics import Diagnostics, run_diagnostics
+from hybrid_rl.report.statistics import (
+    NO_RUNS,
+    Interval,
+    probability_of_improvement_interval,
+    stratified_bootstrap,
+)
 from hybrid_rl.runs.folder import DamagedRunFile, RunFolder
 
 Record = TypeVar("Record")
@@ -78,10 +85,28 @@ class RunRecord:
     # Mean normalized return of the dataset's trajectories before corruption (the behaviour
     # policy's level), when config.json records it and the environment has D4RL references.
     dataset_normalized_mean: float | None = None
+    # Std over the episodes of each evaluation (aligned with eval_steps) and their number.
+    eval_normalized_stds: tuple[float, ...] = ()
+    eval_episodes: int = 10
+    reward_scale: float = 1.0  # config.json's reward_scale (IQL: 1000 / return range)
+    agent_config: dict[str, Any] = field(default_factory=dict, repr=False)
+    git_commit: str | None = None  # of the code that ran it (config.json)
 
     @property
     def cell(self) -> CellKey:
         return CellKey(self.algo, self.dataset, self.corruption)
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """TD-loss variance, Q level and Q fluctuation in comparable units (see
+        `report.diagnostics`)."""
+        return run_diagnostics(
+            self.train_steps,
+            self.train_metrics,
+            self.eval_steps,
+            self.reward_scale,
+            self.agent_config,
+        )
 
     @property
     def mean_loss_variance(self) -> float | None:
@@ -112,6 +137,22 @@ class CellSummary:
     failed: int
     running: int
     mean_loss_variance: float | None  # mean over completed runs of each run's mean
+    # IQM of the final scores over the completed seeds, with a stratified-bootstrap 95% CI.
+    final_iqm: Interval = NO_RUNS
+    # Diagnostics averaged over the completed runs that have them (None: none has).
+    late_td_loss_variance: float | None = None
+    late_td_loss_cv: float | None = None
+    late_q_mean: float | None = None
+    q_fluctuation: float | None = None
+    run_dirs: tuple[Path, ...] = ()  # every run of the condition, whatever its status
+    finals_by_seed: tuple[tuple[int, float], ...] = ()  # completed runs
+    # P(a run of this condition ends above a clean run), with a bootstrap CI; None for the
+    # clean cell or without clean runs.
+    improvement_vs_clean: Interval | None = None
+
+    @property
+    def finals(self) -> list[float]:
+        return [score for _, score in self.finals_by_seed]
 
     @property
     def key(self) -> CellKey:
@@ -146,6 +187,11 @@ def load_run(run_dir: str | Path) -> RunRecord:
         train_steps=tuple(train.get("steps", ())),
         train_metrics=train_metric_series(train),
         dataset_normalized_mean=_dataset_normalized_mean(saved),
+        eval_normalized_stds=tuple(evaluation.get("normalized_return_std", ())),
+        eval_episodes=int(config.get("eval_episodes", 10)),
+        reward_scale=float(saved.get("reward_scale") or 1.0),
+        agent_config=dict(config.get("agent") or {}),
+        git_commit=saved.get("git_commit"),
     )
 
 
@@ -249,6 +295,17 @@ def aggregate(runs: Iterable[RunRecord]) -> list[CellSummary]:
         is_clean = key.corruption.is_clean
         stats["final_change_pct"] = None if is_clean else _change(stats, clean, "final_mean")
         stats["best_change_pct"] = None if is_clean else _change(stats, clean, "best_mean")
+        stats["improvement_vs_clean"] = (
+            None
+            if is_clean
+            or clean is None
+            or not clean["finals_by_seed"]
+            or not stats["finals_by_seed"]
+            else probability_of_improvement_interval(
+                [[v for _, v in stats["finals_by_seed"]]],
+                [[v for _, v in clean["finals_by_seed"]]],
+            )
+        )
         cells.append(CellSummary(**stats))
     return sorted(cells, key=lambda c: (c.dataset, c.algo, corruption_order(c.corruption)))
 
@@ -272,6 +329,7 @@ def _summarize(key: CellKey, group: list[RunRecord]) -> dict[str, Any]:
     bests = [r.best_normalized_return for r in completed if r.best_normalized_return is not None]
     variances = [v for r in completed if (v := r.mean_loss_variance) is not None]
     sources = sorted({r.source for r in group})
+    diagnostics = [r.diagnostics for r in completed]
     return {
         "algo": key.algo,
         "dataset": key.dataset,
@@ -287,7 +345,24 @@ def _summarize(key: CellKey, group: list[RunRecord]) -> dict[str, Any]:
         "failed": sum(r.status == "failed" for r in group),
         "running": sum(r.status == "running" for r in group),
         "mean_loss_variance": float(np.mean(variances)) if variances else None,
+        "final_iqm": stratified_bootstrap([finals]),
+        "late_td_loss_variance": mean_or_none([d.late_td_loss_variance for d in diagnostics]),
+        "late_td_loss_cv": mean_or_none([d.late_td_loss_cv for d in diagnostics]),
+        "late_q_mean": mean_or_none([d.late_q_mean for d in diagnostics]),
+        "q_fluctuation": mean_or_none([d.q_fluctuation for d in diagnostics]),
+        "run_dirs": tuple(r.run_dir for r in sorted(group, key=lambda r: r.seed)),
+        "finals_by_seed": tuple(
+            (r.seed, r.final_normalized_return)
+            for r in completed
+            if r.final_normalized_return is not None
+        ),
     }
+
+
+def mean_or_none(values: Sequence[float | None]) -> float | None:
+    """The mean of the values that are not None (and finite); None without any."""
+    kept = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(kept)) if kept else None
 
 
 def _change(stats: dict[str, Any], clean: dict[str, Any] | None, name: str) -> float | None:

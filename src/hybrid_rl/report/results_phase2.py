@@ -9,6 +9,10 @@ missing, damaged or not completed gives no reference. Steps are counted at evalu
 so they are multiples of the run's `eval_every`. A run that never reaches the threshold is
 censored ("not reached"): it is counted, never dropped. As in Phase I, statistics use the
 completed runs; diverged, failed and running runs are counted.
+
+Beside it, `report.recovery` measures recovery relative to the corrupted start against a robust
+clean reference (the mean of the clean run's last evaluations), and the two arms (bonus and
+none) are compared paired on seed (`compare_arms`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,15 @@ import numpy as np
 
 from hybrid_rl.data.corruption import CLEAN, CorruptionConfig
 from hybrid_rl.finetune import FinetuneConfig
+from hybrid_rl.report.recovery import (
+    RECOVERY_LEVELS,
+    CleanReference,
+    Recovery,
+    clean_reference,
+    dip,
+    recovery_metrics,
+    time_averaged_score,
+)
 from hybrid_rl.report.results import (
     MetricSeries,
     corruption_order,
@@ -36,6 +49,14 @@ from hybrid_rl.report.results import (
     train_metric_series,
 )
 from hybrid_rl.report.sample_efficiency import steps_to_threshold
+from hybrid_rl.report.statistics import (
+    NO_RUNS,
+    Interval,
+    PairedDifference,
+    paired_difference,
+    probability_of_improvement_interval,
+    stratified_bootstrap,
+)
 from hybrid_rl.runs.folder import DamagedRunFile, RunFolder
 
 THRESHOLD_FRACTION = 0.8
@@ -76,10 +97,43 @@ class FinetuneRecord:
     eval_normalized_returns: tuple[float, ...]
     train_steps: tuple[int, ...]
     train_metrics: dict[str, MetricSeries] = field(repr=False)  # aligned with train_steps
+    eval_normalized_stds: tuple[float, ...] = ()  # std over each evaluation's episodes
+    eval_episodes: int = 10
+    clean_reference: CleanReference | None = None  # the clean Phase I run, same seed
+    git_commit: str | None = None
 
     @property
     def cell(self) -> Phase2CellKey:
         return Phase2CellKey(self.algo, self.dataset, self.corruption, self.bonus_type)
+
+    @property
+    def auc(self) -> float | None:
+        """The time-averaged normalized score over fine-tuning (None without evaluations)."""
+        if not self.eval_normalized_returns:
+            return None
+        return time_averaged_score(self.eval_steps, self.eval_normalized_returns)
+
+    @property
+    def dip_depth(self) -> float | None:
+        """How far the score falls below the step-0 evaluation at its lowest (≥ 0); None
+        without a step-0 evaluation."""
+        if self.step0_normalized_return is None:
+            return None
+        return dip(self.eval_steps, self.eval_normalized_returns)[0]
+
+    @property
+    def recovery(self) -> Recovery | None:
+        """Recovery relative to the step-0 score against the robust clean reference; None
+        without a reference or a step-0 evaluation."""
+        if self.clean_reference is None:
+            return None
+        return recovery_metrics(
+            self.eval_steps,
+            self.eval_normalized_returns,
+            self.eval_normalized_stds,
+            self.eval_episodes,
+            self.clean_reference,
+        )
 
     @property
     def step0_normalized_return(self) -> float | None:
@@ -142,6 +196,18 @@ class FinetuneCell:
     diverged: int
     failed: int
     running: int
+    # IQM over the completed seeds with stratified-bootstrap 95% CIs.
+    final_iqm: Interval = NO_RUNS
+    auc_iqm: Interval = NO_RUNS
+    dip_iqm: Interval = NO_RUNS
+    # Recovery: runs with a clean reference, those of them with no gap to close, the IQM of
+    # the final recovery fraction over the others, and per level the median steps to it.
+    with_clean_reference: int = 0
+    no_gap: int = 0
+    gap_mean: float = math.nan  # mean over those runs of robust clean − step-0 score
+    recovery_iqm: Interval = NO_RUNS
+    recovery_steps_median: dict[float, float | None] = field(default_factory=dict)
+    run_dirs: tuple[Path, ...] = ()
 
     @property
     def key(self) -> Phase2CellKey:
@@ -169,6 +235,7 @@ def load_finetune_run(
     evaluation = metrics.get("eval", {})
     train = metrics.get("train", {})
     final = summary.get("final_normalized_return")
+    reference = clean_reference_of(config, phase1_results_dir)
     return FinetuneRecord(
         run_name=saved.get("run_name", folder.name),
         run_dir=folder.path,
@@ -181,11 +248,15 @@ def load_finetune_run(
         status=metrics["status"],
         online_steps=config.online_steps,
         final_normalized_return=None if final is None else float(final),
-        clean_offline_score=clean_offline_score(config, phase1_results_dir),
+        clean_offline_score=None if reference is None else reference.final,
         eval_steps=tuple(evaluation.get("steps", ())),
         eval_normalized_returns=tuple(evaluation.get("normalized_return_mean", ())),
         train_steps=tuple(train.get("steps", ())),
         train_metrics=train_metric_series(train),
+        eval_normalized_stds=tuple(evaluation.get("normalized_return_std", ())),
+        eval_episodes=config.eval_episodes,
+        clean_reference=reference,
+        git_commit=saved.get("git_commit"),
     )
 
 
@@ -194,6 +265,16 @@ def clean_offline_score(
 ) -> float | None:
     """The final normalized return of the completed clean Phase I run of `config`'s algo,
     dataset and seed (from its metrics.json); None if it is missing, damaged or not completed."""
+    reference = clean_reference_of(config, phase1_results_dir)
+    return None if reference is None else reference.final
+
+
+def clean_reference_of(
+    config: FinetuneConfig, phase1_results_dir: str | os.PathLike[str] | None = None
+) -> CleanReference | None:
+    """The completed clean Phase I run of `config`'s algo, dataset and seed as a reference
+    (its final score, and the robust mean of its last evaluations); None if it is missing,
+    damaged or not completed."""
     clean = dataclasses.replace(
         config,
         removal=CLEAN.removal,
@@ -202,14 +283,26 @@ def clean_offline_score(
     )
     if phase1_results_dir is not None:
         clean = dataclasses.replace(clean, phase1_results_dir=str(phase1_results_dir))
+    train_config = clean.phase1_train_config()
     try:
-        metrics = clean.phase1_train_config().folder.read_metrics()
+        metrics = train_config.folder.read_metrics()
+        saved = train_config.folder.read_config() or {}
     except DamagedRunFile:
         return None
+    episodes = int((saved.get("config") or {}).get("eval_episodes", train_config.eval_episodes))
     if metrics is None or metrics.get("status") != "completed":
         return None
     score = (metrics.get("summary") or {}).get("final_normalized_return")
-    return None if score is None else float(score)
+    if score is None:
+        return None
+    evaluation = metrics.get("eval") or {}
+    scores = [float(v) for v in evaluation.get("normalized_return_mean", ())]
+    stds = [float(v) for v in evaluation.get("normalized_return_std", ())]
+    reference = clean_reference(train_config.run_name, scores, stds, episodes)
+    if reference is None:
+        return None
+    # the summary's final score is the spec's reference, whatever the list holds
+    return dataclasses.replace(reference, final=float(score))
 
 
 def load_finetune_runs(
@@ -259,6 +352,8 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
     finals = [v for r in completed if (v := r.final_normalized_return) is not None]
     thresholds = [v for r in completed if (v := r.threshold) is not None]
     disagreements = [v for r in completed if (v := r.final_disagreement) is not None]
+    recoveries = [rec for r in completed if (rec := r.recovery) is not None]
+    with_gap = [rec for rec in recoveries if not rec.no_gap]
     return FinetuneCell(
         algo=key.algo,
         dataset=key.dataset,
@@ -282,4 +377,85 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
         diverged=sum(r.status == "diverged" for r in group),
         failed=sum(r.status == "failed" for r in group),
         running=sum(r.status == "running" for r in group),
+        final_iqm=stratified_bootstrap([finals]),
+        auc_iqm=stratified_bootstrap([[v for r in completed if (v := r.auc) is not None]]),
+        dip_iqm=stratified_bootstrap([[v for r in completed if (v := r.dip_depth) is not None]]),
+        with_clean_reference=len(recoveries),
+        no_gap=len(recoveries) - len(with_gap),
+        gap_mean=mean_or_nan([rec.gap for rec in recoveries]),
+        recovery_iqm=stratified_bootstrap(
+            [[rec.final_recovery for rec in with_gap if rec.final_recovery is not None]]
+        ),
+        recovery_steps_median={
+            level: _median_censored([rec.steps_to_recovery[level] for rec in with_gap])
+            for level in RECOVERY_LEVELS
+        },
+        run_dirs=tuple(r.run_dir for r in sorted(group, key=lambda r: r.seed)),
     )
+
+
+def _median_censored(steps: Sequence[int | None]) -> float | None:
+    """The median with None (not reached) counting as beyond every budget (math.inf); None
+    without values."""
+    values = [math.inf if s is None else float(s) for s in steps]
+    return float(statistics.median(values)) if values else None
+
+
+@dataclass(frozen=True)
+class ArmComparison:
+    """The ensemble bonus against none for one algo, dataset and Phase I condition, paired on
+    seed (both arms start from the same checkpoint and share evaluation seeds)."""
+
+    algo: str
+    dataset: str
+    corruption: CorruptionConfig
+    final: PairedDifference  # bonus − none, final normalized score
+    auc: PairedDifference  # bonus − none, time-averaged score
+    dip: PairedDifference  # bonus − none, dip depth
+    improvement: Interval  # P(a bonus run ends above a no-bonus run)
+    run_dirs: tuple[Path, ...]
+
+
+def _by_seed(group: list[FinetuneRecord], metric: str) -> dict[int, float]:
+    """`metric` (a record attribute) of each run of `group` by seed, where it has one."""
+    values: dict[int, float] = {}
+    for run in group:
+        value = getattr(run, metric)
+        if value is not None:
+            values[run.seed] = float(value)
+    return values
+
+
+def compare_arms(runs: Iterable[FinetuneRecord]) -> list[ArmComparison]:
+    """One `ArmComparison` per algo × dataset × condition that has completed runs in both
+    arms, in the cells' order."""
+    completed = [r for r in runs if r.status == "completed"]
+    groups: dict[tuple[str, str, CorruptionConfig], dict[str, list[FinetuneRecord]]] = {}
+    for run in completed:
+        arms = groups.setdefault((run.algo, run.dataset, run.corruption), {})
+        arms.setdefault(run.bonus_type, []).append(run)
+    comparisons = []
+    for (algo, dataset, corruption), arms in sorted(
+        groups.items(), key=lambda kv: (kv[0][1], kv[0][0], corruption_order(kv[0][2]))
+    ):
+        bonus, plain = arms.get("ensemble", []), arms.get("none", [])
+        if not bonus or not plain:
+            continue
+
+        bonus_finals = _by_seed(bonus, "final_normalized_return")
+        plain_finals = _by_seed(plain, "final_normalized_return")
+        comparisons.append(
+            ArmComparison(
+                algo=algo,
+                dataset=dataset,
+                corruption=corruption,
+                final=paired_difference(bonus_finals, plain_finals),
+                auc=paired_difference(_by_seed(bonus, "auc"), _by_seed(plain, "auc")),
+                dip=paired_difference(_by_seed(bonus, "dip_depth"), _by_seed(plain, "dip_depth")),
+                improvement=probability_of_improvement_interval(
+                    [list(bonus_finals.values())], [list(plain_finals.values())]
+                ),
+                run_dirs=tuple(r.run_dir for r in sorted(bonus + plain, key=lambda r: r.seed)),
+            )
+        )
+    return comparisons

@@ -1,0 +1,173 @@
+"""Recovery of an online fine-tuning run relative to where it started (DESIGN.md §6 "Metrics").
+
+The spec's sample efficiency (steps until one evaluation reaches 80 % of the clean offline
+score) is 0 by construction when the corrupted policy already starts above that threshold,
+and it compares one noisy evaluation with another. These metrics measure the gap the run
+actually had to close:
+
+- start: the step-0 evaluation (the Phase I policy before any online step);
+- clean reference: robust, the mean of the clean Phase I run's last `CLEAN_REFERENCE_EVALS`
+  evaluations (not its single final one);
+- gap = clean − start; "no gap" when it is within `NO_GAP_STANDARD_ERRORS` standard errors
+  of the evaluation noise (the start's and the reference's together), so a run that starts
+  at (or above) the clean level is reported as having nothing to recover, never as 0 steps;
+- recovery fraction at an evaluation: (score − start) / (clean − start);
+- steps to 50 % / 80 % recovery: the first evaluation whose recovery fraction reaches the
+  level and whose next evaluation also does (sustained over two evaluations), None if none;
+- normalized AUC: the time average of the score over the fine-tuning run (trapezoid rule over
+  the evaluation steps, divided by their span), in normalized-score points;
+- dip depth: how far the score falls below the start at its lowest (0 if it never does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CLEAN_REFERENCE_EVALS = 5
+NO_GAP_STANDARD_ERRORS = 2.0
+RECOVERY_LEVELS = (0.5, 0.8)
+
+
+@dataclass(frozen=True)
+class CleanReference:
+    """The clean Phase I run of the same algo, dataset and seed, as a reference score."""
+
+    run_name: str
+    final: float  # its last evaluation (the spec's reference)
+    robust: float  # mean of its last `evaluations` evaluations
+    standard_error: float  # of `robust`, from the episode spread of those evaluations
+    evaluations: int
+
+
+def clean_reference(
+    run_name: str,
+    scores: Sequence[float],
+    episode_stds: Sequence[float],
+    episodes: int,
+    last: int = CLEAN_REFERENCE_EVALS,
+) -> CleanReference | None:
+    """The reference of a clean Phase I run from its evaluations (`scores`: normalized return
+    means, `episode_stds`: their std over the `episodes` episodes of each evaluation). The
+    robust score is the mean of the last `last` evaluations (fewer if the run has fewer); its
+    standard error is sqrt(Σ σ_i² / episodes) / m over those m evaluations."""
+    if not scores:
+        return None
+    tail = np.asarray(scores[-last:], dtype=np.float64)
+    stds = np.asarray(episode_stds[-last:], dtype=np.float64)
+    m = tail.size
+    se = (
+        float(math.sqrt(float(np.sum(stds**2)) / max(episodes, 1)) / m)
+        if stds.size == m
+        else math.nan
+    )
+    return CleanReference(run_name, float(scores[-1]), float(tail.mean()), se, m)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The recovery metrics of one fine-tuning run (see the module docstring)."""
+
+    start: float
+    clean: float
+    gap: float  # clean − start
+    gap_standard_error: float
+    no_gap: bool
+    final: float
+    final_recovery: float | None  # None when there is no gap
+    steps_to_recovery: dict[float, int | None]  # level -> steps; None: not reached / no gap
+    auc: float  # time-averaged normalized score
+    dip_depth: float  # start − lowest score, ≥ 0
+    dip_step: int | None  # step of the lowest score after step 0 (None: no dip)
+    budget: int  # the last evaluation step
+
+    def steps_text(self, level: float) -> str:
+        """ "no gap", "not reached (> 5,000)" or "3,000"."""
+        if self.no_gap:
+            return "no gap"
+        steps = self.steps_to_recovery.get(level)
+        return f"not reached (> {self.budget:,})" if steps is None else f"{steps:,}"
+
+
+def recovery_fraction(score: float, start: float, clean: float) -> float:
+    """(score − start) / (clean − start); callers check there is a gap first."""
+    return (score - start) / (clean - start)
+
+
+def sustained_crossing(
+    eval_steps: Sequence[int], values: Sequence[float], level: float
+) -> int | None:
+    """The step of the first evaluation where `values` ≥ `level` at it and at the next
+    evaluation (two consecutive evaluations); None if that never happens. The last evaluation
+    alone cannot confirm a crossing."""
+    for i in range(len(values) - 1):
+        if values[i] >= level and values[i + 1] >= level:
+            return int(eval_steps[i])
+    return None
+
+
+def time_averaged_score(eval_steps: Sequence[int], scores: Sequence[float]) -> float:
+    """∫ score d(step) / (last step − first step), trapezoid rule over the evaluations (the
+    normalized area under the curve, in score points); the score itself for one evaluation."""
+    if len(scores) == 0:
+        return math.nan
+    if len(scores) == 1:
+        return float(scores[0])
+    steps = np.asarray(eval_steps, dtype=np.float64)
+    values = np.asarray(scores, dtype=np.float64)
+    area = float(np.sum((values[1:] + values[:-1]) * np.diff(steps)) / 2.0)
+    return area / float(steps[-1] - steps[0])
+
+
+def dip(eval_steps: Sequence[int], scores: Sequence[float]) -> tuple[float, int | None]:
+    """(depth, step): how far the lowest evaluation after the first falls below the first,
+    ≥ 0, and its step (None when the score never falls below the first evaluation)."""
+    later = list(scores[1:])
+    if not later:
+        return 0.0, None
+    lowest = min(later)
+    depth = max(0.0, float(scores[0]) - lowest)
+    return depth, (int(eval_steps[1 + later.index(lowest)]) if depth > 0 else None)
+
+
+def recovery_metrics(
+    eval_steps: Sequence[int],
+    scores: Sequence[float],
+    episode_stds: Sequence[float],
+    episodes: int,
+    clean: CleanReference,
+) -> Recovery | None:
+    """The recovery of a run whose evaluations are (`eval_steps`, `scores`), the first at
+    online step 0, against `clean`; None without a step-0 evaluation. The start's standard
+    error is its episode std / sqrt(episodes)."""
+    if not scores or not eval_steps or eval_steps[0] != 0:
+        return None
+    start = float(scores[0])
+    start_se = float(episode_stds[0]) / math.sqrt(max(episodes, 1)) if episode_stds else math.nan
+    gap_se = math.sqrt(start_se**2 + clean.standard_error**2)
+    gap = clean.robust - start
+    # Without a known noise level, only a gap ≤ 0 counts as none.
+    no_gap = gap <= (NO_GAP_STANDARD_ERRORS * gap_se if math.isfinite(gap_se) else 0.0)
+    fractions = [recovery_fraction(s, start, clean.robust) for s in scores] if not no_gap else []
+    steps = {
+        level: None if no_gap else sustained_crossing(eval_steps, fractions, level)
+        for level in RECOVERY_LEVELS
+    }
+    depth, dip_step = dip(eval_steps, scores)
+    return Recovery(
+        start=start,
+        clean=clean.robust,
+        gap=gap,
+        gap_standard_error=gap_se,
+        no_gap=no_gap,
+        final=float(scores[-1]),
+        final_recovery=None if no_gap else fractions[-1],
+        steps_to_recovery=steps,
+        auc=time_averaged_score(eval_steps, scores),
+        dip_depth=depth,
+        dip_step=dip_step,
+        budget=int(eval_steps[-1]),
+    )

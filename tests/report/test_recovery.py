@@ -1,0 +1,99 @@
+"""Recovery metrics on hand-made curves: no gap, sustained crossings, AUC, dip, references."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hybrid_rl.report.recovery import (
+    CleanReference,
+    clean_reference,
+    recovery_metrics,
+    sustained_crossing,
+    time_averaged_score,
+)
+
+STEPS = (0, 1_000, 2_000, 3_000, 4_000, 5_000)
+EPISODES = 10
+
+
+def reference(robust: float, se: float = 0.5) -> CleanReference:
+    return CleanReference(
+        "iql_clean_s0", final=robust, robust=robust, standard_error=se, evaluations=5
+    )
+
+
+def test_a_run_that_starts_at_the_clean_level_has_no_gap_not_zero_steps():
+    # every halfcheetah run of the spec's measure: the start is already above 80% of clean
+    scores = (43.2, 38.7, 40.0, 41.5, 42.8, 43.0)
+    stds = (1.0,) * len(scores)
+    rec = recovery_metrics(STEPS, scores, stds, EPISODES, reference(43.6))
+    assert rec is not None and rec.no_gap
+    # the gap (0.4) is within 2 standard errors: sqrt((1/√10)² + 0.5²) ≈ 0.59 -> 1.18
+    assert rec.gap == pytest.approx(0.4)
+    assert rec.gap_standard_error == pytest.approx(math.sqrt(0.1 + 0.25))
+    assert rec.steps_to_recovery == {0.5: None, 0.8: None}
+    assert rec.final_recovery is None
+    assert rec.steps_text(0.8) == "no gap"
+
+
+def test_a_start_above_the_reference_is_no_gap_even_without_noise_estimates():
+    rec = recovery_metrics(STEPS[:2], (50.0, 52.0), (), EPISODES, reference(40.0, math.nan))
+    assert rec is not None and rec.no_gap
+
+
+def test_recovery_is_counted_on_two_consecutive_evaluations():
+    # start 20, clean 60: 50% recovery is 40, 80% is 52. A single spike to 55 at 1,000 does
+    # not count; 42 and 45 at 3,000 and 4,000 sustain 50%; 80% is reached only at the last
+    # evaluation, which nothing confirms, so it is not reached.
+    scores = (20.0, 55.0, 30.0, 42.0, 45.0, 53.0)
+    rec = recovery_metrics(STEPS, scores, (1.0,) * 6, EPISODES, reference(60.0))
+    assert rec is not None and not rec.no_gap
+    assert rec.steps_to_recovery[0.5] == 3_000
+    assert rec.steps_to_recovery[0.8] is None
+    assert rec.steps_text(0.8) == "not reached (> 5,000)"
+    assert rec.final_recovery == pytest.approx((53.0 - 20.0) / (60.0 - 20.0))
+
+
+def test_sustained_crossing_needs_the_next_evaluation_too():
+    assert sustained_crossing(STEPS, (0.0, 0.9, 0.1, 0.9, 0.95, 1.0), 0.8) == 3_000
+    assert sustained_crossing(STEPS[:3], (0.0, 0.1, 0.9), 0.8) is None
+    assert sustained_crossing(STEPS[:3], (0.9, 0.85, 0.0), 0.8) == 0
+
+
+def test_auc_is_the_trapezoid_time_average_of_the_score():
+    # 0 -> 10 over the first 1,000 steps, then flat at 10 for 1,000: area 5,000 + 10,000
+    assert time_averaged_score((0, 1_000, 2_000), (0.0, 10.0, 10.0)) == pytest.approx(7.5)
+    # uneven spacing is weighted by time
+    assert time_averaged_score((0, 1_000, 4_000), (0.0, 0.0, 30.0)) == pytest.approx(11.25)
+    assert time_averaged_score((0,), (12.0,)) == 12.0
+
+
+def test_dip_depth_is_how_far_below_the_start_the_score_falls():
+    scores = (43.2, 30.0, 18.9, 25.0, 23.1, 23.1)
+    rec = recovery_metrics(STEPS, scores, (1.0,) * 6, EPISODES, reference(43.6))
+    assert rec is not None
+    assert rec.dip_depth == pytest.approx(43.2 - 18.9) and rec.dip_step == 2_000
+    assert rec.final == 23.1
+    rising = recovery_metrics(STEPS[:3], (10.0, 20.0, 30.0), (1.0,) * 3, EPISODES, reference(60))
+    assert rising is not None and rising.dip_depth == 0.0 and rising.dip_step is None
+
+
+def test_no_step0_evaluation_gives_no_recovery():
+    assert recovery_metrics((1_000, 2_000), (1.0, 2.0), (0.0, 0.0), 10, reference(5.0)) is None
+
+
+def test_the_clean_reference_is_the_mean_of_the_last_five_evaluations():
+    # hopper's clean reference swings between 20 and 100 from one evaluation to the next
+    scores = [0.0, 5.0, 20.0, 100.0, 22.0, 98.0, 25.0, 95.0]
+    stds = [1.0] * 8
+    ref = clean_reference("iql_hopper_k0_s0", scores, stds, episodes=10)
+    assert ref is not None
+    assert ref.final == 95.0
+    assert ref.robust == pytest.approx((100 + 22 + 98 + 25 + 95) / 5)
+    assert ref.evaluations == 5
+    assert ref.standard_error == pytest.approx(math.sqrt(5 / 10) / 5)
+    short = clean_reference("r", [10.0, 30.0], [2.0, 2.0], episodes=10)
+    assert short is not None and short.robust == 20.0 and short.evaluations == 2
+    assert clean_reference("r", [], [], episodes=10) is None
