@@ -35,6 +35,7 @@ from hybrid_rl.report.results_phase2 import (
     FinetuneRecord,
     Phase2CellKey,
     aggregate_finetune,
+    arm_text,
     load_finetune_runs,
 )
 
@@ -111,7 +112,7 @@ def table_rows(cells: Sequence[FinetuneCell]) -> list[str]:
             not_reached += f" ({c.no_reference} without a clean reference)"
         rows.append(
             f"| {c.dataset} | {c.source} | {c.algo.upper()} | {c.corruption.k_percent:g} "
-            f"| {c.bonus_type} | {condition_label(c.corruption)} "
+            f"| {arm_text(c.bonus_type)} | {condition_label(c.corruption)} "
             f"| {format_mean_std(c.step0_mean, c.step0_std, c.n)} "
             f"| {format_mean_std(c.final_mean, c.final_std, c.n)} | {format_steps(c)} "
             f"| {not_reached} | {c.n} "
@@ -161,6 +162,11 @@ def comparison_sentences(cells: Sequence[FinetuneCell]) -> list[str]:
         steps = _steps_sentence(bonus, plain)
         if steps:
             sentences.append(steps)
+        group = [
+            c for c in cells if (c.dataset, c.algo, c.corruption) == (dataset, algo, corruption)
+        ]
+        if len(group) > 2:  # arms beyond the spec's two: each arm's own course
+            sentences.append(_arms_sentence(group))
     for cell in cells:
         total = cell.n + cell.diverged + cell.failed + cell.running
         if cell.diverged:
@@ -210,6 +216,28 @@ def _final_sentence(where: str, bonus: FinetuneCell, plain: FinetuneCell) -> str
     return (
         f"{where} ends at a final normalized score of {with_bonus} with the ensemble bonus "
         f"vs {without} without it ({difference}; {_seed_clause(bonus, plain)})."
+    )
+
+
+def _arms_sentence(group: Sequence[FinetuneCell]) -> str:
+    """Each arm's step-0 score, dip and final score, so that a collapse reads as a collapse of
+    that arm and not as an effect of the bonus."""
+    parts = [
+        f"{arm_text(c.bonus_type)} {format_mean_std(c.step0_mean, c.step0_std, c.n)} → "
+        f"dip {c.dip_mean:+.1f} → {format_mean_std(c.final_mean, c.final_std, c.n)}"
+        for c in group
+        if c.n
+    ]
+    if all(c.n == 1 for c in group):
+        caveat = (
+            "one seed per arm, so no spread across seeds can be given, and a fall of one arm "
+            "is one run's course, not an effect of its bonus"
+        )
+    else:
+        caveat = "means over seeds; a difference smaller than the seed spread is no effect"
+    return (
+        "Every arm from that checkpoint, as step-0 score → dip (lowest evaluation minus "
+        f"step-0) → final: {'; '.join(parts)} ({caveat})."
     )
 
 

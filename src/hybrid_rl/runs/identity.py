@@ -3,7 +3,9 @@
 A config field marked `EXECUTION` (device, thread-free settings such as where results go,
 whether an update is compiled) says how a run is executed, not what it computes: it may
 differ between the start and the resumption of one run. Every other field is identity: a
-folder whose saved config differs in one of them holds another run.
+folder whose saved config differs in one of them holds another run. A setting added to a
+config after a run started is absent from that run's config.json: the run computed with the
+setting's default, so the missing value is read as that default.
 """
 
 from __future__ import annotations
@@ -53,12 +55,27 @@ def identity_conflict(config: Any, saved_fields: dict[str, Any]) -> str | None:
     E.g. "total_steps 20000 there, 500000 asked; agent.expectile 0.7 there, 0.9 asked".
     """
     marks = execution_fields(config)
+    saved_fields = with_defaults(saved_fields, config)
     differences = _differences(identity(saved_fields, marks), identity(as_json(config), marks))
     if not differences:
         return None
     return "; ".join(
         f"{name} {there!r} there, {asked!r} asked" for name, there, asked in differences
     )
+
+
+def with_defaults(saved_fields: dict[str, Any], config: Any) -> dict[str, Any]:
+    """`saved_fields` with every field of `config`'s class that it lacks set to that field's
+    default (as JSON), in nested dataclasses too."""
+    filled = dict(saved_fields)
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name not in filled:
+            if field.default is not dataclasses.MISSING:
+                filled[field.name] = json.loads(json.dumps(field.default))
+        elif dataclasses.is_dataclass(value) and isinstance(filled[field.name], dict):
+            filled[field.name] = with_defaults(filled[field.name], value)
+    return filled
 
 
 def _differences(
