@@ -91,6 +91,9 @@ SPEC_BONUS_TYPES: tuple[BonusType, ...] = ("ensemble", "none")  # the spec's two
 # An online step (an env step, an action, a disagreement forward and an update) costs about
 # one offline update (measured ~1.0 on 2-core machines); rounded up, for wall-time estimates.
 ONLINE_STEP_COST = 1.2
+# A warm-up update (critic forward and backward, no actor or V step) costs about half an
+# offline update (an estimate, rounded up), spread over the online steps in the estimate.
+WARMUP_UPDATE_COST = 0.5
 # Streams of derived seeds, so no two random streams of a run share their bits.
 _ONLINE_SAMPLER_STREAM, _EPISODE_STREAM, _SHUFFLE_STREAM = 1, 2, 3
 
@@ -387,8 +390,14 @@ class FinetuneConfig:
     @property
     def cost(self) -> RunCost:
         evaluations = self.online_steps // self.eval_every + 1
+        warmup = parse_fresh_init(self.fresh_init)[1] * WARMUP_UPDATE_COST / self.online_steps
         return RunCost(
-            "Phase II", self.algo, "online steps", ONLINE_STEP_COST, evaluations, self.eval_episodes
+            "Phase II",
+            self.algo,
+            "online steps",
+            ONLINE_STEP_COST + warmup,
+            evaluations,
+            self.eval_episodes,
         )
 
     def identity_conflict(self) -> str | None:

@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -153,13 +152,14 @@ class ShuffledBonuses:
         self.values = torch.zeros(capacity, device=device)
         self.permutation = torch.zeros(capacity, dtype=torch.int64, device=device)
         self.size = 0
-        self._rng = np.random.default_rng(seed)
+        self._generator = torch.Generator()  # on the CPU: one draw per collected transition
+        self._generator.manual_seed(seed)
 
     def add(self, bonus: Tensor) -> None:
         """Append one collected bonus (a [1] or scalar tensor)."""
         n = self.size
         self.values[n] = bonus.reshape(())
-        j = int(self._rng.integers(0, n + 1))
+        j = int(torch.randint(n + 1, (), generator=self._generator))
         self.permutation[n] = self.permutation[j].clone()
         self.permutation[j] = n
         self.size = n + 1
@@ -173,7 +173,7 @@ class ShuffledBonuses:
         return {
             "values": self.values[:n].cpu(),
             "permutation": self.permutation[:n].cpu(),
-            "rng": self._rng.bit_generator.state,
+            "generator": self._generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -181,4 +181,4 @@ class ShuffledBonuses:
         self.values[:n] = state["values"].to(self.values.device)
         self.permutation[:n] = state["permutation"].to(self.permutation.device)
         self.size = n
-        self._rng.bit_generator.state = state["rng"]
+        self._generator.set_state(state["generator"].cpu())
