@@ -148,7 +148,7 @@ def load_phase1_critic_optimizer(
     if phase1_critic_members(agent_state) == critic.members:
         load_adam_state(optimizer, saved)
         return
-    state = {}
+    state: dict[int, dict[str, Tensor]] = {}
     for index, param in enumerate(critic.parameters()):
         old = saved["state"][index]
         first = torch.zeros_like(param)
