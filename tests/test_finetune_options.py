@@ -21,6 +21,7 @@ from hybrid_rl.finetune import (
     finetune,
     preset_options,
 )
+from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.train import TrainConfig, prepare_dataset
 
 CPU = torch.device("cpu")
@@ -145,7 +146,7 @@ def test_the_update_time_bonus_is_recomputed_by_the_current_critic(phase1_runs, 
         return update(batch)
 
     agent.update = checked_update  # type: ignore[method-assign]
-    collector.restart(seed=11)
+    task.begin(0, MetricsLog())
     for step in range(40):
         task.step(step)
     assert len(seen) == 40 - 32 + 1

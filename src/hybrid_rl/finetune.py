@@ -542,6 +542,13 @@ def ensemble_disagreement(agent: OnlineAgent, observations: Tensor, actions: Ten
     return agent.critic.disagreement(agent.normalizer(observations), actions)
 
 
+def with_rewards(batch: TransitionBatch, rewards: Tensor) -> TransitionBatch:
+    """`batch` with other rewards (NamedTuple._replace trips on TransitionBatch's __len__)."""
+    return TransitionBatch(
+        batch.observations, batch.actions, rewards, batch.next_observations, batch.terminals
+    )
+
+
 class HybridSampler:
     """Batches of `online_rows` buffer rows followed by `batch_size − online_rows` dataset rows.
 
@@ -573,7 +580,7 @@ class HybridSampler:
         rows = self.online.sample_rows(self.online_rows, generator=self._generator)
         online = self.online.rows(rows)
         if self.row_bonus is not None:
-            online = online._replace(rewards=online.rewards + self.row_bonus(rows))
+            online = with_rewards(online, online.rewards + self.row_bonus(rows))
         if self.offline_rows == 0:
             return online
         return concat_batches(online, self.offline.sample(self.offline_rows))
@@ -738,7 +745,7 @@ class OnlineTask(LoopTask):
             if self._shuffle is not None:
                 bonus = permute_rows(bonus, self._shuffle)
             rewards = torch.cat([batch.rewards[:online] + bonus, batch.rewards[online:]])
-            batch = batch._replace(rewards=rewards)
+            batch = with_rewards(batch, rewards)
             metrics["bonus_update_mean"] = bonus.mean()
         metrics |= self.agent.update(batch)
         if online:

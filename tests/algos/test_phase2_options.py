@@ -119,22 +119,32 @@ def test_warm_up_targets_use_only_the_loaded_members(phase1_runs, algo, tmp_path
 def test_ucb_executes_the_argmax_of_mean_plus_lambda_std_among_k_policy_samples(phase1_runs):
     run = phase1_runs["iql"]
     agent = online_iql.from_phase1_checkpoint(run.run_dir / "checkpoint.pt", 3, run.agent)
-    obs = torch.as_tensor(prepare_dataset(run, CPU)[1].observations[:1])
+    observations = prepare_dataset(run, CPU)[1].observations
     k = 16
-    picks = {}
-    for coeff in (0.0, 50.0):
-        torch.manual_seed(7)
+
+    def candidates_and_q(obs, seed):
+        torch.manual_seed(seed)
         candidates = agent.act(obs.expand(k, -1), deterministic=False)
         with torch.no_grad():
             q = agent.critic(agent.normalizer(obs.expand(k, -1)), candidates)  # [3, K]
-        by_hand = (q.mean(0) + coeff * q.std(0, correction=1)).argmax()
+        return candidates, q
+
+    # A state where the most optimistic sample is not the greedy one, so λ matters.
+    for row in range(50):
+        obs = observations[row : row + 1]
+        _, q = candidates_and_q(obs, row)
+        if q.mean(0).argmax() != q.std(0).argmax():
+            break
+    picks = {}
+    for coeff in (0.0, 1.0, 1e6):
+        candidates, q = candidates_and_q(obs, row)
+        by_hand = int((q.mean(0) + coeff * q.std(0, correction=1)).argmax())
         torch.testing.assert_close(ucb_scores(q, coeff), q.mean(0) + coeff * q.std(0))
-        torch.manual_seed(7)
+        torch.manual_seed(row)
         chosen = ucb_action(agent, obs, k, coeff)
         assert torch.equal(chosen, candidates[by_hand : by_hand + 1])
-        picks[coeff] = int(by_hand)
-    # λ matters: the optimistic pick is not the greedy one on this state (else the test is weak)
-    assert picks[0.0] != picks[50.0]
+        picks[coeff] = by_hand
+    assert picks[0.0] == int(q.mean(0).argmax()) != picks[1e6] == int(q.std(0).argmax())
 
 
 def test_exploration_and_fresh_init_texts():

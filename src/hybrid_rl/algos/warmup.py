@@ -63,4 +63,4 @@ def warm_up_fresh_members(
         for param, original, target_param in zip(params, kept, target.parameters(), strict=True):
             param[:loaded].copy_(original)
             target_param[loaded:].copy_(param[loaded:])
-    return {"warmup_loss": float(loss), "warmup_gap_to_loaded": float(gap)}
+    return {"warmup_loss": float(loss.detach()), "warmup_gap_to_loaded": float(gap)}
