@@ -456,11 +456,17 @@ class Phase2Grid:
                 FinetuneConfig(**{name: value, "n_ensemble": self.n_ensemble})
             except ValueError as err:
                 raise SettingError(_OPTION_FIELDS.get(name, name), str(err)) from None
-        # Then every arm as a whole: a preset's values with the options given may clash.
-        given = tuple(_OPTION_FIELDS.get(name, name) for name in self.option_overrides())
+        # Then every arm as a whole: a preset's values with the options given may clash. (The
+        # step settings are checked with the runs, by `validate`.)
+        overrides = self.option_overrides()
+        given = tuple(_OPTION_FIELDS.get(name, name) for name in overrides)
         for preset, bonus_type in self.arm_pairs():
             try:
-                self.arm_config(preset, bonus_type)
+                FinetuneConfig(
+                    n_ensemble=self.n_ensemble,
+                    bonus_type=bonus_type,
+                    **{**preset_options(preset), **overrides},
+                )
             except ValueError as err:
                 raise SettingError(
                     (*given, "arms", "phase2_presets", "bonus_types"),
