@@ -106,13 +106,16 @@ def format_disagreement(mean: float, std: float, n: int) -> str:
 def table_rows(cells: Sequence[FinetuneCell]) -> list[str]:
     """The results table in Markdown, header included, one row per condition."""
     rows = list(_TABLE_HEADER)
+    # Beside other arms (presets, controls) the spec's arms are labelled "as specified".
+    mixed = any(arm_text(c.bonus_type) == c.bonus_type for c in cells)
     for c in cells:
         not_reached = f"{c.censored} of {c.with_reference}" if c.with_reference else "—"
         if c.no_reference:
             not_reached += f" ({c.no_reference} without a clean reference)"
         rows.append(
             f"| {c.dataset} | {c.source} | {c.algo.upper()} | {c.corruption.k_percent:g} "
-            f"| {arm_text(c.bonus_type)} | {condition_label(c.corruption)} "
+            f"| {arm_text(c.bonus_type) if mixed else c.bonus_type} "
+            f"| {condition_label(c.corruption)} "
             f"| {format_mean_std(c.step0_mean, c.step0_std, c.n)} "
             f"| {format_mean_std(c.final_mean, c.final_std, c.n)} | {format_steps(c)} "
             f"| {not_reached} | {c.n} "
