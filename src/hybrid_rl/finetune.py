@@ -779,7 +779,7 @@ class OnlineTask(LoopTask):
 
     def state_dict(self, final: bool) -> dict[str, Any]:
         # A finished run is never resumed: its checkpoint drops the buffer to save disk.
-        state = {
+        state: dict[str, Any] = {
             "agent": self.agent.state_dict(),
             "sampler": self.sampler.state_dict(),
             "replay_buffer": None if final else self.buffer.state_dict(),

@@ -48,7 +48,7 @@ class Reduction:
             form = {"redq": "redq:M", "mean_minus_std": "mean_minus_std:β"}.get(kind, kind)
             raise ValueError(f"reduction {text!r} is malformed; write it as {form}")
         if not takes_value:
-            return cls(kind)  # type: ignore[arg-type]
+            return cls(kind)
         try:
             number = float(value)
         except ValueError:
@@ -57,7 +57,7 @@ class Reduction:
             raise ValueError(f"reduction {text!r}: redq needs an integer M ≥ 2 members")
         if kind == "mean_minus_std" and not (math.isfinite(number) and number >= 0):
             raise ValueError(f"reduction {text!r}: β must be finite and ≥ 0")
-        return cls(kind, number)  # type: ignore[arg-type]
+        return cls(kind, number)
 
     @property
     def text(self) -> str:

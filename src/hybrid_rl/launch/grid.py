@@ -572,4 +572,4 @@ def _parse_arm(text: str) -> tuple[str, BonusType]:
             f"arm {text!r} is not preset:bonus_type with a preset among "
             f"{', '.join(PHASE2_PRESETS)} and a bonus type among {', '.join(BONUS_TYPES)}"
         )
-    return preset, bonus_type  # type: ignore[return-value]
+    return preset, bonus_type
