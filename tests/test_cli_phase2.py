@@ -355,3 +355,73 @@ def test_td3bc_added_as_one_file_and_one_registry_line_runs_both_phases(
         saved = json.loads((run / "config.json").read_text())
         assert saved["agent_config_class"] == "TD3BCConfig"
         assert saved["online_agent_config"]["critic_members"] == 3
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--fresh_init", "zeros"], "hybrid-rl phase2: --fresh_init zeros is invalid: unknown"),
+        (
+            ["--fresh_init", "warmup:100", "--n_ensemble", "2"],
+            "hybrid-rl phase2: --fresh_init warmup:100 is invalid: fresh_init warmup:100",
+        ),
+        (["--target_reduce", "max"], "hybrid-rl phase2: --target_reduce max is invalid"),
+        (["--actor_reduce", "redq:9"], "hybrid-rl phase2: --actor_reduce redq:9 is invalid"),
+        (["--bonus_time", "later"], "hybrid-rl phase2: --bonus_time later is invalid"),
+        (["--bonus_units", "return"], "hybrid-rl phase2: --bonus_units return is invalid"),
+        (["--bonus_norm", "batch"], "hybrid-rl phase2: --bonus_norm batch is invalid"),
+        (["--bonus_schedule", "linear:0"], "hybrid-rl phase2: --bonus_schedule linear:0 is"),
+        (["--exploration", "ucb:1"], "hybrid-rl phase2: --exploration ucb:1 is invalid"),
+        (["--critic_optimizer", "adam"], "hybrid-rl phase2: --critic_optimizer adam is invalid"),
+        (["--iql_actor_lr", "-1"], "hybrid-rl phase2: --iql_actor_lr -1 is invalid"),
+        (["--phase2_preset", "best"], "hybrid-rl phase2: --phase2_preset best is invalid"),
+        (["--arms", "spec:random"], "hybrid-rl phase2: --arms spec:random is invalid"),
+        (
+            ["--exploration", "ucb:4", "--bonus_type", "shuffled"],
+            "hybrid-rl phase2: --exploration ucb:4, --bonus_type shuffled are invalid",
+        ),
+        (
+            ["--exploration", "ucb:4", "--phase2_preset", "enoto"],
+            "hybrid-rl phase2: --exploration ucb:4, --phase2_preset enoto are invalid",
+        ),
+    ],
+)
+def test_a_bad_phase2_option_is_one_line_naming_its_flag_before_any_run(
+    flags, line, tmp_path, capsys
+):
+    results, plots = tmp_path / "r", tmp_path / "p"
+    code = main(["phase2", *flags, "--results_dir", str(results), "--plots_dir", str(plots)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(line), err
+    assert out == ""
+    assert not results.exists() and not plots.exists()
+
+
+def test_presets_arms_and_option_flags_reach_the_runs():
+    grid = grid_for(
+        "--phase2_preset",
+        "spec,enoto",
+        "--bonus_type",
+        "ensemble",
+        "--algo",
+        "iql",
+        "--env",
+        "hopper-medium-v2",
+        "--remove_top_k",
+        "0",
+        "--seed",
+        "0",
+        "--target_reduce",
+        "min_loaded",
+    )
+    spec, enoto = grid.expand()
+    assert (spec.target_reduce, spec.fresh_init) == ("min_loaded", "random")
+    assert (enoto.target_reduce, enoto.fresh_init) == ("min_loaded", "warmup:5000")
+    assert enoto.bonus_time == "update" and enoto.keep_critic_optimizer
+    arms = grid_for("--arms", "spec:ensemble,spec:none,enoto:none", "--critic_optimizer", "fresh")
+    assert [(c.bonus_type, c.variant) for c in arms.expand()[:3]] == [
+        ("ensemble", ""),
+        ("none", ""),
+        ("none", "warm5000-tredq2-amean-upd-ps-norm"),
+    ]

@@ -152,14 +152,16 @@ def test_a_tiny_study_runs_both_phases_into_one_report(tiny_file, tmp_path, monk
     ]
     assert main(flags) == 0
     out, err = capsys.readouterr()
-    assert "study: 2 Phase I + 4 Phase II runs on 1 worker; estimated wall time" in err
+    # Three arms from each checkpoint: the spec with and without its bonus, and the preset.
+    assert "study: 2 Phase I + 6 Phase II runs on 1 worker; estimated wall time" in err
     assert "Phase I: 2 IQL runs × 200 updates" in err
-    assert "6 runs: 6 completed, 0 diverged, 0 failed, 0 skipped" in out
+    assert "8 runs: 8 completed, 0 diverged, 0 failed, 0 skipped" in out
 
     phase1 = sorted(p.name for p in (tmp_path / "results/quick").iterdir())
     assert phase1 == ["iql_hopper-study_k0_noise0_s0", "iql_hopper-study_k30_noise0_s0"]
     phase2 = sorted(p.name for p in (tmp_path / "results_phase2/quick").iterdir())
-    assert len(phase2) == 4
+    assert len(phase2) == 6
+    assert "iql_hopper-study_k30_noise0_ensemble_enoto_s0" in " ".join(phase2)
     for name in phase2:
         metrics = json.loads(
             (tmp_path / "results_phase2/quick" / name / "metrics.json").read_text()
@@ -172,7 +174,12 @@ def test_a_tiny_study_runs_both_phases_into_one_report(tiny_file, tmp_path, monk
     assert "\n## Phase I results\n" in report and "\n## Phase II results\n" in report
     assert report.index("## Phase I results") < report.index("## Phase II results")
     assert "| hopper-study | hdf5-file | IQL | top | 30 |" in report  # Phase I table
-    assert "| hopper-study | hdf5-file | IQL | 30 | none |" in report  # Phase II table
+    assert "| hopper-study | hdf5-file | IQL | 30 | none (as specified) |" in report
+    assert "| hopper-study | hdf5-file | IQL | 30 | ensemble (enoto preset) |" in report
+    assert "ensemble (as specified), none (as specified), ensemble (enoto preset)" in report
+    # Each arm's step-0 score and dip, and that one seed gives no spread.
+    assert "as step-0 score → dip (lowest evaluation minus step-0) → final" in report
+    assert "one seed per arm, so no spread across seeds can be given" in report
     assert "of 300 gradient steps" not in report and "of 200 gradient steps" in report
     links = re.findall(r"\]\(([^)]+)\)", report)
     assert {link.split("/")[0] for link in links} == {"phase1", "phase2"}
@@ -187,4 +194,4 @@ def test_a_tiny_study_runs_both_phases_into_one_report(tiny_file, tmp_path, monk
     assert main(flags) == 0
     out, err = capsys.readouterr()
     assert "runs: all finished already" in err
-    assert "6 runs: 0 completed, 0 diverged, 0 failed, 6 skipped" in out
+    assert "8 runs: 0 completed, 0 diverged, 0 failed, 8 skipped" in out

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from hybrid_rl.algos.agent import Agent
+from hybrid_rl.algos.ensemble import MAX_MEMBERS, PHASE1_MEMBERS
 from hybrid_rl.algos.registry import get_algorithm
 from hybrid_rl.behavior.replica import ensure_replica
 from hybrid_rl.data.corruption import (
@@ -67,6 +68,9 @@ class TrainConfig:
     reward_scale_data: Literal["clean", "corrupted"] = field(
         default="clean", metadata=added_setting("corrupted")
     )
+    # Critic members trained offline: twin Q (the spec), or N so that Phase II can load every
+    # member of its N-member ensemble trained (`--fresh_init phase1`, as ENOTO pretrains all).
+    n_critics: int = PHASE1_MEMBERS
     device: str = field(default="auto", metadata=EXECUTION)
     results_dir: str = field(default="results", metadata=EXECUTION)
     tensorboard: bool = field(default=False, metadata=EXECUTION)
@@ -76,6 +80,14 @@ class TrainConfig:
         algorithm = get_algorithm(self.algo)
         if self.agent is None:
             self.agent = algorithm.for_budget(algorithm.default_config(), self.total_steps)
+        if hasattr(self.agent, "critic_members"):
+            if not PHASE1_MEMBERS <= self.n_critics <= MAX_MEMBERS:
+                raise ValueError(
+                    f"n_critics must be in [{PHASE1_MEMBERS}, {MAX_MEMBERS}], got {self.n_critics}"
+                )
+            self.agent = dataclasses.replace(self.agent, critic_members=self.n_critics)
+        elif self.n_critics != PHASE1_MEMBERS:
+            raise ValueError(f"{self.algo} trains no critic; n_critics must stay {PHASE1_MEMBERS}")
         self.corruption  # noqa: B018 (validates k, σ and the removal mode)
         for name in ("eval_episodes", "loss_variance_window"):
             if getattr(self, name) <= 0:
@@ -103,7 +115,8 @@ class TrainConfig:
         dataset = (
             Path(self.dataset).stem if self.dataset.endswith((".hdf5", ".h5")) else self.dataset
         )
-        return f"{self.algo}_{dataset}_{self.corruption.name_part}_s{self.seed}"
+        critics = "" if self.n_critics == PHASE1_MEMBERS else f"_c{self.n_critics}"
+        return f"{self.algo}_{dataset}_{self.corruption.name_part}{critics}_s{self.seed}"
 
     @property
     def run_dir(self) -> Path:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hybrid_rl.behavior.replica import replica_path
-from hybrid_rl.finetune import ONLINE_STEP_COST
+from hybrid_rl.finetune import ONLINE_STEP_COST, WARMUP_UPDATE_COST
 from hybrid_rl.launch.estimate import (
     EVAL_SECONDS_PER_EPISODE,
     REPLICA_BUILD_SECONDS,
@@ -35,13 +35,15 @@ def test_the_quick_study_is_estimated_under_20_minutes_on_2_workers(empty_caches
     iql = UPDATES_PER_SECOND["iql"]
     phase1 = RUN_START_SECONDS + 20_000 / iql + 5 * 10 * EVAL_SECONDS_PER_EPISODE
     phase2 = RUN_START_SECONDS + 5_000 * ONLINE_STEP_COST / iql + 6 * 10 * EVAL_SECONDS_PER_EPISODE
-    runs = max((3 * phase1 + 6 * phase2) / 2, phase1 + phase2)
+    # The preset's arm adds its 5,000 warm-up updates at WARMUP_UPDATE_COST each.
+    preset = phase2 + 5_000 * WARMUP_UPDATE_COST / iql
+    runs = max((3 * phase1 + 6 * phase2 + 3 * preset) / 2, phase1 + preset)
     assert estimate.seconds == pytest.approx(REPLICA_BUILD_SECONDS + runs)
     assert estimate.seconds < 20 * 60
     text = "\n".join(estimate.lines)
     assert "halfcheetah-medium-v2 is not on disk" in text
     assert "Phase I: 3 IQL runs × 20,000 updates" in text
-    assert "Phase II: 6 IQL runs × 5,000 online steps" in text
+    assert "Phase II: 9 IQL runs × 5,000 online steps" in text
 
 
 def test_finished_runs_and_a_built_replica_are_left_out_of_the_estimate(empty_caches):
@@ -58,8 +60,11 @@ def test_finished_runs_and_a_built_replica_are_left_out_of_the_estimate(empty_ca
 
 
 def test_a_long_phase1_run_bounds_the_estimate_from_below(empty_caches):
-    # One Phase I run and its two Phase II runs cannot share out over 8 workers.
-    study = Study.create(quick=True, k_percents=(0.0,))
+    # One Phase I run and its Phase II runs (spec and no bonus, two of them) cannot share
+    # out over 8 workers.
+    study = Study.create(
+        quick=True, k_percents=(0.0,), phase2={"bonus_types": ("ensemble", "none")}
+    )
     estimate = estimate_wall_time(study.configs(), workers=8)
     first, second, _ = study.configs()
     assert isinstance(first, TrainConfig)

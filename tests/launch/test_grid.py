@@ -211,3 +211,46 @@ def test_validate_checks_the_datasets_and_device_here_and_how_the_steps_fit(tmp_
     with pytest.raises(SettingError, match="unknown dataset 'any/minari-v0'"):
         Phase1Grid(datasets=("any/minari-v0",)).validate()  # Minari ids need source 'minari'
     assert len(Phase2Grid(datasets=("any/minari-v0",)).validate()) == 36  # its Phase I run says
+
+
+def test_phase1_n_critics_names_its_runs_and_is_refused_for_bc():
+    grid = Phase1Grid(algos=("cql", "iql"), datasets=("hopper-medium-v2",), n_critics=3)
+    configs = grid.expand()
+    assert all(c.run_name.endswith(f"_c3_s{c.seed}") for c in configs)
+    assert all(c.agent.critic_members == 3 for c in configs)
+    assert all("_c" not in c.run_name for c in Phase1Grid().expand())
+    with pytest.raises(SettingError) as error:
+        Phase1Grid(algos=("bc",), n_critics=3)
+    assert error.value.fields == ("n_critics", "algos")
+    with pytest.raises(SettingError) as error:
+        Phase1Grid(n_critics=11)
+    assert error.value.fields == ("n_critics",)
+
+
+def test_phase2_arms_are_presets_with_bonus_types_and_default_to_the_spec():
+    default = Phase2Grid().expand()
+    assert {c.variant for c in default} == {""}  # the spec, named as before
+    grid = Phase2Grid(
+        algos=("iql",),
+        datasets=("hopper-medium-v2",),
+        k_percents=(30.0,),
+        seeds=(0,),
+        phase2_presets=("spec", "enoto"),
+        bonus_types=("ensemble", "none", "shuffled"),
+    )
+    configs = grid.expand()
+    assert [(c.variant, c.bonus_type) for c in configs] == [
+        ("", "ensemble"),
+        ("", "none"),
+        ("", "shuffled"),
+        ("enoto", "ensemble"),
+        ("enoto", "none"),
+        ("enoto", "shuffled"),
+    ]
+    assert len({c.run_name for c in configs}) == 6
+    assert len({c.phase1_train_config().run_name for c in configs}) == 1
+    with pytest.raises(SettingError) as error:  # enoto's update-time bonus cannot go with UCB
+        dataclasses.replace(grid, arms=("enoto:ensemble", "spec:none"), exploration="ucb:8")
+    assert "exploration" in error.value.fields
+    arms = dataclasses.replace(grid, arms=("enoto:ensemble", "spec:none")).expand()
+    assert [c.arm_label for c in arms] == ["ensemble (enoto preset)", "none (as specified)"]

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
-from hybrid_rl.launch.study import Study
+from hybrid_rl.launch.study import STUDY_ARMS, Study
 
 
-def test_the_quick_study_is_iql_on_halfcheetah_k_0_30_60_both_bonus_types():
+def test_the_quick_study_is_iql_on_halfcheetah_k_0_30_60_in_three_arms():
     study = Study.create(quick=True)
     one = {"algos": ("iql",), "datasets": ("halfcheetah-medium-v2",)}
-    # the very runs `run_phase1.py --quick` and `run_phase2.py --quick` make for this cell
+    # the very runs `run_phase1.py --quick` and `run_phase2.py --quick` make for this cell,
+    # plus the preset's arm
     assert study.phase1 == Phase1Grid.quick(**one)
-    assert study.phase2 == Phase2Grid.quick(**one)
+    assert study.phase2 == Phase2Grid.quick(**one, arms=STUDY_ARMS)
     configs = study.configs()
-    assert [type(c).__name__ for c in configs] == ["TrainConfig"] * 3 + ["FinetuneConfig"] * 6
+    assert [type(c).__name__ for c in configs] == ["TrainConfig"] * 3 + ["FinetuneConfig"] * 9
     assert {c.k_percent for c in configs} == {0, 30, 60}
-    assert {c.bonus_type for c in configs[3:]} == {"ensemble", "none"}
+    assert {c.arm_label for c in configs[3:]} == {
+        "ensemble (as specified)",
+        "none (as specified)",
+        "ensemble (enoto preset)",
+    }
+    spec_runs = {c.run_name for c in configs[3:] if not c.variant}
+    assert spec_runs == {c.run_name for c in Phase2Grid.quick(**one).expand()}
+    # every arm starts from the same Phase I checkpoints
+    assert {c.phase1_train_config().run_name for c in configs[3:]} == {
+        c.run_name for c in configs[:3]
+    }
+    assert "ensemble (as specified)" in study.describe()[1]
     assert {c.total_steps for c in configs[:3]} == {20_000}
     assert {c.online_steps for c in configs[3:]} == {5_000}
     assert study.phase2.phase1_results_dir == study.phase1.results_dir == "results/quick"

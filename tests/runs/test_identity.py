@@ -44,3 +44,21 @@ def test_a_setting_added_after_a_run_was_saved_counts_as_its_default():
     assert identity_conflict(config, saved) is None
     attacked = dataclasses.replace(config, attack="obs")
     assert identity_conflict(attacked, saved) == "attack 'none' there, 'obs' asked"
+
+
+def test_a_setting_added_after_a_run_started_reads_as_its_default():
+    # A config.json written before the Phase II options and --n_critics existed.
+    config = FinetuneConfig(online_steps=5_000)
+    saved = as_json(config)
+    for name in ("fresh_init", "target_reduce", "bonus_time", "keep_critic_optimizer"):
+        del saved[name]
+    assert identity_conflict(config, saved) is None
+    warmed = dataclasses.replace(config, fresh_init="warmup:100")
+    assert identity_conflict(warmed, saved) == "fresh_init 'random' there, 'warmup:100' asked"
+    phase1 = TrainConfig(algo="cql", total_steps=60_000)
+    old = as_json(phase1)
+    del old["n_critics"], old["agent"]["target_reduce"], old["agent"]["actor_reduce"]
+    assert identity_conflict(phase1, old) is None
+    assert identity_conflict(dataclasses.replace(phase1, n_critics=3), old) == (
+        "agent.critic_members 2 there, 3 asked; n_critics 2 there, 3 asked"
+    )

@@ -41,9 +41,29 @@ class OnlineAgent(Agent, Protocol):
 
     normalizer: ObservationNormalizer
     critic: EnsembleQNetwork
+    critic_target: EnsembleQNetwork
 
     @property
     def config(self) -> Any: ...
+
+    def warmup_target(self, batch: TransitionBatch) -> Tensor:
+        """The TD target [B] the fresh critic members are warmed up toward (`algos.warmup`),
+        from parts the warm-up does not train."""
+        ...
+
+
+@dataclass(frozen=True)
+class OnlineOptions:
+    """How a Phase I agent becomes a Phase II one, beyond the number of members; every
+    default is the spec (DESIGN.md §6)."""
+
+    target_reduce: str = "min_all"  # `algos.reductions`
+    actor_reduce: str | None = None  # None: the algorithm's own (min over all; TD3+BC: member 0)
+    # Keep the Phase I critic's Adam moments for the loaded members (`ensemble.
+    # load_phase1_critic_optimizer`); False (the spec): a fresh Adam for all members.
+    keep_critic_optimizer: bool = False
+    # IQL's online actor lr (constant); None: the Phase I config's actor_lr.
+    actor_lr: float | None = None
 
 
 def same_config(config: Any, total_steps: int) -> Any:
@@ -63,11 +83,13 @@ class Algorithm:
     name: str
     config_class: type
     agent_class: Callable[[int, int, Any, torch.device], Agent]
-    # Phase II: (Phase I checkpoint path, critic members, Phase I config, device) -> an agent
-    # with an N-member critic, members 0–1 from the checkpoint; None: offline only.
-    from_phase1: Callable[[str | os.PathLike[str], int, Any, torch.device], OnlineAgent] | None = (
-        None
-    )
+    # Phase II: (Phase I checkpoint path, critic members, Phase I config, device, options)
+    # -> an agent with an N-member critic, members 0–1 (or all N, when Phase I trained N)
+    # from the checkpoint; None: offline only.
+    from_phase1: (
+        Callable[[str | os.PathLike[str], int, Any, torch.device, OnlineOptions], OnlineAgent]
+        | None
+    ) = None
     # The config fitted to a run of `total_steps` updates (e.g. a schedule over the run).
     for_budget: Callable[[Any, int], Any] = same_config
     # Factor on every reward, from the training data's undiscounted trajectory returns.

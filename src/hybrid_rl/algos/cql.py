@@ -31,6 +31,7 @@ from hybrid_rl.algos.networks import (
     make_adam,
     soft_update,
 )
+from hybrid_rl.algos.reductions import Reduction
 from hybrid_rl.batch import TransitionBatch
 
 
@@ -47,6 +48,10 @@ class CQLConfig:
     cql_alpha: float = 5.0  # weight of the conservative term (1.0 online in Phase II)
     num_sampled_actions: int = 10  # per source: uniform, π(s), π(s')
     critic_members: int = 2  # twin Q offline; the Phase II ensemble size online
+    # How members' Q values are combined (`algos.reductions`) for the TD target and the
+    # actor; None: as the target (min over all members, the spec).
+    target_reduce: str = "min_all"
+    actor_reduce: str | None = None
 
 
 class CQLActionSamples(NamedTuple):
@@ -99,6 +104,10 @@ class CQL:
         self.actor = TanhGaussianActor(obs_dim, act_dim).to(self.device)
         self.critic = EnsembleQNetwork(obs_dim, act_dim, config.critic_members).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.target_reduction = Reduction.parse(config.target_reduce)
+        self.actor_reduction = Reduction.parse(config.actor_reduce or "min_all")
+        for reduction in (self.target_reduction, self.actor_reduction):
+            reduction.check_members(config.critic_members)
         self.log_alpha = torch.tensor(
             math.log(config.init_alpha), device=self.device, requires_grad=True
         )
@@ -134,7 +143,7 @@ class CQL:
         before the `cql_alpha` factor; `q_ood_mean` is the logsumexp term alone.
         """
         with torch.no_grad():
-            next_q = self.critic_target.q_min(next_obs, samples.target)
+            next_q = self.critic_target.reduce(next_obs, samples.target, self.target_reduction)
             # No entropy bonus in the backup: CORL's CQL default
             # (algorithms/offline/cql.py, TrainConfig.backup_entropy = False).
             # Terminals stop bootstrapping; timeouts are not terminal and keep it.
@@ -173,9 +182,10 @@ class CQL:
         return loss, stats
 
     def actor_loss(self, obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
-        """SAC policy loss α·log π(a|s) − min Q(s, a), a ~ π(s); also returns log π [B]."""
+        """SAC policy loss α·log π(a|s) − Q(s, a), a ~ π(s), Q reduced over members by
+        `actor_reduction` (min by default); also returns log π [B]."""
         actions, log_prob = self.actor.sample(obs)
-        q = self.critic.q_min(obs, actions)
+        q = self.critic.reduce(obs, actions, self.actor_reduction)
         return (alpha * log_prob - q).mean(), log_prob
 
     def alpha_loss(self, log_prob: Tensor) -> Tensor:
@@ -215,6 +225,16 @@ class CQL:
             "entropy": -log_prob.detach().mean(),
             **stats,
         }
+
+    @torch.no_grad()
+    def warmup_target(self, batch: TransitionBatch) -> Tensor:
+        """r + γ(1 − d)·min over the loaded target members of Q(s', a'), a' ~ π(s') [B]: the
+        TD target without the fresh members, for warming them up."""
+        next_obs = self.normalizer(batch.next_observations)
+        next_actions, _ = self.actor.sample(next_obs)
+        loaded = self.critic_target.loaded_members
+        next_q = self.critic_target(next_obs, next_actions)[:loaded].min(0).values
+        return batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_q
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool) -> Tensor:

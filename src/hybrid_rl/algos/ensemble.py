@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hybrid_rl.algos.networks import QEnsemble
+from hybrid_rl.algos.networks import QEnsemble, load_adam_state
+from hybrid_rl.algos.reductions import Reduction
 
 MIN_MEMBERS, MAX_MEMBERS = 2, 10
 DEFAULT_MEMBERS = 3
@@ -26,6 +27,8 @@ class EnsembleQNetwork(QEnsemble):
 
     `disagreement` is the unbiased (Bessel-corrected, divisor N − 1) standard deviation over
     members; every place that reports or uses disagreement uses this one definition.
+    `loaded_members`: members 0 .. loaded_members − 1 hold trained (Phase I) weights; all of
+    them unless `load_double_q` loaded only the twin Q into a wider ensemble.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, members: int = DEFAULT_MEMBERS) -> None:
@@ -35,10 +38,15 @@ class EnsembleQNetwork(QEnsemble):
                 f"{members}; pick n_ensemble in that range (Phase II default {DEFAULT_MEMBERS})"
             )
         super().__init__(members, obs_dim, act_dim)
+        self.loaded_members = members
 
     def q_min(self, obs: Tensor, act: Tensor) -> Tensor:
         """min over members of Q(s, a): [B] (targets and the actor use it)."""
         return self(obs, act).min(0).values
+
+    def reduce(self, obs: Tensor, act: Tensor, reduction: Reduction) -> Tensor:
+        """Q(s, a) of all members reduced to [B] by `reduction` (see `algos.reductions`)."""
+        return reduction(self(obs, act), self.loaded_members)
 
     def disagreement(self, obs: Tensor, act: Tensor) -> Tensor:
         """Unbiased std over members of Q(s, a): [B], in the critic's reward units."""
@@ -67,6 +75,7 @@ class EnsembleQNetwork(QEnsemble):
         params = dict(self.named_parameters())
         for name, source in critic_state.items():
             params[name][:PHASE1_MEMBERS].copy_(source)
+        self.loaded_members = PHASE1_MEMBERS
 
 
 def read_phase1_agent_state(
@@ -87,13 +96,64 @@ def phase1_dims(agent_state: Mapping[str, Any]) -> tuple[int, int]:
     return obs_dim, critic_in - obs_dim
 
 
+def phase1_critic_members(agent_state: Mapping[str, Any]) -> int:
+    """How many critic members the Phase I agent trained (2: twin Q; N with `--n_critics`)."""
+    return int(agent_state["critic"]["net.layers.0.weight"].shape[0])
+
+
 def load_phase1_critics(
     critic: EnsembleQNetwork, critic_target: EnsembleQNetwork, agent_state: Mapping[str, Any]
 ) -> None:
-    """Members 0-1 of the critic and of its target from the Phase I q1/q2 and their targets.
+    """The critic and its target from a Phase I checkpoint.
 
-    The fresh members of the target keep whatever they hold: build the target as a copy of
-    the fresh critic first, so each new member starts with target = online weights.
+    A twin-Q checkpoint fills members 0-1 (`load_double_q`); the fresh members of the target
+    keep whatever they hold, so build the target as a copy of the fresh critic first and each
+    new member starts with target = online weights. A checkpoint whose critic has as many
+    members as this one (Phase I trained with `--n_critics N`, as ENOTO pretrains all members)
+    fills all of them.
     """
+    trained = phase1_critic_members(agent_state)
+    if trained == critic.members:
+        critic.load_state_dict(agent_state["critic"])
+        critic_target.load_state_dict(agent_state["critic_target"])
+        critic.loaded_members = critic_target.loaded_members = trained
+        return
+    if trained != PHASE1_MEMBERS:
+        raise ValueError(
+            f"the Phase I critic has {trained} members; a {critic.members}-member ensemble "
+            f"loads either {PHASE1_MEMBERS} (twin Q) or {critic.members}: rerun Phase I with "
+            f"--n_critics {critic.members}, or fine-tune with --n_ensemble {trained}"
+        )
     critic.load_double_q(agent_state["critic"])
     critic_target.load_double_q(agent_state["critic_target"])
+
+
+@torch.no_grad()
+def load_phase1_critic_optimizer(
+    optimizer: torch.optim.Optimizer, critic: EnsembleQNetwork, agent_state: Mapping[str, Any]
+) -> None:
+    """The Phase I critic's Adam state, for the members loaded from Phase I.
+
+    All members loaded: the saved state as is. Twin Q into N members: members 0-1 keep their
+    first and second moments; each fresh member gets first moments 0 and, as second moments,
+    the mean of the loaded members' (a scale for its gradients). All members share the
+    parameter's step count (they are one tensor), Phase I's, at which Adam's bias correction
+    is ≈ 1; so a fresh member's first steps are at most ≈ 3.2·lr (0.1·g / √(0.001·g²)) while
+    its moments fill, where a fresh Adam's are ≈ lr. A Phase I critic that never stepped
+    leaves the optimizer fresh.
+    """
+    saved = agent_state["critic_opt"]
+    if not saved["state"]:
+        return
+    if phase1_critic_members(agent_state) == critic.members:
+        load_adam_state(optimizer, saved)
+        return
+    state: dict[int, dict[str, Tensor]] = {}
+    for index, param in enumerate(critic.parameters()):
+        old = saved["state"][index]
+        first = torch.zeros_like(param)
+        first[:PHASE1_MEMBERS] = old["exp_avg"]
+        second = old["exp_avg_sq"].mean(0, keepdim=True).expand_as(param).clone()
+        second[:PHASE1_MEMBERS] = old["exp_avg_sq"]
+        state[index] = {"step": old["step"].clone(), "exp_avg": first, "exp_avg_sq": second}
+    load_adam_state(optimizer, {"state": state, "param_groups": saved["param_groups"]})

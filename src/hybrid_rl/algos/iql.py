@@ -31,6 +31,7 @@ from hybrid_rl.algos.networks import (
     make_adam,
     soft_update,
 )
+from hybrid_rl.algos.reductions import Reduction
 from hybrid_rl.batch import TransitionBatch
 from hybrid_rl.settings import EXECUTION
 
@@ -52,6 +53,10 @@ class IQLConfig:
     # False keeps the actor lr constant (IQL's online fine-tuning does not decay it).
     actor_lr_cosine_decay: bool = True
     critic_members: int = 2  # twin Q offline; the Phase II ensemble size online
+    # How members' Q_target values are combined (`algos.reductions`) for V's target and for
+    # the actor's advantage; actor None: the advantage uses V's target (the paper's min).
+    target_reduce: str = "min_all"
+    actor_reduce: str | None = None
     # torch.compile the loss computation (see `MaybeCompiled`); the training loop turns it on
     # for runs long enough to repay the compile time.
     compile: bool = field(default=False, metadata=EXECUTION)
@@ -121,6 +126,13 @@ class IQL:
         self.actor = GaussianActor(obs_dim, act_dim).to(self.device)
         self.critic = EnsembleQNetwork(obs_dim, act_dim, config.critic_members).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.target_reduction = Reduction.parse(config.target_reduce)
+        self.actor_reduction = (
+            None if config.actor_reduce is None else Reduction.parse(config.actor_reduce)
+        )
+        for reduction in (self.target_reduction, self.actor_reduction):
+            if reduction is not None:
+                reduction.check_members(config.critic_members)
         self.value = ValueNetwork(obs_dim).to(self.device)
         self.actor_opt = make_adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = make_adam(self.critic.parameters(), config.critic_lr)
@@ -134,11 +146,19 @@ class IQL:
         )
 
     def value_loss(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-        """Expectile loss of V(s) toward min Q_target(s, a); also the detached advantage [B]."""
+        """Expectile loss of V(s) toward min Q_target(s, a) (or the `target_reduce` of the
+        members); also the detached advantage [B] the actor is weighted by."""
         with torch.no_grad():
-            target_q = self.critic_target.q_min(obs, actions)
-        advantage = target_q - self.value(obs)
-        return expectile_loss(advantage, self.config.expectile), advantage.detach()
+            q = self.critic_target(obs, actions)  # [M, B]
+            loaded = self.critic_target.loaded_members
+            target_q = self.target_reduction(q, loaded)
+        value = self.value(obs)
+        advantage = target_q - value
+        if self.actor_reduction is None:
+            actor_advantage = advantage.detach()
+        else:
+            actor_advantage = (self.actor_reduction(q, loaded) - value).detach()
+        return expectile_loss(advantage, self.config.expectile), actor_advantage
 
     def critic_loss(
         self, obs: Tensor, next_obs: Tensor, batch: TransitionBatch
@@ -196,6 +216,12 @@ class IQL:
         self.actor_scheduler.step()
         soft_update(self.critic_target, self.critic, self.config.tau)
         return metrics
+
+    @torch.no_grad()
+    def warmup_target(self, batch: TransitionBatch) -> Tensor:
+        """The critic's own target r + γ(1 − d)·V(s') [B], for warming up fresh members."""
+        next_value = self.value(self.normalizer(batch.next_observations))
+        return batch.rewards + self.config.gamma * (1.0 - batch.terminals) * next_value
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool) -> Tensor:

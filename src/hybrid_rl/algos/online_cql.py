@@ -15,10 +15,12 @@ import os
 
 import torch
 
+from hybrid_rl.algos.agent import OnlineOptions
 from hybrid_rl.algos.agent_state import load_parts
 from hybrid_rl.algos.cql import CQL, CQLConfig
 from hybrid_rl.algos.ensemble import (
     DEFAULT_MEMBERS,
+    load_phase1_critic_optimizer,
     load_phase1_critics,
     phase1_dims,
     read_phase1_agent_state,
@@ -27,9 +29,19 @@ from hybrid_rl.algos.ensemble import (
 ONLINE_CQL_ALPHA = 1.0
 
 
-def online_cql_config(phase1: CQLConfig, n_ensemble: int = DEFAULT_MEMBERS) -> CQLConfig:
-    """The Phase I hyperparameters with α_cql = 1.0 and an `n_ensemble`-member critic."""
-    return dataclasses.replace(phase1, cql_alpha=ONLINE_CQL_ALPHA, critic_members=n_ensemble)
+def online_cql_config(
+    phase1: CQLConfig, n_ensemble: int = DEFAULT_MEMBERS, options: OnlineOptions | None = None
+) -> CQLConfig:
+    """The Phase I hyperparameters with α_cql = 1.0, an `n_ensemble`-member critic and the
+    `options`' reductions."""
+    options = options or OnlineOptions()
+    return dataclasses.replace(
+        phase1,
+        cql_alpha=ONLINE_CQL_ALPHA,
+        critic_members=n_ensemble,
+        target_reduce=options.target_reduce,
+        actor_reduce=options.actor_reduce,
+    )
 
 
 def from_phase1_checkpoint(
@@ -37,24 +49,29 @@ def from_phase1_checkpoint(
     n_ensemble: int = DEFAULT_MEMBERS,
     phase1_config: CQLConfig | None = None,
     device: str | torch.device = "cpu",
+    options: OnlineOptions | None = None,
 ) -> CQL:
     """A CQL agent for online fine-tuning, started from a Phase I CQL `checkpoint.pt`.
 
     `phase1_config` is the config the checkpoint was trained with (None: DESIGN.md defaults).
     Loaded: observation normalizer, actor, entropy temperature, the actor's and temperature's
-    Adam states, and q1/q2 (and their targets) as critic members 0 and 1. Members 2 .. N − 1
-    are freshly initialized, each with its target equal to itself.
+    Adam states, and q1/q2 (and their targets) as critic members 0 and 1 (all N members when
+    Phase I trained N). Members 2 .. N − 1 are freshly initialized, each with its target equal
+    to itself.
 
-    The critic's Adam starts fresh for all members: its Phase I moments exist for two members
-    only, and splicing them next to zero moments would give the new members Phase I's step
-    count, so Adam's bias correction would scale their first updates wrongly.
+    By default (the spec) the critic's Adam starts fresh for all members: its Phase I moments
+    exist for two members only. `options.keep_critic_optimizer` keeps them for the loaded
+    members (`load_phase1_critic_optimizer` says how the fresh ones start).
     """
     state = read_phase1_agent_state(path, device)
     obs_dim, act_dim = phase1_dims(state)
-    config = online_cql_config(phase1_config or CQLConfig(), n_ensemble)
+    options = options or OnlineOptions()
+    config = online_cql_config(phase1_config or CQLConfig(), n_ensemble, options)
     agent = CQL(obs_dim, act_dim, config, device)
     parts = agent.stateful_parts()
     kept = ("normalizer", "actor", "log_alpha", "actor_opt", "alpha_opt")
     load_parts({name: parts[name] for name in kept}, state)
     load_phase1_critics(agent.critic, agent.critic_target, state)
+    if options.keep_critic_optimizer:
+        load_phase1_critic_optimizer(agent.critic_opt, agent.critic, state)
     return agent

@@ -27,15 +27,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hybrid_rl.algos.agent import OnlineOptions
 from hybrid_rl.algos.agent_state import StatefulPart, load_parts, save_parts
 from hybrid_rl.algos.ensemble import (
     DEFAULT_MEMBERS,
     EnsembleQNetwork,
+    load_phase1_critic_optimizer,
     load_phase1_critics,
     phase1_dims,
     read_phase1_agent_state,
 )
 from hybrid_rl.algos.networks import EnsembleMLP, ObservationNormalizer, make_adam, soft_update
+from hybrid_rl.algos.reductions import Reduction
 from hybrid_rl.batch import TransitionBatch
 
 
@@ -52,6 +55,10 @@ class TD3BCConfig:
     policy_delay: int = 2  # the actor and the targets step once every this many updates
     exploration_noise: float = 0.1  # σ of the Gaussian noise `act` adds online
     critic_members: int = 2  # twin Q offline; the Phase II ensemble size online
+    # How members' Q values are combined (`algos.reductions`) for the TD target and the
+    # actor; actor None: member 0 alone, as in the paper.
+    target_reduce: str = "min_all"
+    actor_reduce: str | None = None
 
 
 class DeterministicTanhActor(nn.Module):
@@ -84,6 +91,13 @@ class TD3BC:
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = EnsembleQNetwork(obs_dim, act_dim, config.critic_members).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.target_reduction = Reduction.parse(config.target_reduce)
+        self.actor_reduction = (
+            None if config.actor_reduce is None else Reduction.parse(config.actor_reduce)
+        )
+        for reduction in (self.target_reduction, self.actor_reduction):
+            if reduction is not None:
+                reduction.check_members(config.critic_members)
         self.actor_opt = make_adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = make_adam(self.critic.parameters(), config.critic_lr)
         # Updates done so far. Kept on the CPU whatever the device, so deciding whether this is
@@ -102,7 +116,7 @@ class TD3BC:
         with torch.no_grad():
             noise = smoothing_noise.clamp(-config.noise_clip, config.noise_clip)
             next_actions = (self.actor_target(next_obs) + noise).clamp(-1.0, 1.0)
-            next_q = self.critic_target.q_min(next_obs, next_actions)
+            next_q = self.critic_target.reduce(next_obs, next_actions, self.target_reduction)
             # Terminals stop bootstrapping; timeouts are not terminal and keep it.
             target = batch.rewards + config.gamma * (1.0 - batch.terminals) * next_q
         q = self.critic(obs, batch.actions)  # [M, B]
@@ -112,10 +126,14 @@ class TD3BC:
     def actor_loss(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """−λ·mean Q_0(s, π(s)) + mean (π(s) − a)²; also the BC term and λ, both detached.
 
-        The paper's actor uses the first critic only (TD3's Q1), not the min over members.
+        The paper's actor uses the first critic only (TD3's Q1), not the min over members;
+        with `actor_reduce` set, Q is the members' Q reduced by it instead.
         """
         policy_actions = self.actor(obs)
-        q = self.critic(obs, policy_actions)[0]
+        if self.actor_reduction is None:
+            q = self.critic(obs, policy_actions)[0]
+        else:
+            q = self.critic.reduce(obs, policy_actions, self.actor_reduction)
         q_lambda = self.config.alpha / q.abs().mean().detach()
         bc_loss = (policy_actions - actions).pow(2).mean()
         return -q_lambda * q.mean() + bc_loss, bc_loss.detach(), q_lambda
@@ -150,6 +168,20 @@ class TD3BC:
             soft_update(self.critic_target, self.critic, config.tau)
             metrics |= {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss, "q_lambda": q_lambda}
         return metrics
+
+    @torch.no_grad()
+    def warmup_target(self, batch: TransitionBatch) -> Tensor:
+        """The TD3 target with the loaded target members only [B], for warming up fresh
+        members: r + γ(1 − d)·min over them of Q(s', ã'), ã' the smoothed target action."""
+        config = self.config
+        next_obs = self.normalizer(batch.next_observations)
+        noise = (torch.randn_like(batch.actions) * config.policy_noise).clamp(
+            -config.noise_clip, config.noise_clip
+        )
+        next_actions = (self.actor_target(next_obs) + noise).clamp(-1.0, 1.0)
+        loaded = self.critic_target.loaded_members
+        next_q = self.critic_target(next_obs, next_actions)[:loaded].min(0).values
+        return batch.rewards + config.gamma * (1.0 - batch.terminals) * next_q
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool) -> Tensor:
@@ -194,15 +226,24 @@ class TD3BC:
 # Phase II: TD3+BC fine-tuned online, the update above unchanged on an N-member critic.
 
 
-def online_td3bc_config(phase1: TD3BCConfig, n_ensemble: int = DEFAULT_MEMBERS) -> TD3BCConfig:
-    """The Phase I hyperparameters, α included, with an `n_ensemble`-member critic.
+def online_td3bc_config(
+    phase1: TD3BCConfig, n_ensemble: int = DEFAULT_MEMBERS, options: OnlineOptions | None = None
+) -> TD3BCConfig:
+    """The Phase I hyperparameters, α included, with an `n_ensemble`-member critic and the
+    `options`' reductions.
 
     TD3+BC keeps its behaviour-cloning term online at the offline α = 2.5: a choice, which
     leaves the online data and the bonus as the only things that change from Phase I to
     Phase II (as for IQL). Targets use the min over all N members; the actor, as offline,
     follows member 0 only.
     """
-    return dataclasses.replace(phase1, critic_members=n_ensemble)
+    options = options or OnlineOptions()
+    return dataclasses.replace(
+        phase1,
+        critic_members=n_ensemble,
+        target_reduce=options.target_reduce,
+        actor_reduce=options.actor_reduce,
+    )
 
 
 def from_phase1_checkpoint(
@@ -210,25 +251,29 @@ def from_phase1_checkpoint(
     n_ensemble: int = DEFAULT_MEMBERS,
     phase1_config: TD3BCConfig | None = None,
     device: str | torch.device = "cpu",
+    options: OnlineOptions | None = None,
 ) -> TD3BC:
     """A TD3+BC agent for online fine-tuning, started from a Phase I TD3+BC `checkpoint.pt`.
 
     `phase1_config` is the config the checkpoint was trained with (None: the paper's defaults).
     Loaded: observation normalizer, actor, actor target, the actor's Adam state, the update
     count (so the actor steps keep their phase), and q1/q2 (and their targets) as critic
-    members 0 and 1. Members 2 .. N − 1 are freshly initialized, each with its target equal
-    to itself.
+    members 0 and 1 (all N members when Phase I trained N). Members 2 .. N − 1 are freshly
+    initialized, each with its target equal to itself.
 
-    The critic's Adam starts fresh for all members: its Phase I moments exist for two members
-    only, and splicing them next to zero moments would give the new members Phase I's step
-    count, so Adam's bias correction would scale their first updates wrongly.
+    By default (the spec) the critic's Adam starts fresh for all members: its Phase I moments
+    exist for two members only. `options.keep_critic_optimizer` keeps them for the loaded
+    members (`load_phase1_critic_optimizer` says how the fresh ones start).
     """
     state = read_phase1_agent_state(path, device)
     obs_dim, act_dim = phase1_dims(state)
-    config = online_td3bc_config(phase1_config or TD3BCConfig(), n_ensemble)
+    options = options or OnlineOptions()
+    config = online_td3bc_config(phase1_config or TD3BCConfig(), n_ensemble, options)
     agent = TD3BC(obs_dim, act_dim, config, device)
     parts = agent.stateful_parts()
     kept = ("normalizer", "actor", "actor_target", "actor_opt", "update_count")
     load_parts({name: parts[name] for name in kept}, state)
     load_phase1_critics(agent.critic, agent.critic_target, state)
+    if options.keep_critic_optimizer:
+        load_phase1_critic_optimizer(agent.critic_opt, agent.critic, state)
     return agent

@@ -67,6 +67,10 @@ def phase1_command_for(configs: Sequence[FinetuneConfig]) -> str:
         f"--remove_top_k {values(sorted(c.k_percent for c in configs))}",
         f"--seed {values(sorted(c.seed for c in configs))}",
     ]
+    # `--fresh_init phase1` starts from Phase I runs that trained N critics (one N per grid).
+    critics = {c.phase1_train_config().n_critics for c in configs} - {Phase1Grid().n_critics}
+    if critics:
+        parts.append(f"--n_critics {max(critics)}")
     return " ".join(parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from hybrid_rl.cli.execution import (
@@ -33,6 +34,8 @@ STUDY_FIELDS: tuple[tuple[str, str | None, str | None], ...] = (
     ("remove_top_k", "k_percents", "k_percents"),
     ("seed", "seeds", "seeds"),
     ("bonus_type", None, "bonus_types"),
+    ("phase2_preset", None, "phase2_presets"),
+    ("arms", None, "arms"),
     ("phase1_steps", "total_steps", None),
     ("online_steps", None, "online_steps"),
     ("n_ensemble", None, "n_ensemble"),
@@ -53,7 +56,10 @@ def _study_flags() -> list[Flag]:
         sets = [(phase, grid, field) for phase, grid, field in grids if field is not None]
         _, owner, field = sets[-1]  # the Phase II field's help when the flag sets both
         targets = tuple(f"{phase}.{field}" for phase, _, field in sets)
-        flags.append(flag_of(owner, field, name, targets))
+        flag = flag_of(owner, field, name, targets)
+        if name == "arms":  # the study has its own default arms: show them, not the grid's
+            flag = dataclasses.replace(flag, shown=None)
+        flags.append(flag)
     return flags + field_flags(Study)  # --plots_dir
 
 
@@ -66,7 +72,8 @@ def add_study_command(sub: argparse._SubParsersAction) -> None:
         help="Phase I then Phase II for one algo and env, then figures and one report "
         "(start here: `hybrid-rl study --quick`)",
         description="The whole study in one command: build or load the dataset, train the "
-        "Phase I runs, fine-tune each online with and without the ensemble bonus (a Phase II "
+        "Phase I runs, fine-tune each online in every arm (by default the ensemble bonus and no "
+        "bonus as specified, and the enoto preset; a Phase II "
         "run starts as soon as its Phase I run ends), then write the figures and one "
         "report.md with both phases. Every value is checked first, then a wall-time estimate "
         "is printed; finished runs are skipped, so an interrupted study resumes.",

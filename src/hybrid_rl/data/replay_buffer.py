@@ -69,9 +69,16 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> TransitionBatch:
         """`batch_size` rows drawn uniformly with replacement."""
+        return self.rows(self.sample_rows(batch_size, generator))
+
+    def sample_rows(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """Indices [batch_size] of rows drawn uniformly with replacement (what `sample` draws)."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
-        idx = torch.randint(self.size, (batch_size,), device=self.device, generator=generator)
+        return torch.randint(self.size, (batch_size,), device=self.device, generator=generator)
+
+    def rows(self, idx: Tensor) -> TransitionBatch:
+        """The transitions at row indices `idx` [b]."""
         return TransitionBatch(
             self.observations[idx],
             self.actions[idx],

@@ -1,8 +1,10 @@
 """The two studies as grids of run configs.
 
 Phase I: algo × dataset × removal × k × σ × seed → `TrainConfig`s.
-Phase II: algo × dataset × k × bonus type × seed → `FinetuneConfig`s, each starting from the
-Phase I run of the same algo, dataset, k and seed.
+Phase II: algo × dataset × k × arm × seed → `FinetuneConfig`s, each starting from the
+Phase I run of the same algo, dataset, k and seed. An arm is a preset of the Phase II options
+(`finetune.PHASE2_PRESETS`; "spec" is DESIGN.md §6 as specified) with a bonus type; the
+options' flags, when given, override the preset's values in every arm.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS
+from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS, PHASE1_MEMBERS
 from hybrid_rl.algos.registry import ALGORITHMS, PHASE2_ALGORITHMS
 from hybrid_rl.data.corruption import (
     ATTACK_TARGETS,
@@ -26,7 +28,15 @@ from hybrid_rl.data.corruption import (
 )
 from hybrid_rl.data.loader import SOURCES
 from hybrid_rl.data.registry import DATASETS
-from hybrid_rl.finetune import BONUS_TYPES, BonusType, FinetuneConfig
+from hybrid_rl.finetune import (
+    BONUS_TYPES,
+    PHASE2_OPTIONS,
+    PHASE2_PRESETS,
+    SPEC_BONUS_TYPES,
+    BonusType,
+    FinetuneConfig,
+    preset_options,
+)
 from hybrid_rl.seeding import resolve_device
 from hybrid_rl.train import TrainConfig
 
@@ -181,6 +191,12 @@ class Phase1Grid:
     total_steps: int = option(
         _TRAIN_DEFAULTS["total_steps"], "total_steps", "gradient steps per Phase I run"
     )
+    n_critics: int = option(
+        _TRAIN_DEFAULTS["n_critics"],
+        "n_critics",
+        f"critic members trained offline, {PHASE1_MEMBERS}–{MAX_MEMBERS} ({PHASE1_MEMBERS}: "
+        "twin Q, the spec); Phase II's --fresh_init phase1 loads all N",
+    )
     log_every: int = option(_TRAIN_DEFAULTS["log_every"], "log_every", "steps between metric logs")
     eval_every: int = option(
         _TRAIN_DEFAULTS["eval_every"], "eval_every", "steps between evaluations"
@@ -245,6 +261,20 @@ class Phase1Grid:
             "source",
             f"unknown dataset source {self.source!r}; choose one of {', '.join(SOURCES)}",
         )
+        _require(
+            PHASE1_MEMBERS <= self.n_critics <= MAX_MEMBERS,
+            "n_critics",
+            f"n_critics must be in [{PHASE1_MEMBERS}, {MAX_MEMBERS}], got {self.n_critics}",
+        )
+        criticless = [
+            a for a in self.algos if not hasattr(ALGORITHMS[a].default_config(), "critic_members")
+        ]
+        _require(
+            self.n_critics == PHASE1_MEMBERS or not criticless,
+            ("n_critics", "algos"),
+            f"{', '.join(criticless)} train(s) no critic; n_critics {self.n_critics} applies "
+            "to algorithms with a critic only (e.g. --algo cql,iql)",
+        )
 
     def validate(self) -> list[TrainConfig]:
         """Everything a run of this grid would refuse, checked before any run starts: the
@@ -304,6 +334,7 @@ class Phase1Grid:
                 **run_fields(condition),
                 seed=seed,
                 total_steps=self.total_steps,
+                n_critics=self.n_critics,
                 log_every=self.log_every,
                 eval_every=self.eval_every,
                 eval_episodes=self.eval_episodes,
@@ -351,7 +382,93 @@ class Phase2Grid:
         STUDY_K_PERCENTS, "remove_top_k", "k: percent of trajectories removed, in [0, 100)"
     )
     bonus_types: tuple[BonusType, ...] = option(
-        BONUS_TYPES, "bonus_type", f"{' | '.join(BONUS_TYPES)} | both", every=("both", BONUS_TYPES)
+        SPEC_BONUS_TYPES,
+        "bonus_type",
+        f"{' | '.join(BONUS_TYPES)} | both (= {', '.join(SPEC_BONUS_TYPES)}); shuffled: the "
+        "ensemble bonus permuted across online transitions (a control)",
+        every=("both", SPEC_BONUS_TYPES),
+    )
+    phase2_presets: tuple[str, ...] = option(
+        ("spec",),
+        "phase2_preset",
+        f"{' | '.join(PHASE2_PRESETS)}: a named set of the Phase II options below (spec: "
+        "DESIGN.md §6 as specified; enoto: warmed members, redq:2 targets, mean actor, "
+        "per-step bonus normalised by its running std and recomputed at update, Phase I "
+        "critic Adam kept); an option flag given overrides the preset's value",
+    )
+    arms: tuple[str, ...] = option(
+        (),
+        "arms",
+        "preset:bonus_type pairs to run instead of every --phase2_preset × --bonus_type, "
+        "e.g. spec:ensemble,spec:none,enoto:ensemble",
+        shown="every --phase2_preset × --bonus_type",
+    )
+    fresh_init: str | None = option(
+        None,
+        "fresh_init",
+        "random | warmup:N | phase1: the fresh critic members start random, are fitted on "
+        "the offline data for N updates first, or are trained in Phase I (run it with "
+        "--n_critics equal to --n_ensemble)",
+        shown="the preset's (spec: random)",
+    )
+    target_reduce: str | None = option(
+        None,
+        "target_reduce",
+        "min_all | min_loaded | redq:M | mean | mean_minus_std:β: how the members' Q make "
+        "the TD (IQL: V's) target",
+        shown="the preset's (spec: min_all)",
+    )
+    actor_reduce: str | None = option(
+        None,
+        "actor_reduce",
+        "min_all | min_loaded | redq:M | mean | mean_minus_std:β: how the members' Q make "
+        "the actor's objective (IQL: its advantage)",
+        shown="the preset's (spec: min_all; TD3+BC: member 0)",
+    )
+    bonus_time: str | None = option(
+        None,
+        "bonus_time",
+        "collect | update: the bonus stored at collection, or recomputed on every batch's "
+        "online rows with the current critic",
+        shown="the preset's (spec: collect)",
+    )
+    bonus_units: str | None = option(
+        None,
+        "bonus_units",
+        "q | per_step: the std of Q as is, or times 1 − γ",
+        shown="the preset's (spec: q)",
+    )
+    bonus_norm: str | None = option(
+        None,
+        "bonus_norm",
+        "none | running: divide the disagreement by its running population std (RND-style)",
+        shown="the preset's (spec: none)",
+    )
+    bonus_schedule: str | None = option(
+        None,
+        "bonus_schedule",
+        "const | linear:T: λ kept, or decayed linearly to 0 over T online steps",
+        shown="the preset's (spec: const)",
+    )
+    exploration: str | None = option(
+        None,
+        "exploration",
+        "reward_bonus | ucb:K: the bonus on the reward, or no bonus and the action chosen "
+        "among K policy samples by mean Q + λ·std Q",
+        shown="the preset's (spec: reward_bonus)",
+    )
+    critic_optimizer: str | None = option(
+        None,
+        "critic_optimizer",
+        "fresh | phase1: a fresh Adam for the critic, or the Phase I Adam moments kept for "
+        "the loaded members",
+        shown="the preset's (spec: fresh)",
+    )
+    iql_actor_lr: float | None = option(
+        None,
+        "iql_actor_lr",
+        "IQL's online actor learning rate, constant (the IQL authors' fine-tuning)",
+        shown="the preset's (spec: Phase I's actor_lr, 3e-4)",
     )
     seeds: tuple[int, ...] = option(STUDY_SEEDS, "seed", "seeds, ≥ 0")
     online_steps: int = option(
@@ -402,7 +519,7 @@ class Phase2Grid:
             "bonus_types",
             f"unknown bonus type(s) {bad_bonus}; choose among: {', '.join(BONUS_TYPES)}",
         )
-        lists = ("algos", "datasets", "k_percents", "bonus_types", "seeds")
+        lists = ("algos", "datasets", "k_percents", "bonus_types", "seeds", "phase2_presets")
         _check_common(self, lists, "online_steps")
         # FinetuneConfig's own range checks, one field at a time so that the error names it
         for name in ("n_ensemble", "bonus_coeff", "online_ratio"):
@@ -410,6 +527,70 @@ class Phase2Grid:
                 FinetuneConfig(**{name: getattr(self, name)})
             except ValueError as err:
                 raise SettingError(name, str(err)) from None
+        _check_each("phase2_presets", self.phase2_presets, preset_options)
+        _check_each("arms", self.arms, _parse_arm)
+        for name, value in self.option_overrides().items():
+            try:
+                FinetuneConfig(**{name: value, "n_ensemble": self.n_ensemble})
+            except ValueError as err:
+                raise SettingError(_OPTION_FIELDS.get(name, name), str(err)) from None
+        # Then every arm as a whole: a preset's values with the options given may clash. (The
+        # step settings are checked with the runs, by `validate`.)
+        overrides = self.option_overrides()
+        given = tuple(_OPTION_FIELDS.get(name, name) for name in overrides)
+        for preset, bonus_type in self.arm_pairs():
+            try:
+                FinetuneConfig(
+                    n_ensemble=self.n_ensemble,
+                    bonus_type=bonus_type,
+                    **{**preset_options(preset), **overrides},
+                )
+            except ValueError as err:
+                raise SettingError(
+                    (*given, "arms", "phase2_presets", "bonus_types"),
+                    f"arm {preset}:{bonus_type}: {err}",
+                ) from None
+
+    def option_overrides(self) -> dict[str, Any]:
+        """The Phase II options given (FinetuneConfig field -> value), over every preset."""
+        values: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in PHASE2_OPTIONS
+            if name != "keep_critic_optimizer" and getattr(self, name) is not None
+        }
+        if self.critic_optimizer is not None:
+            if self.critic_optimizer not in ("fresh", "phase1"):
+                raise SettingError(
+                    "critic_optimizer",
+                    f"critic_optimizer must be fresh or phase1, got {self.critic_optimizer!r}",
+                )
+            values["keep_critic_optimizer"] = self.critic_optimizer == "phase1"
+        return values
+
+    def arm_pairs(self) -> list[tuple[str, BonusType]]:
+        """(preset, bonus type) of every arm, in run order."""
+        if self.arms:
+            return [_parse_arm(arm) for arm in self.arms]
+        return list(itertools.product(self.phase2_presets, self.bonus_types))
+
+    def arm_config(self, preset: str, bonus_type: BonusType, **run: Any) -> FinetuneConfig:
+        """The FinetuneConfig of one arm: the grid's settings, the preset's options, the
+        options given, and `run`'s per-run fields (algo, dataset, k, seed)."""
+        return FinetuneConfig(
+            n_ensemble=self.n_ensemble,
+            bonus_type=bonus_type,
+            bonus_coeff=self.bonus_coeff,
+            online_ratio=self.online_ratio,
+            online_steps=self.online_steps,
+            eval_every=self.eval_every,
+            eval_episodes=self.eval_episodes,
+            log_every=self.log_every,
+            phase1_results_dir=self.phase1_results_dir,
+            results_dir=self.results_dir,
+            device=self.device,
+            **{**preset_options(preset), **self.option_overrides()},
+            **run,
+        )
 
     def validate(self) -> list[FinetuneConfig]:
         """Everything a run of this grid would refuse, checked before any run starts (see
@@ -447,28 +628,34 @@ class Phase2Grid:
         )
 
     def expand(self) -> list[FinetuneConfig]:
-        """One `FinetuneConfig` per run, seed-major, and within a (cell, seed) every bonus type
-        back to back: a grid stopped part-way compares the bonus types on the same Phase I
-        checkpoints, and every cell's first seed comes before any cell's second."""
+        """One `FinetuneConfig` per run, seed-major, and within a (cell, seed) every arm back
+        to back: a grid stopped part-way compares the arms on the same Phase I checkpoints,
+        and every cell's first seed comes before any cell's second."""
         return [
-            FinetuneConfig(
+            self.arm_config(
+                preset,
+                bonus_type,
                 algo=algo,
                 dataset=dataset,
                 **run_fields(condition),
                 seed=seed,
-                n_ensemble=self.n_ensemble,
-                bonus_type=bonus_type,
-                bonus_coeff=self.bonus_coeff,
-                online_ratio=self.online_ratio,
-                online_steps=self.online_steps,
-                eval_every=self.eval_every,
-                eval_episodes=self.eval_episodes,
-                log_every=self.log_every,
-                phase1_results_dir=self.phase1_results_dir,
-                results_dir=self.results_dir,
-                device=self.device,
             )
             for seed in self.seeds
             for dataset, algo, condition in self.cells()
-            for bonus_type in self.bonus_types
+            for preset, bonus_type in self.arm_pairs()
         ]
+
+
+# The grid field behind each FinetuneConfig option, where their names differ.
+_OPTION_FIELDS = {"keep_critic_optimizer": "critic_optimizer"}
+
+
+def _parse_arm(text: str) -> tuple[str, BonusType]:
+    """ "preset:bonus_type" -> (preset, bonus type); ValueError naming the forms."""
+    preset, _, bonus_type = text.partition(":")
+    if preset not in PHASE2_PRESETS or bonus_type not in BONUS_TYPES:
+        raise ValueError(
+            f"arm {text!r} is not preset:bonus_type with a preset among "
+            f"{', '.join(PHASE2_PRESETS)} and a bonus type among {', '.join(BONUS_TYPES)}"
+        )
+    return preset, bonus_type

@@ -1,7 +1,9 @@
 """A whole study in one go: Phase I, then Phase II on its checkpoints, then one report.
 
 By default one algo (IQL: its updates cost about a tenth of CQL's on a CPU) on one dataset
-(halfcheetah-medium-v2), k ∈ {0, 30, 60} %, with and without the ensemble bonus. Both
+(halfcheetah-medium-v2), k ∈ {0, 30, 60} %, fine-tuned in three arms from the same Phase I
+checkpoints (`STUDY_ARMS`): the ensemble bonus as specified, no bonus as specified, and the
+"enoto" preset of `finetune.PHASE2_PRESETS` with its bonus. Both
 phases run on one process pool: a Phase II run starts as soon as its Phase I run has
 finished, so the pool stays full. Runs live in the usual Phase I and Phase II folders (a
 quick study shares its runs with `run_phase1.py --quick` and `run_phase2.py --quick`); the
@@ -27,6 +29,11 @@ Grid = TypeVar("Grid", Phase1Grid, Phase2Grid)
 STUDY_ALGOS = ("iql",)
 STUDY_DATASETS = ("halfcheetah-medium-v2",)
 STUDY_PLOTS_DIR = "plots_study"
+# preset:bonus_type of each Phase II arm (launch.grid.Phase2Grid.arms). Each arm of a quick
+# study adds about 1-2 min of IQL on 2 cores (plus the preset's 5,000 warm-up updates).
+STUDY_ARMS = ("spec:ensemble", "spec:none", "enoto:ensemble")
+# Phase II fields that choose arms; given any of them, the study does not impose STUDY_ARMS.
+_ARM_FIELDS = ("arms", "bonus_types", "phase2_presets")
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class Study:
         first = {**shared, **(phase1 or {})}
         grid1 = Phase1Grid.quick(**first) if quick else Phase1Grid(**first)
         second = {"phase1_results_dir": grid1.results_dir, **shared, **(phase2 or {})}
+        if not any(name in second for name in _ARM_FIELDS):
+            second["arms"] = STUDY_ARMS
         grid2 = Phase2Grid.quick(**second) if quick else Phase2Grid(**second)
         default_plots = f"{STUDY_PLOTS_DIR}/{QUICK_SUBDIR}" if quick else STUDY_PLOTS_DIR
         return cls(
@@ -84,11 +93,19 @@ class Study:
             f"top-k removal with k ∈ {{{', '.join(f'{k:g}' for k in p1.k_percents)}}} %, "
             f"{seeds}) of {p1.total_steps:,} gradient steps, in `{p1.results_dir}`.",
             f"Phase II: {n2} online run{'s' if n2 != 1 else ''} of {p2.online_steps:,} env "
-            f"steps from those checkpoints, bonus types {', '.join(p2.bonus_types)} "
+            f"steps from those checkpoints, arms {_arms_text(p2)} "
             f"(λ = {p2.bonus_coeff:g}, {p2.n_ensemble} critic members, online share of each "
             f"batch {p2.online_ratio:g}), evaluated every {p2.eval_every:,} steps, in "
             f"`{p2.results_dir}`.",
         ]
+
+
+def _arms_text(grid: Phase2Grid) -> str:
+    """Each arm as reports label it: "ensemble (as specified), none (as specified), ..."."""
+    labels = [
+        grid.arm_config(preset, bonus_type).arm_label for preset, bonus_type in grid.arm_pairs()
+    ]
+    return ", ".join(labels)
 
 
 def _fit_intervals(grid: Grid, budget: int) -> Grid:

@@ -127,9 +127,12 @@ def steps_to_threshold_figure(
         own = [c for c in cells if c.algo == algo]
         conditions = sorted({c.corruption for c in own}, key=corruption_order)
         budget = max(c.budget for c in own)
+        # The spec's two arms side by side as before; further arms (presets, controls) after.
+        arms = sorted({c.bonus_type for c in own}, key=lambda a: (BONUS_ORDER.get(a, 9), a))
+        width = _BAR_WIDTH * 2 / max(2, len(arms))
         for i, corruption in enumerate(conditions):
             for cell in (c for c in own if c.corruption == corruption):
-                x = i + (BONUS_ORDER.get(cell.bonus_type, 1) - 0.5) * _BAR_WIDTH
+                x = i + (arms.index(cell.bonus_type) - (max(2, len(arms)) - 1) / 2) * width
                 _threshold_bar(ax, x, cell, colors[corruption])
                 _run_dots(ax, x, [r for r in completed if r.cell == cell.key])
         ax.axhline(budget, color="black", linewidth=0.8, linestyle=":")

@@ -44,6 +44,7 @@ from hybrid_rl.report.results_phase2 import (
     FinetuneRecord,
     Phase2CellKey,
     aggregate_finetune,
+    arm_text,
     compare_arms,
     load_finetune_runs,
 )
@@ -198,6 +199,8 @@ def _signed(value: float) -> str:
 def results_table(cells: Sequence[FinetuneCell]) -> Table:
     """One row per condition × bonus type, each row naming its run folders."""
     rows = []
+    # Beside other arms (presets, controls) the spec's arms are labelled "as specified".
+    mixed = any(arm_text(c.bonus_type) == c.bonus_type for c in cells)
     for c in cells:
         not_reached = f"{c.censored} of {c.with_reference}" if c.with_reference else "—"
         if c.no_reference:
@@ -213,7 +216,7 @@ def results_table(cells: Sequence[FinetuneCell]) -> Table:
             c.source,
             c.algo.upper(),
             f"{c.corruption.k_percent:g}",
-            c.bonus_type,
+            arm_text(c.bonus_type) if mixed else c.bonus_type,
             condition_label(c.corruption),
             format_mean_std(c.step0_mean, c.step0_std, c.n),
             format_mean_std(c.final_mean, c.final_std, c.n),
@@ -335,6 +338,11 @@ def comparison_sentences(
         steps = _steps_sentence(bonus, plain)
         if steps:
             sentences.append(steps)
+        group = [
+            c for c in cells if (c.dataset, c.algo, c.corruption) == (dataset, algo, corruption)
+        ]
+        if len(group) > 2:  # arms beyond the spec's two: each arm's own course
+            sentences.append(_arms_sentence(group))
     for cell in cells:
         total = cell.n + cell.diverged + cell.failed + cell.running
         if cell.diverged:
@@ -428,6 +436,28 @@ def _final_sentence(where: str, bonus: FinetuneCell, plain: FinetuneCell) -> str
     return (
         f"{where} ends at a final normalized score of {with_bonus} with the ensemble bonus "
         f"vs {without} without it ({difference}; {_seed_clause(bonus, plain)})."
+    )
+
+
+def _arms_sentence(group: Sequence[FinetuneCell]) -> str:
+    """Each arm's step-0 score, dip and final score, so that a collapse reads as a collapse of
+    that arm and not as an effect of the bonus."""
+    parts = [
+        f"{arm_text(c.bonus_type)} {format_mean_std(c.step0_mean, c.step0_std, c.n)} → "
+        f"dip {c.dip_mean:+.1f} → {format_mean_std(c.final_mean, c.final_std, c.n)}"
+        for c in group
+        if c.n
+    ]
+    if all(c.n == 1 for c in group):
+        caveat = (
+            "one seed per arm, so no spread across seeds can be given, and a fall of one arm "
+            "is one run's course, not an effect of its bonus"
+        )
+    else:
+        caveat = "means over seeds; a difference smaller than the seed spread is no effect"
+    return (
+        "Every arm from that checkpoint, as step-0 score → dip (lowest evaluation minus "
+        f"step-0) → final: {'; '.join(parts)} ({caveat})."
     )
 
 

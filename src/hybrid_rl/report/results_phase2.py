@@ -87,7 +87,9 @@ class FinetuneRecord:
     dataset: str  # dataset id, or a file's stem when the data came from a file without one
     source: str  # config.json's dataset.source
     corruption: CorruptionConfig  # of the Phase I data the run starts from
-    bonus_type: str  # "ensemble" | "none"
+    # The arm: "ensemble" | "none" as specified; with a Phase II variant (a preset's name or
+    # option tokens, `FinetuneConfig.variant`) "ensemble (enoto)", "shuffled (upd)", ...
+    bonus_type: str
     seed: int
     status: str  # "completed" | "diverged" | "failed" | "running"
     online_steps: int  # the run's budget of online env steps
@@ -141,6 +143,14 @@ class FinetuneRecord:
         if self.eval_steps and self.eval_steps[0] == 0:
             return self.eval_normalized_returns[0]
         return None
+
+    @property
+    def dip(self) -> float | None:
+        """The lowest evaluation minus the step-0 score (≤ 0); None without a step-0 score."""
+        step0 = self.step0_normalized_return
+        if step0 is None:
+            return None
+        return min(self.eval_normalized_returns) - step0
 
     @property
     def threshold(self) -> float | None:
@@ -208,6 +218,8 @@ class FinetuneCell:
     recovery_iqm: Interval = NO_RUNS
     recovery_steps_median: dict[float, float | None] = field(default_factory=dict)
     run_dirs: tuple[Path, ...] = ()
+    # Dip: the lowest evaluation minus the step-0 score (≤ 0), mean over the completed seeds.
+    dip_mean: float = math.nan
 
     @property
     def key(self) -> Phase2CellKey:
@@ -243,7 +255,7 @@ def load_finetune_run(
         dataset=provenance.get("dataset_id") or dataset_label(config.dataset),
         source=provenance.get("source", "unknown"),
         corruption=config.phase1_train_config().corruption,
-        bonus_type=config.bonus_type,
+        bonus_type=arm_of(config),
         seed=config.seed,
         status=metrics["status"],
         online_steps=config.online_steps,
@@ -258,6 +270,16 @@ def load_finetune_run(
         clean_reference=reference,
         git_commit=saved.get("git_commit"),
     )
+
+
+def arm_of(config: FinetuneConfig) -> str:
+    """The arm a run belongs to: its bonus type, followed by its variant when it has one."""
+    return config.arm_label if config.variant else config.bonus_type
+
+
+def arm_text(arm: str) -> str:
+    """An arm as tables show it: the spec's arms labelled "as specified"."""
+    return arm if "(" in arm else f"{arm} (as specified)"
 
 
 def clean_offline_score(
@@ -354,6 +376,7 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
     disagreements = [v for r in completed if (v := r.final_disagreement) is not None]
     recoveries = [rec for r in completed if (rec := r.recovery) is not None]
     with_gap = [rec for rec in recoveries if not rec.no_gap]
+    dips = [v for r in completed if (v := r.dip) is not None]
     return FinetuneCell(
         algo=key.algo,
         dataset=key.dataset,
@@ -391,6 +414,7 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
             for level in RECOVERY_LEVELS
         },
         run_dirs=tuple(r.run_dir for r in sorted(group, key=lambda r: r.seed)),
+        dip_mean=mean_or_nan(dips),
     )
 
 
