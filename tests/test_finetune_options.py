@@ -106,7 +106,7 @@ def test_bad_options_are_refused_naming_the_field(fields, message):
 
 
 def iql_pieces(run: TrainConfig, capacity: int, **collector_options):
-    _, dataset, _, scale = prepare_dataset(run, CPU)
+    _, dataset, _, scale, _ = prepare_dataset(run, CPU)
     torch.manual_seed(0)
     agent = online_iql.from_phase1_checkpoint(run.run_dir / "checkpoint.pt", 3, run.agent)
     buffer = ReplayBuffer(capacity, dataset.obs_dim, dataset.act_dim)

@@ -58,7 +58,7 @@ def gap_to_loaded(agent, batch) -> float:
 
 
 def test_warm_up_fits_only_the_fresh_members_to_the_loaded_ones(trained_iql):
-    _, dataset, _, _ = prepare_dataset(trained_iql, CPU)
+    dataset = prepare_dataset(trained_iql, CPU).dataset
     torch.manual_seed(0)
     agent = online_iql.from_phase1_checkpoint(
         trained_iql.run_dir / "checkpoint.pt", 4, trained_iql.agent
@@ -104,7 +104,7 @@ def test_warm_up_targets_use_only_the_loaded_members(phase1_runs, algo, tmp_path
             results_dir=str(tmp_path),
         )
         train_offline(run, progress=False)
-    _, dataset, _, _ = prepare_dataset(run, CPU)
+    dataset = prepare_dataset(run, CPU).dataset
     agent = FROM_PHASE1[algo](run.run_dir / "checkpoint.pt", 3, run.agent)
     batch = dataset.sample(16)
     torch.manual_seed(1)
@@ -177,7 +177,7 @@ def test_kept_critic_optimizer_splices_phase1_moments_into_members_0_and_1(phase
         expected = old["exp_avg_sq"].mean(0).expand_as(new["exp_avg_sq"][2:])
         torch.testing.assert_close(new["exp_avg_sq"][2:], expected)
         assert float(new["step"]) == float(old["step"]) == 50
-    _, dataset, _, _ = prepare_dataset(run, CPU)
+    dataset = prepare_dataset(run, CPU).dataset
     kept.update(dataset.sample(32))  # the spliced state steps
 
 
@@ -189,7 +189,7 @@ def test_iql_online_actor_lr_is_the_option_when_given(phase1_runs):
     slow = online_iql.from_phase1_checkpoint(
         path, 3, run.agent, options=OnlineOptions(actor_lr=3e-5)
     )
-    _, dataset, _, _ = prepare_dataset(run, CPU)
+    dataset = prepare_dataset(run, CPU).dataset
     for _ in range(3):
         slow.update(dataset.sample(32))
     assert [g["lr"] for g in slow.actor_opt.param_groups] == [3e-5]  # constant
