@@ -8,12 +8,13 @@ same parameter names, so a Phase I twin-Q state dict is its 2-member special cas
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from hybrid_rl.algos.agent_state import load_parts
 from hybrid_rl.algos.networks import QEnsemble, load_adam_state
 from hybrid_rl.algos.reductions import Reduction
 
@@ -157,3 +158,17 @@ def load_phase1_critic_optimizer(
         second[:PHASE1_MEMBERS] = old["exp_avg_sq"]
         state[index] = {"step": old["step"].clone(), "exp_avg": first, "exp_avg_sq": second}
     load_adam_state(optimizer, {"state": state, "param_groups": saved["param_groups"]})
+
+
+def widen_from_phase1(
+    agent: Any, state: Mapping[str, Any], kept: Sequence[str], keep_critic_optimizer: bool
+) -> None:
+    """Load a Phase I agent `state` into a Phase II `agent` (with `stateful_parts`, `critic`,
+    `critic_target`, `critic_opt`): the `kept` parts as they were saved, the checkpoint's
+    critic members and targets as the first members of the wider critic, and with
+    `keep_critic_optimizer` their Adam moments too (`load_phase1_critic_optimizer`)."""
+    parts = agent.stateful_parts()
+    load_parts({name: parts[name] for name in kept}, state)
+    load_phase1_critics(agent.critic, agent.critic_target, state)
+    if keep_critic_optimizer:
+        load_phase1_critic_optimizer(agent.critic_opt, agent.critic, state)

@@ -21,13 +21,11 @@ import os
 import torch
 
 from hybrid_rl.algos.agent import OnlineOptions
-from hybrid_rl.algos.agent_state import load_parts
 from hybrid_rl.algos.ensemble import (
     DEFAULT_MEMBERS,
-    load_phase1_critic_optimizer,
-    load_phase1_critics,
     phase1_dims,
     read_phase1_agent_state,
+    widen_from_phase1,
 )
 from hybrid_rl.algos.iql import IQL, IQLConfig
 
@@ -70,19 +68,15 @@ def from_phase1_checkpoint(
 
     By default (the spec) the critic's Adam starts fresh for all members: its Phase I moments
     exist for two members only. `options.keep_critic_optimizer` keeps them for the loaded
-    members (`load_phase1_critic_optimizer` says how the fresh ones start).
+    members (`ensemble.load_phase1_critic_optimizer` says how the fresh ones start).
     """
     state = read_phase1_agent_state(path, device)
     obs_dim, act_dim = phase1_dims(state)
     options = options or OnlineOptions()
     config = online_iql_config(phase1_config or IQLConfig(), n_ensemble, options)
     agent = IQL(obs_dim, act_dim, config, device)
-    parts = agent.stateful_parts()
     kept = ("normalizer", "actor", "value", "actor_opt", "value_opt")
-    load_parts({name: parts[name] for name in kept}, state)
+    widen_from_phase1(agent, state, kept, options.keep_critic_optimizer)
     for group in agent.actor_opt.param_groups:
         group["lr"] = group["initial_lr"] = config.actor_lr
-    load_phase1_critics(agent.critic, agent.critic_target, state)
-    if options.keep_critic_optimizer:
-        load_phase1_critic_optimizer(agent.critic_opt, agent.critic, state)
     return agent

@@ -32,10 +32,9 @@ from hybrid_rl.algos.agent_state import StatefulPart, load_parts, save_parts
 from hybrid_rl.algos.ensemble import (
     DEFAULT_MEMBERS,
     EnsembleQNetwork,
-    load_phase1_critic_optimizer,
-    load_phase1_critics,
     phase1_dims,
     read_phase1_agent_state,
+    widen_from_phase1,
 )
 from hybrid_rl.algos.networks import EnsembleMLP, ObservationNormalizer, make_adam, soft_update
 from hybrid_rl.algos.reductions import Reduction
@@ -263,17 +262,13 @@ def from_phase1_checkpoint(
 
     By default (the spec) the critic's Adam starts fresh for all members: its Phase I moments
     exist for two members only. `options.keep_critic_optimizer` keeps them for the loaded
-    members (`load_phase1_critic_optimizer` says how the fresh ones start).
+    members (`ensemble.load_phase1_critic_optimizer` says how the fresh ones start).
     """
     state = read_phase1_agent_state(path, device)
     obs_dim, act_dim = phase1_dims(state)
     options = options or OnlineOptions()
     config = online_td3bc_config(phase1_config or TD3BCConfig(), n_ensemble, options)
     agent = TD3BC(obs_dim, act_dim, config, device)
-    parts = agent.stateful_parts()
     kept = ("normalizer", "actor", "actor_target", "actor_opt", "update_count")
-    load_parts({name: parts[name] for name in kept}, state)
-    load_phase1_critics(agent.critic, agent.critic_target, state)
-    if options.keep_critic_optimizer:
-        load_phase1_critic_optimizer(agent.critic_opt, agent.critic, state)
+    widen_from_phase1(agent, state, kept, options.keep_critic_optimizer)
     return agent

@@ -345,3 +345,8 @@ def write_html(
     """Write `render_html` to `path` (links relative to its folder); returns `path`."""
     write_text(path, render_html(title, intro, sections, path.parent, command, commit))
     return path
+
+
+def write_section_html(markdown: Path, section: Section, command: str | None) -> Path:
+    """The report.html of a one-section report, beside its report.md `markdown`."""
+    return write_html(markdown.with_name("report.html"), section.title, (), [section], command)

@@ -20,7 +20,7 @@ from hybrid_rl.report.document import (
     Table,
     TableRow,
     section_markdown,
-    write_html,
+    write_section_html,
     write_text,
 )
 from hybrid_rl.report.plotting import PlotFile, write_plots
@@ -90,13 +90,7 @@ def write_phase1_outputs(
     outputs, text = phase1_section(results_dir, plots_dir, plots_dir)
     write_markdown(outputs.report, text)
     assert outputs.section is not None
-    html = write_html(
-        outputs.report.with_name("report.html"),
-        outputs.section.title,
-        (),
-        [outputs.section],
-        command,
-    )
+    html = write_section_html(outputs.report, outputs.section, command)
     return dataclasses.replace(outputs, html=html)
 
 

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid_rl.data.corruption import CorruptionConfig
-from hybrid_rl.report.document import Section, Table, TableRow, section_markdown, write_html
+from hybrid_rl.report.document import (
+    Section,
+    Table,
+    TableRow,
+    section_markdown,
+    write_section_html,
+)
 from hybrid_rl.report.plotting import PlotFile
 from hybrid_rl.report.plotting_phase2 import (
     BONUS_LABELS,
@@ -111,13 +117,7 @@ def write_phase2_outputs(
     outputs, text = phase2_section(results_dir, plots_dir, plots_dir, phase1_results_dir)
     write_markdown(outputs.report, text)
     assert outputs.section is not None
-    html = write_html(
-        outputs.report.with_name("report.html"),
-        outputs.section.title,
-        (),
-        [outputs.section],
-        command,
-    )
+    html = write_section_html(outputs.report, outputs.section, command)
     return dataclasses.replace(outputs, html=html)
 
 
