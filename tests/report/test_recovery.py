@@ -86,14 +86,17 @@ def test_no_step0_evaluation_gives_no_recovery():
 
 def test_the_clean_reference_is_the_mean_of_the_last_five_evaluations():
     # hopper's clean reference swings between 20 and 100 from one evaluation to the next
-    scores = [0.0, 5.0, 20.0, 100.0, 22.0, 98.0, 25.0, 95.0]
-    stds = [1.0] * 8
+    scores = [0.0, 5.0, 20.0, 30.0, 40.0, 100.0, 22.0, 98.0, 25.0, 95.0]
+    stds = [1.0] * 10
     ref = clean_reference("iql_hopper_k0_s0", scores, stds, episodes=10)
     assert ref is not None
     assert ref.final == 95.0
     assert ref.robust == pytest.approx((100 + 22 + 98 + 25 + 95) / 5)
     assert ref.evaluations == 5
     assert ref.standard_error == pytest.approx(math.sqrt(5 / 10) / 5)
-    short = clean_reference("r", [10.0, 30.0], [2.0, 2.0], episodes=10)
-    assert short is not None and short.robust == 20.0 and short.evaluations == 2
+    # A short run (20k steps evaluated every 5k): the untrained step-0 score stays out.
+    short = clean_reference("r", [2.0, 30.0, 37.0, 40.0, 42.0], [1.0] * 5, episodes=10)
+    assert short is not None and short.robust == 41.0 and short.evaluations == 2
+    single = clean_reference("r", [10.0], [2.0], episodes=10)
+    assert single is not None and single.robust == 10.0 and single.evaluations == 1
     assert clean_reference("r", [], [], episodes=10) is None

@@ -165,7 +165,8 @@ def summary_lines(result: StudyResult) -> Sequence[str]:
         lines.append(result.summary.line())
     outputs = result.outputs
     figures = len(outputs.phase1.plots) + len(outputs.phase2.plots)
-    lines.append(f"wrote {outputs.report} and {figures} figures (PNG and PDF)")
+    html = "" if outputs.html is None else f", {outputs.html}"
+    lines.append(f"wrote {outputs.report}{html} and {figures} figures (PNG and PDF)")
     minutes, seconds = divmod(round(result.wall_time_s), 60)
     lines.append(f"study wall time: {minutes}m{seconds:02d}s")
     return lines

@@ -7,7 +7,8 @@ actually had to close:
 
 - start: the step-0 evaluation (the Phase I policy before any online step);
 - clean reference: robust, the mean of the clean Phase I run's last `CLEAN_REFERENCE_EVALS`
-  evaluations (not its single final one);
+  evaluations (not its single final one), and of no more than the later half of its
+  evaluations: a short run's first ones score an untrained policy;
 - gap = clean − start; "no gap" when it is within `NO_GAP_STANDARD_ERRORS` standard errors
   of the evaluation noise (the start's and the reference's together), so a run that starts
   at (or above) the clean level is reported as having nothing to recover, never as 0 steps;
@@ -52,10 +53,12 @@ def clean_reference(
 ) -> CleanReference | None:
     """The reference of a clean Phase I run from its evaluations (`scores`: normalized return
     means, `episode_stds`: their std over the `episodes` episodes of each evaluation). The
-    robust score is the mean of the last `last` evaluations (fewer if the run has fewer); its
-    standard error is sqrt(Σ σ_i² / episodes) / m over those m evaluations."""
+    robust score is the mean of the last m = min(`last`, max(1, ⌊n/2⌋)) of its n evaluations
+    (a 20k-step run evaluated every 5k has 5, the first at step 0: its reference is the mean of
+    the last 2); its standard error is sqrt(Σ σ_i² / episodes) / m."""
     if not scores:
         return None
+    last = min(last, max(1, len(scores) // 2))
     tail = np.asarray(scores[-last:], dtype=np.float64)
     stds = np.asarray(episode_stds[-last:], dtype=np.float64)
     m = tail.size
