@@ -20,10 +20,9 @@ from hybrid_rl.finetune import (
     FinetuneConfig,
     HybridSampler,
     OnlineCollector,
-    Phase1RunError,
     finetune,
-    phase1_command,
 )
+from hybrid_rl.phase1_run import Phase1RunError, phase1_command
 from hybrid_rl.train import TrainConfig, prepare_dataset
 
 CPU = torch.device("cpu")
@@ -90,13 +89,15 @@ def test_phase1_command_for_a_quick_folder_names_the_quick_budget():
     quick = FinetuneConfig(
         algo="iql", dataset="hopper-medium-v2", k_percent=60, phase1_results_dir="results/quick"
     )
-    assert phase1_command(quick) == (
+    assert phase1_command(quick.phase1_train_config()) == (
         "python run_phase1.py --algo iql --env hopper-medium-v2 --remove_top_k 60 --seed 0 --quick"
     )
     elsewhere = FinetuneConfig(
         algo="iql", dataset="hopper-medium-v2", phase1_results_dir="/data/runs/quick"
     )
-    assert phase1_command(elsewhere).endswith("--quick --results_dir /data/runs")
+    assert phase1_command(elsewhere.phase1_train_config()).endswith(
+        "--quick --results_dir /data/runs"
+    )
 
 
 @pytest.mark.parametrize("bonus_coeff", [2.0, None])

@@ -64,16 +64,16 @@ from hybrid_rl.algos.bonus import (
 from hybrid_rl.algos.ensemble import DEFAULT_MEMBERS, MAX_MEMBERS, MIN_MEMBERS, PHASE1_MEMBERS
 from hybrid_rl.algos.exploration import UCBExploration, parse_exploration, ucb_action
 from hybrid_rl.algos.reductions import Reduction
-from hybrid_rl.algos.registry import PHASE2_ALGORITHMS, default_config, get_algorithm
+from hybrid_rl.algos.registry import PHASE2_ALGORITHMS, get_algorithm
 from hybrid_rl.algos.warmup import parse_fresh_init, warm_up_fresh_members
 from hybrid_rl.batch import TransitionBatch, concat_batches
 from hybrid_rl.data.corruption import CorruptionConfig, RemovalMode
 from hybrid_rl.data.dataset import OfflineDataset
-from hybrid_rl.data.hdf5_format import file_sha256
 from hybrid_rl.data.loader import DatasetProvenance
 from hybrid_rl.data.replay_buffer import ReplayBuffer
 from hybrid_rl.envs import make_env
 from hybrid_rl.eval.rollout import PolicyEvaluator
+from hybrid_rl.phase1_run import Phase1Run, Phase1RunError, check_same_dataset, find_phase1_run
 from hybrid_rl.provenance import git_commit, software_versions
 from hybrid_rl.runs.folder import RunFolder
 from hybrid_rl.runs.identity import check_same_run, identity_conflict
@@ -81,7 +81,7 @@ from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.runs.spec import RunCost
 from hybrid_rl.seeding import resolve_device, seed_everything
-from hybrid_rl.settings import EXECUTION, with_former_settings
+from hybrid_rl.settings import EXECUTION
 from hybrid_rl.train import TrainConfig, prepare_dataset
 
 # "shuffled" is a control: the ensemble bonus's values, permuted across online transitions.
@@ -453,85 +453,6 @@ def preset_options(preset: str) -> dict[str, Any]:
     return {**_SPEC_OPTIONS, **PHASE2_PRESETS[preset]}
 
 
-class Phase1RunError(RuntimeError):
-    """The Phase I run a Phase II run starts from is missing, unfinished or unusable."""
-
-
-def phase1_command(config: FinetuneConfig) -> str:
-    """The `run_phase1.py` command that creates the Phase I run `config` starts from."""
-    parts = [
-        "python run_phase1.py",
-        f"--algo {config.algo}",
-        f"--env {config.dataset}",
-        f"--remove_top_k {config.k_percent:g}",
-        f"--seed {config.seed}",
-    ]
-    if config.removal != "top":
-        parts.append(f"--removal {config.removal}")
-    if config.reward_noise_std:
-        parts.append(f"--reward_noise {config.reward_noise_std:g}")
-    n_critics = config.phase1_train_config().n_critics
-    if n_critics != PHASE1_MEMBERS:
-        parts.append(f"--n_critics {n_critics}")
-    results_dir = Path(config.phase1_results_dir)
-    # `--quick` runs live in a 'quick' sub-folder; name the budget, not just the folder.
-    if results_dir.name == "quick":
-        parts.append("--quick")
-        results_dir = results_dir.parent
-    if results_dir != Path("results"):
-        parts.append(f"--results_dir {results_dir}")
-    return " ".join(parts)
-
-
-@dataclass(frozen=True)
-class Phase1Run:
-    """A completed Phase I run, as a Phase II run needs it."""
-
-    train_config: TrainConfig  # the full settings it was trained with
-    checkpoint: Path
-    checkpoint_sha256: str
-    saved_config: dict[str, Any]  # its config.json
-    final_normalized_return: float | None
-
-
-def find_phase1_run(config: FinetuneConfig) -> Phase1Run:
-    """The completed Phase I run of `config`; Phase1RunError (naming the command) otherwise."""
-    folder = config.phase1_train_config().folder
-    run_dir, checkpoint = folder.path, folder.checkpoint_path
-    command = phase1_command(config)
-    metrics, saved = folder.read_metrics(), folder.read_config()
-    if not checkpoint.exists() or metrics is None or saved is None:
-        raise Phase1RunError(
-            f"Phase II run {config.run_name} starts from the Phase I checkpoint {checkpoint}, "
-            f"which does not exist. Create it with:\n  {command}"
-        )
-    status = metrics["status"]
-    if status == "running":
-        raise Phase1RunError(
-            f"the Phase I run in {run_dir} is unfinished (status 'running'); finish it first "
-            f"(the same command resumes it):\n  {command}"
-        )
-    if status != "completed":
-        raise Phase1RunError(
-            f"the Phase I run in {run_dir} ended with status {status!r} "
-            f"({metrics.get('summary', {})}); Phase II cannot start from it"
-        )
-    return Phase1Run(
-        train_config=_train_config_from_json(saved["config"]),
-        checkpoint=checkpoint,
-        checkpoint_sha256=file_sha256(checkpoint),
-        saved_config=saved,
-        final_normalized_return=metrics["summary"].get("final_normalized_return"),
-    )
-
-
-def _train_config_from_json(fields: dict[str, Any]) -> TrainConfig:
-    fields = with_former_settings(TrainConfig, fields)
-    agent_fields = fields.pop("agent")
-    agent = dataclasses.replace(default_config(fields["algo"]), **agent_fields)
-    return TrainConfig(**fields, agent=agent)
-
-
 def _derived_seed(*entropy: int) -> int:
     return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
 
@@ -833,7 +754,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     resume = folder.load_checkpoint(device)
     if (finished := finished_metrics(resume)) is not None:
         return finished
-    phase1 = find_phase1_run(config)
+    phase1 = find_phase1_run(config.phase1_train_config(), config.run_name)
     if resume is not None:
         saved = folder.read_config()
         check_same_run(config, saved, folder.path)
@@ -846,7 +767,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
 
     seed_everything(config.seed)
     loaded, dataset, stats, reward_scale, _ = prepare_dataset(phase1.train_config, device)
-    _check_same_dataset(phase1, loaded.provenance.sha256, reward_scale)
+    check_same_dataset(phase1, loaded.provenance.sha256, reward_scale)
     from_phase1 = get_algorithm(config.algo).from_phase1
     assert from_phase1 is not None  # FinetuneConfig accepts only algorithms that fine-tune
     agent = from_phase1(
@@ -899,21 +820,6 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     return run_loop(
         folder, task, config.cadence, resume, device, config.loss_variance_window, progress
     )
-
-
-def _check_same_dataset(phase1: Phase1Run, sha256: str, reward_scale: float) -> None:
-    expected_sha = phase1.saved_config["dataset"]["sha256"]
-    if sha256 != expected_sha:
-        raise Phase1RunError(
-            f"the dataset file now has sha256 {sha256}, but the Phase I run trained on "
-            f"{expected_sha}; restore that file (or rerun Phase I) so both phases see the "
-            "same data"
-        )
-    if reward_scale != phase1.saved_config["reward_scale"]:
-        raise Phase1RunError(
-            f"the rebuilt dataset's reward scale is {reward_scale}, Phase I used "
-            f"{phase1.saved_config['reward_scale']}; the corruption is not reproduced"
-        )
 
 
 def _write_config(

@@ -41,7 +41,7 @@ from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.runs.spec import RunCost
 from hybrid_rl.seeding import resolve_device, seed_everything
-from hybrid_rl.settings import EXECUTION, added_setting
+from hybrid_rl.settings import EXECUTION, added_setting, with_former_settings
 
 
 @dataclass
@@ -93,6 +93,15 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         self.cadence  # noqa: B018 (validates the step settings)
+
+    @classmethod
+    def from_saved(cls, fields: dict[str, Any]) -> TrainConfig:
+        """The config a run's config.json saved ("config"); a setting added since takes the
+        value that reproduces what the run did (`settings.with_former_settings`)."""
+        fields = with_former_settings(cls, fields)
+        agent_fields = fields.pop("agent")
+        agent = dataclasses.replace(get_algorithm(fields["algo"]).default_config(), **agent_fields)
+        return cls(**fields, agent=agent)
 
     @property
     def corruption(self) -> CorruptionConfig:
