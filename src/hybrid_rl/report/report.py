@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hybrid_rl.data.corruption import CorruptionConfig
 from hybrid_rl.report.document import (
@@ -313,15 +313,29 @@ def degradation_sentences(cells: Sequence[CellSummary]) -> list[str]:
             f"final normalized score from {before} to {after}{change}; {_seed_clause(clean, cell)}."
         )
         sentences.append(sentence)
+    return sentences + divergence_sentences(
+        cells,
+        lambda cell: f"{cell.algo.upper()} diverged (a non-finite loss)",
+        lambda cell: f" when {corruption_phrase(cell.corruption)}",
+    )
+
+
+def divergence_sentences(
+    cells: Sequence[Any],
+    who: Callable[[Any], str],
+    where: Callable[[Any], str],
+) -> list[str]:
+    """One sentence per cell (with `n`, `diverged`, `failed`, `running`, `dataset`) whose runs
+    diverged, "<who> in d of n runs on <dataset><where>.", or "No run diverged."."""
+    sentences = []
     for cell in cells:
         total = cell.n + cell.diverged + cell.failed + cell.running
         if cell.diverged:
             sentences.append(
-                f"{cell.algo.upper()} diverged (a non-finite loss) in {cell.diverged} of "
-                f"{total} run{'s' if total != 1 else ''} on {cell.dataset} when "
-                f"{corruption_phrase(cell.corruption)}."
+                f"{who(cell)} in {cell.diverged} of {total} run{'s' if total != 1 else ''} "
+                f"on {cell.dataset}{where(cell)}."
             )
-    if cells and not any(c.diverged for c in cells):
+    if cells and not sentences:
         sentences.append("No run diverged.")
     return sentences
 

@@ -37,6 +37,7 @@ from hybrid_rl.report.plotting_phase2 import (
 )
 from hybrid_rl.report.recovery import CLEAN_REFERENCE_EVALS, NO_GAP_STANDARD_ERRORS
 from hybrid_rl.report.report import (
+    divergence_sentences,
     format_mean_std,
     format_probability,
     select_runs,
@@ -343,18 +344,14 @@ def comparison_sentences(
         ]
         if len(group) > 2:  # arms beyond the spec's two: each arm's own course
             sentences.append(_arms_sentence(group))
-    for cell in cells:
-        total = cell.n + cell.diverged + cell.failed + cell.running
-        if cell.diverged:
-            sentences.append(
-                f"{cell.algo.upper()} with {BONUS_LABELS.get(cell.bonus_type, cell.bonus_type)} "
-                f"diverged (a non-finite metric) in {cell.diverged} of {total} "
-                f"run{'s' if total != 1 else ''} on {cell.dataset}, fine-tuned from "
-                f"{starting_point(cell.corruption)}."
-            )
-    if cells and not any(c.diverged for c in cells):
-        sentences.append("No run diverged.")
-    return sentences
+    return sentences + divergence_sentences(
+        cells,
+        lambda cell: (
+            f"{cell.algo.upper()} with {BONUS_LABELS.get(cell.bonus_type, cell.bonus_type)} "
+            "diverged (a non-finite metric)"
+        ),
+        lambda cell: f", fine-tuned from {starting_point(cell.corruption)}",
+    )
 
 
 def build_phase2_section(
