@@ -18,10 +18,9 @@ from hybrid_rl.data.replay_buffer import ReplayBuffer
 from hybrid_rl.envs import make_env
 from hybrid_rl.finetune import (
     FinetuneConfig,
-    HybridSampler,
-    OnlineCollector,
     finetune,
 )
+from hybrid_rl.online_collection import HybridSampler, OnlineCollector
 from hybrid_rl.phase1_run import Phase1RunError, phase1_command
 from hybrid_rl.train import TrainConfig, prepare_dataset
 

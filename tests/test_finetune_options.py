@@ -14,13 +14,11 @@ from hybrid_rl.data.replay_buffer import ReplayBuffer
 from hybrid_rl.finetune import (
     PHASE2_PRESETS,
     FinetuneConfig,
-    HybridSampler,
-    OnlineCollector,
     OnlineTask,
-    ensemble_disagreement,
     finetune,
     preset_options,
 )
+from hybrid_rl.online_collection import HybridSampler, OnlineCollector, ensemble_disagreement
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.train import TrainConfig, prepare_dataset
 

@@ -33,6 +33,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "train": (5, "loops"),
     "finetune": (5, "loops"),
     "phase1_run": (5, "loops"),
+    "online_collection": (5, "loops"),
     "report": (6, "report"),
     "launch": (7, "launch"),
     "cli": (8, "cli"),
