@@ -15,13 +15,8 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hybrid_rl.launch.estimate import (
-    EVAL_SECONDS_PER_EPISODE,
-    RUN_START_SECONDS,
-    UPDATES_PER_SECOND,
-    data_preparation,
-    run_seconds,
-)
+from hybrid_rl.launch import estimate
+from hybrid_rl.launch.estimate import data_preparation, run_seconds
 from hybrid_rl.launch.grid import SettingError, option
 from hybrid_rl.runs.folder import RunFolder
 from hybrid_rl.runs.spec import RunCost, RunSpec
@@ -147,12 +142,14 @@ class StudyPlan:
         `workers` slots here and on each cluster of `options`."""
         phases = list(dict.fromkeys(r.cost.phase for r in self.runs))
         counts = ", ".join(f"{sum(r.cost.phase == p for r in self.runs)} {p}" for p in phases)
-        speeds = ", ".join(f"{a.upper()} {rate:g}" for a, rate in UPDATES_PER_SECOND.items())
+        rates = sorted(estimate.UPDATES_PER_SECOND.items())
+        speeds = ", ".join(f"{algo.upper()} {rate:g}" for algo, rate in rates)
         lines = [
             f"Plan: {counts} runs; nothing is run or written.",
             f"Speeds (launch/estimate.py, measured in docs/benchmarks.md): one single-threaded "
             f"run does {speeds} updates/s; an evaluation episode takes "
-            f"{EVAL_SECONDS_PER_EPISODE:g} s, a run's start {RUN_START_SECONDS:g} s.",
+            f"{estimate.EVAL_SECONDS_PER_EPISODE:g} s, a run's start "
+            f"{estimate.RUN_START_SECONDS:g} s.",
             "",
             "Each run, on one single-threaded worker:",
             "",
@@ -200,7 +197,7 @@ class StudyPlan:
         ]
         if self.data_lines:
             lines += [
-                f"{line} (included above; each node builds its own)" for line in self.data_lines
+                f"{line}: included above, on each node without it" for line in self.data_lines
             ]
         return lines
 
