@@ -107,6 +107,8 @@ def simulate(runs: Sequence[PlannedRun], slots: int) -> dict[str, tuple[float, f
 
 @dataclass(frozen=True)
 class StudyPlan:
+    """The runs of a study (or grid) with their times, and the data preparation before them."""
+
     runs: tuple[PlannedRun, ...]
     data_seconds: float  # replica builds before the first run, on a node without the data
     data_lines: tuple[str, ...]
@@ -122,7 +124,7 @@ class StudyPlan:
 
     @property
     def longest_chain_seconds(self) -> float:
-        """The longest run plus its prerequisite: no number of slots finishes sooner."""
+        """The longest run plus the run it waits for: no number of slots finishes sooner."""
         seconds = {r.name: r.seconds for r in self.runs}
         return max(
             (r.seconds + seconds.get(r.prerequisite or "", 0.0) for r in self.runs), default=0.0
