@@ -107,6 +107,12 @@ def test_an_algo_phase2_cannot_fine_tune_is_refused_before_anything_runs(tmp_pat
         (["--online_steps", "1500"], "hybrid-rl study: --online_steps 1500 is invalid"),
         (["--env", "no-such-env-v2"], "hybrid-rl study: --env no-such-env-v2 is invalid"),
         (["--workers", "0"], "hybrid-rl study: --workers must be at least 1"),
+        (
+            ["--plan", "--plan_nodes", "4,0"],
+            "hybrid-rl study: --plan_nodes must each be at least 1",
+        ),
+        (["--plan", "--plan_cores", "0"], "hybrid-rl study: --plan_cores must be at least 1"),
+        (["--plan", "--env", "no-such-env-v2"], "hybrid-rl study: --env no-such-env-v2 is invalid"),
     ],
 )
 def test_a_bad_value_is_one_stderr_line_naming_its_flag_and_nothing_is_written(
@@ -118,6 +124,34 @@ def test_a_bad_value_is_one_stderr_line_naming_its_flag_and_nothing_is_written(
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith(line)
     assert out == "" and not any(tmp_path.iterdir())
+
+
+def test_plan_prints_the_full_study_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    flags = ["--algo", "cql,iql", "--env", "halfcheetah-medium-v2,hopper-medium-v2"]
+    arms = ["--arms", "spec:ensemble,spec:none"]
+    cluster = ["--plan_nodes", "1,36", "--plan_cores", "2", "--workers", "2"]
+    assert main(["study", "--plan", *flags, *arms, *cluster]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and not any(tmp_path.iterdir())
+    lines = out.splitlines()
+    assert lines[0] == "Plan: 36 Phase I, 72 Phase II runs; nothing is run or written."
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines if line[:2] == "| "]
+    counts = {(row[0], row[1]): row[2] for row in rows if row[0].startswith("Phase")}
+    assert counts == {
+        ("Phase I", "CQL"): "18",
+        ("Phase I", "IQL"): "18",
+        ("Phase II", "CQL"): "36",
+        ("Phase II", "IQL"): "36",
+    }
+    assert ["Phase I", "CQL", "18", "9,000,000 updates"] in [row[:4] for row in rows]
+    assert ["Phase II", "IQL", "36", "9,000,000 online steps"] in [row[:4] for row in rows]
+    where = {row[0]: row[1] for row in rows if "×" in row[0] or row[0].startswith("this")}
+    assert where == {
+        "this machine (2 workers)": "2",
+        "1 node × 2 cores": "2",
+        "36 nodes × 2 cores": "72",
+    }
 
 
 @pytest.fixture

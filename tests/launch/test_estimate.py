@@ -34,7 +34,11 @@ def test_the_quick_study_is_estimated_under_20_minutes_on_2_workers(empty_caches
     estimate = estimate_wall_time(study.configs(), workers=2)
     iql = UPDATES_PER_SECOND["iql"]
     phase1 = RUN_START_SECONDS + 20_000 / iql + 5 * 10 * EVAL_SECONDS_PER_EPISODE
-    phase2 = RUN_START_SECONDS + 5_000 * ONLINE_STEP_COST / iql + 6 * 10 * EVAL_SECONDS_PER_EPISODE
+    phase2 = (
+        RUN_START_SECONDS
+        + 5_000 * ONLINE_STEP_COST["iql"] / iql
+        + 6 * 10 * EVAL_SECONDS_PER_EPISODE
+    )
     # The preset's arm adds its 5,000 warm-up updates at WARMUP_UPDATE_COST each.
     preset = phase2 + 5_000 * WARMUP_UPDATE_COST / iql
     runs = max((3 * phase1 + 6 * phase2 + 3 * preset) / 2, phase1 + preset)
@@ -71,7 +75,9 @@ def test_a_long_phase1_run_bounds_the_estimate_from_below(empty_caches):
     evaluation = 10 * EVAL_SECONDS_PER_EPISODE
     rate = UPDATES_PER_SECOND["iql"]
     phase1 = RUN_START_SECONDS + first.total_steps / rate + 5 * evaluation
-    phase2 = RUN_START_SECONDS + second.online_steps * ONLINE_STEP_COST / rate + 6 * evaluation
+    phase2 = (
+        RUN_START_SECONDS + second.online_steps * ONLINE_STEP_COST["iql"] / rate + 6 * evaluation
+    )
     assert estimate.seconds == pytest.approx(REPLICA_BUILD_SECONDS + phase1 + phase2)
 
 

@@ -20,8 +20,10 @@ from hybrid_rl.cli.flags import (
     field_flags,
     flag_of,
     given_values,
+    overrides,
 )
 from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
+from hybrid_rl.launch.plan import PlanOptions
 from hybrid_rl.launch.study import Study
 from hybrid_rl.runs.spec import RunSpec
 
@@ -64,6 +66,7 @@ def _study_flags() -> list[Flag]:
 
 
 STUDY_FLAGS = _study_flags()
+PLAN_FLAGS = field_flags(PlanOptions)
 
 
 def add_study_command(sub: argparse._SubParsersAction) -> None:
@@ -76,12 +79,15 @@ def add_study_command(sub: argparse._SubParsersAction) -> None:
         "bonus as specified, and the enoto preset; a Phase II "
         "run starts as soon as its Phase I run ends), then write the figures and one "
         "report.md with both phases. Every value is checked first, then a wall-time estimate "
-        "is printed; finished runs are skipped, so an interrupted study resumes.",
+        "is printed; finished runs are skipped, so an interrupted study resumes. With --plan, "
+        "only the study's plan is printed: runs, steps, CPU-hours and wall time here and on "
+        "clusters of --plan_nodes nodes.",
     )
     default, quick = Study.create(), Study.create(quick=True)
     add_quick_flag(parser, STUDY_FLAGS, default, quick)
     add_flags(parser, STUDY_FLAGS, default, quick)
     add_flags(parser, EXECUTION_FLAGS, Execution())
+    add_flags(parser, PLAN_FLAGS, PlanOptions())
     parser.set_defaults(func=run_study_command)
 
 
@@ -102,20 +108,28 @@ def study_from_args(args: argparse.Namespace) -> Study:
     return Study.create(args.quick, plots_dir, phases["phase1"], phases["phase2"], **shared)
 
 
-def _checked_study(args: argparse.Namespace) -> tuple[Study, list[RunSpec], Execution]:
+def _checked_study(
+    args: argparse.Namespace,
+) -> tuple[Study, list[RunSpec], Execution, PlanOptions]:
     study = study_from_args(args)
-    return study, study.validate(), execution_from_args(args)
+    plan = PlanOptions(**overrides(given_values(args, PLAN_FLAGS)))
+    return study, study.validate(), execution_from_args(args), plan
 
 
 def run_study_command(args: argparse.Namespace) -> int:
     from hybrid_rl.launch.executor import default_workers
+    from hybrid_rl.launch.plan import StudyPlan
     from hybrid_rl.launch.study import run_study, summary_lines
 
-    ready = checked("study", args, STUDY_FLAGS, lambda: _checked_study(args))
+    ready = checked("study", args, [*STUDY_FLAGS, *PLAN_FLAGS], lambda: _checked_study(args))
     if ready is None:
         return 2
-    study, configs, execution = ready
+    study, configs, execution, plan = ready
     workers = execution.workers or default_workers()
+    if plan.plan:
+        for line in StudyPlan.of(configs).lines(workers, plan):
+            print(line)
+        return 0
     if not execution.plot_only:
         phase1_runs = len(study.phase1.expand())
         headline = f"study: {phase1_runs} Phase I + {len(configs) - phase1_runs} Phase II runs"

@@ -13,16 +13,24 @@ from hybrid_rl.data.registry import DATASETS, get_dataset_spec
 from hybrid_rl.runs.folder import FINISHED_STATUSES
 from hybrid_rl.runs.spec import RunSpec
 
-# Speeds behind the wall-time estimate, measured on 2-core machines with one torch thread per
-# run, two runs side by side, batch 256. IQL did 60–150 updates/s depending on the machine and
-# its load; CQL 11.6–13.4 in the quick Phase I grid on a quiet AMD EPYC VM (docs/benchmarks.md),
-# rounded down. A Phase II step (an env step, an action, a disagreement forward and an update)
-# cost about one IQL update (each run's `cost` says what its steps cost in updates). Erring
-# slow: a user should come back to a finished grid.
+# Speeds behind the wall-time estimate and the study's plan (launch/plan.py), for one
+# single-threaded run with another beside it on a 2-core machine, batch 256, rounded down:
+# erring slow, so that a user comes back to a finished grid. From docs/benchmarks.md:
+# - CQL 11 updates/s: six 20k-step CQL runs two at a time did 11.6–13.4 including their
+#   evaluations ("The quick Phase I grid", AMD EPYC, quiet); the update alone 13.7 (Intel)
+#   and 14.3 (AMD) on 1 thread, quiet ("Gradient-step throughput").
+# - IQL 70 updates/s: 60–150 in grids, depending on the machine and its load; 120–145 in the
+#   quick grid (quiet, not compiled below 50k steps); compiled, the update alone does 153–171
+#   on 1 thread, quiet; a load of 4–5 on the 2 cores halves it ("Fused critic moved to its
+#   own module").
 UPDATES_PER_SECOND = {"iql": 70.0, "cql": 11.0}
-EVAL_SECONDS_PER_EPISODE = 0.15  # 1,000 HalfCheetah steps in a vector env, batched policy
+# 1,000 HalfCheetah steps, batched policy: 10 episodes took 1.57 s on a loaded machine and
+# 0.40–0.53 s on quiet ones ("Evaluation overhead"); Hopper's episodes end sooner.
+EVAL_SECONDS_PER_EPISODE = 0.15
 RUN_START_SECONDS = 5.0  # process start, imports, dataset load and corruption
-REPLICA_BUILD_SECONDS = 240.0  # a 1M-transition replica (3–5 min on 2 cores, once)
+# A 1M-transition replica, once: 125 s quiet, 1.2–2.3 min in fresh clones, 7 min 40 s on a
+# saturated machine ("Replica dataset build", "The quick study").
+REPLICA_BUILD_SECONDS = 240.0
 
 
 @dataclass(frozen=True)
@@ -36,26 +44,18 @@ def estimate_wall_time(configs: Sequence[RunSpec], workers: int) -> WallTimeEsti
     single-threaded workers, from the speeds above: runs already finished are left out, a
     Phase I dataset not on disk yet adds a replica build. The runs take
     max(total run time / workers, longest Phase I + Phase II chain)."""
-    lines: list[str] = []
-    data_seconds = 0.0
-    for dataset, source in dict.fromkeys(d for c in configs for d in c.cost.datasets):
-        if not dataset_on_disk(dataset, source):
-            data_seconds += REPLICA_BUILD_SECONDS
-            lines.append(
-                f"data: {dataset} is not on disk: a replica build takes "
-                f"~{REPLICA_BUILD_SECONDS / 60:.0f} min (once; if D4RL's file cannot be fetched)"
-            )
+    data_seconds, lines = data_preparation(configs)
     pending = [c for c in configs if c.folder.status() not in FINISHED_STATUSES]
-    seconds = {c.run_name: _run_seconds(c) for c in pending}
+    seconds = {c.run_name: run_seconds(c) for c in pending}
     for phase in dict.fromkeys(c.cost.phase for c in pending):
         lines += _phase_lines(phase, [c for c in pending if c.cost.phase == phase], seconds)
     work = sum(seconds.values())
     chain = max((_chain_seconds(c, seconds) for c in pending), default=0.0)
-    run_seconds = max(work / workers, chain)
+    wall_seconds = max(work / workers, chain)
     if pending:
         lines.append(
             f"runs: {work / 60:.1f} worker-min on {workers} worker{'s' if workers != 1 else ''}"
-            f" ≈ {run_seconds / 60:.1f} min"
+            f" ≈ {wall_seconds / 60:.1f} min"
             + (
                 " (a Phase II run starts when its Phase I run ends)"
                 if any(c.prerequisite is not None for c in pending)
@@ -64,7 +64,21 @@ def estimate_wall_time(configs: Sequence[RunSpec], workers: int) -> WallTimeEsti
         )
     else:
         lines.append("runs: all finished already; only the report is written")
-    return WallTimeEstimate(data_seconds + run_seconds, tuple(lines))
+    return WallTimeEstimate(data_seconds + wall_seconds, tuple(lines))
+
+
+def data_preparation(configs: Sequence[RunSpec]) -> tuple[float, list[str]]:
+    """The seconds of replica builds the runs' datasets need before the first run on this
+    machine (each dataset not on disk), and a line for each."""
+    seconds, lines = 0.0, []
+    for dataset, source in dict.fromkeys(d for c in configs for d in c.cost.datasets):
+        if not dataset_on_disk(dataset, source):
+            seconds += REPLICA_BUILD_SECONDS
+            lines.append(
+                f"data: {dataset} is not on disk: a replica build takes "
+                f"~{REPLICA_BUILD_SECONDS / 60:.0f} min (once; if D4RL's file cannot be fetched)"
+            )
+    return seconds, lines
 
 
 def _phase_lines(phase: str, runs: Sequence[RunSpec], seconds: Mapping[str, float]) -> list[str]:
@@ -96,7 +110,8 @@ def dataset_on_disk(dataset: str, source: str) -> bool:
     return {"d4rl": d4rl_file, "replica": replica}.get(source, d4rl_file or replica)
 
 
-def _run_seconds(config: RunSpec) -> float:
+def run_seconds(config: RunSpec) -> float:
+    """What `config` takes on one single-threaded worker, at the speeds above."""
     cost = config.cost
     rate = _updates_per_second(cost.algo)
     eval_seconds = cost.evaluations * cost.eval_episodes * EVAL_SECONDS_PER_EPISODE
