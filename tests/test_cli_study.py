@@ -113,6 +113,7 @@ def test_an_algo_phase2_cannot_fine_tune_is_refused_before_anything_runs(tmp_pat
         ),
         (["--plan", "--plan_cores", "0"], "hybrid-rl study: --plan_cores must be at least 1"),
         (["--plan", "--env", "no-such-env-v2"], "hybrid-rl study: --env no-such-env-v2 is invalid"),
+        (["--plan_nodes", "4"], "hybrid-rl study: --plan_nodes and --plan_cores only apply with"),
     ],
 )
 def test_a_bad_value_is_one_stderr_line_naming_its_flag_and_nothing_is_written(

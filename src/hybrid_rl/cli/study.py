@@ -22,7 +22,7 @@ from hybrid_rl.cli.flags import (
     given_values,
     overrides,
 )
-from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
+from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid, SettingError
 from hybrid_rl.launch.plan import PlanOptions
 from hybrid_rl.launch.study import Study
 from hybrid_rl.runs.spec import RunSpec
@@ -112,7 +112,11 @@ def _checked_study(
     args: argparse.Namespace,
 ) -> tuple[Study, list[RunSpec], Execution, PlanOptions]:
     study = study_from_args(args)
-    plan = PlanOptions(**overrides(given_values(args, PLAN_FLAGS)))
+    plan_values = overrides(given_values(args, PLAN_FLAGS))
+    plan = PlanOptions(**plan_values)
+    if not plan.plan and plan_values.keys() - {"plan"}:
+        # They only shape the plan: without --plan they would be silently ignored.
+        raise SettingError("plan_nodes", "--plan_nodes and --plan_cores only apply with --plan")
     return study, study.validate(), execution_from_args(args), plan
 
 
