@@ -9,7 +9,11 @@ hit every variant alike:
 - d3rlpy 2.8.1's CQL and IQL at the same hyperparameters, run by this same file in a worker
   process of a separate virtualenv (created on first use under benchmarks/.d3rlpy-venv, or given
   with --d3rlpy-python); d3rlpy is never a dependency of hybrid-rl;
-- a 2048×2048 fp32 matmul: the machine's matrix-product speed at the same thread count;
+- CQL with `--precision bf16` (the critic loss's hidden-layer products in bf16), where the
+  CPU has native bf16 (AVX512-BF16 or AMX; elsewhere the rows say "(fp32 fallback)");
+- a 2048×2048 matmul in fp32 and in bf16: the machine's matrix-product speed at the same
+  thread count (bf16 rows are measured against the bf16 one), and the products of one chunk
+  of CQL's fused critic (2 members × 1,023 rows, [256, 256] nets) in both dtypes;
 - whole training steps, "sample + update", for CQL and IQL on both sides: a batch drawn from a
   1M-transition dataset (synthetic, HalfCheetah-shaped, 1,000 episodes of 1,000 steps) and
   the update on it, with observation standardization (and IQL's reward scaling) switched on,
@@ -21,6 +25,7 @@ Achieved GFLOP/s counts only the matrix products of each update, analytically (s
 `update_gflop`); elementwise work, Adam and sampling are left out, so it is a lower bound.
 
     python benchmarks/bench_update.py --threads 1 --json update.json
+    python benchmarks/bench_update.py --threads 2 --no-d3rlpy --only CQL   # CQL fp32 vs bf16
 """
 
 from __future__ import annotations
@@ -312,8 +317,9 @@ def make_ours(name: str) -> tuple[Any, float]:
     previous = os.environ.get(COMPILE_ENV_VAR)
     os.environ[COMPILE_ENV_VAR] = "1" if compiled else "0"
     try:
-        if name == "CQL":
-            agent: Any = CQL(OBS_DIM, ACT_DIM, CQLConfig())
+        if name in ("CQL", "CQL bf16"):
+            precision = "bf16" if name.endswith("bf16") else "fp32"
+            agent: Any = CQL(OBS_DIM, ACT_DIM, CQLConfig(precision=precision))
             gflop = update_gflop("cql")
         elif name == "online CQL (N=3)":
             config = online_cql_config(CQLConfig(), n_ensemble=3)
@@ -391,6 +397,7 @@ def synthetic_batches(count: int) -> list[Any]:
 
 OURS = (
     "CQL",
+    "CQL bf16",
     "online CQL (N=3)",
     "IQL",
     "IQL compiled",
@@ -398,17 +405,65 @@ OURS = (
     "online IQL (N=3) compiled",
     "BC",
     "CQL, sample + update",
+    "CQL bf16, sample + update",
     "IQL compiled, sample + update",
 )
 # Our row -> the d3rlpy algorithm and whether whole training steps are timed.
 D3RLPY_ROWS = {
     "CQL": ("cql", False),
+    "CQL bf16": ("cql", False),
     "IQL": ("iql", False),
     "IQL compiled": ("iql", False),
     "CQL, sample + update": ("cql", True),
+    "CQL bf16, sample + update": ("cql", True),
     "IQL compiled, sample + update": ("iql", True),
 }
 TRAIN_STEP_SUFFIX = ", sample + update"
+
+
+# Matrix products timed beside the updates: (batch, rows, inner, columns, dtype). The first two
+# are the machine's matmul speed in each dtype; the others the products of one chunk of CQL's
+# fused critic (33 states × 31 actions = 1,023 rows, 2 members): a hidden layer's forward
+# (its input gradient has the same shape) and its weight gradient.
+PRODUCTS = {
+    "fp32": (1, MATMUL_SIZE, MATMUL_SIZE, MATMUL_SIZE, "float32"),
+    "bf16": (1, MATMUL_SIZE, MATMUL_SIZE, MATMUL_SIZE, "bfloat16"),
+    "chunk forward fp32": (2, 1023, 257, 256, "float32"),
+    "chunk forward bf16": (2, 1023, 257, 256, "bfloat16"),
+    "chunk weight grad fp32": (2, 257, 1023, 256, "float32"),
+    "chunk weight grad bf16": (2, 257, 1023, 256, "bfloat16"),
+}
+
+
+class Product:
+    """A batched matrix product of one `PRODUCTS` shape, timed in blocks of ~`seconds`."""
+
+    def __init__(
+        self, batch: int, rows: int, inner: int, columns: int, dtype: str, seconds: float
+    ) -> None:
+        import torch
+
+        self.a = torch.randn(batch, rows, inner, dtype=getattr(torch, dtype))
+        self.b = torch.randn(batch, inner, columns, dtype=getattr(torch, dtype))
+        self.gflop = 2 * batch * rows * inner * columns / 1e9
+        self.timing = Timing(1)
+        self.work()
+        start = time.perf_counter()
+        self.work()
+        self.timing.units = max(1, round(seconds / (time.perf_counter() - start)))
+
+    def work(self) -> None:
+        import torch
+
+        for _ in range(self.timing.units):
+            torch.bmm(self.a, self.b)
+
+    def rate(self) -> float:
+        """GFLOP/s, median over blocks."""
+        return self.gflop * self.timing.rate()
+
+    def cpu_rate(self) -> float:
+        return self.gflop * self.timing.cpu_rate()
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -439,7 +494,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # Build, compile and warm up; size each block to about `block_seconds`.
     rows: dict[str, dict[str, Any]] = {}
     for name in OURS:
+        if args.only and not name.startswith(tuple(args.only)):
+            continue
         agent, gflop = make_ours(name.removesuffix(TRAIN_STEP_SUFFIX))
+        label = name
+        if "bf16" in name and agent.matmul_dtype != torch.bfloat16:
+            label = f"{name} (fp32 fallback)"
         update = agent.update
         if name.endswith(TRAIN_STEP_SUFFIX):
             update = our_training_step(agent, D3RLPY_ROWS[name][0])
@@ -449,7 +509,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             update(batches[0])
         first = time.perf_counter() - start
         if any("torch.compile" in str(w.message) for w in caught):
-            name = name.replace("compiled", "(compile failed: eager)")
+            label = label.replace("compiled", "(compile failed: eager)")
         for i in range(3):
             update(batches[i])
         start = time.perf_counter()
@@ -458,33 +518,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         steps = max(1, round(args.block_seconds / per_step))
         rows[name] = {
             "update": update,
+            "label": label,
             "gflop": gflop,
             "timing": Timing(steps),
             "first_call_s": first,
         }
-        print(f"{name}: first update {first:.1f} s, {steps} steps per block", flush=True)
+        print(f"{label}: first update {first:.1f} s, {steps} steps per block", flush=True)
     d3 = {}
     if worker is not None:
-        for algo, train_step in set(D3RLPY_ROWS.values()):
+        for algo, train_step in {D3RLPY_ROWS[name] for name in rows if name in D3RLPY_ROWS}:
             worker.run(algo, 3, train_step)
             wall, _ = worker.run(algo, 2, train_step)
             d3[algo, train_step] = Timing(max(1, round(args.block_seconds / (wall / 2))))
-    a = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
-    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
-    matmul = Timing(2)
-
-    def matmul_work() -> None:
-        for _ in range(matmul.units):
-            torch.mm(a, b)
-
-    matmul_work()
+    products = {name: Product(*shapes, args.block_seconds) for name, shapes in PRODUCTS.items()}
     for round_index in range(args.rounds):
-        time_block(matmul_work, matmul)
+        for product in products.values():
+            time_block(product.work, product.timing)
+        timed = set()
         for name, row in rows.items():
             time_block(block(row["update"], row["timing"].units), row["timing"])
             # Each d3rlpy variant is timed once per round, next to the first row using it.
             key = D3RLPY_ROWS.get(name)
-            if worker is not None and key is not None and name != "IQL compiled":
+            if worker is not None and key is not None and key not in timed:
+                timed.add(key)
                 algo, train_step = key
                 wall, cpu = worker.run(algo, d3[key].units, train_step)
                 d3[key].wall.append(wall)
@@ -494,13 +550,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         worker.close()
     info["load_average_after"] = load_average()
 
-    matmul_gflop = 2 * MATMUL_SIZE**3 / 1e9
-    matmul_rate = matmul_gflop * matmul.rate()
     results = []
     for name, row in rows.items():
         timing: Timing = row["timing"]
+        matmul_rate = products["bf16" if "bf16" in name else "fp32"].rate()
         entry: dict[str, Any] = {
-            "update": name,
+            "update": row["label"],
             "steps_per_s": round(timing.rate(), 2),
             "cpu_steps_per_s": round(timing.cpu_rate(), 2),
             "gflop_per_step": round(row["gflop"], 3),
@@ -517,12 +572,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             entry["ratio"] = round(timing.rate() / d3[key].rate(), 2)
             entry["cpu_ratio"] = round(timing.cpu_rate() / d3[key].cpu_rate(), 2)
         results.append(entry)
+    matmul = products["fp32"]
     return {
         "machine": info,
         "matmul": {
             "size": MATMUL_SIZE,
-            "gflop_per_s": round(matmul_rate, 1),
-            "cpu_gflop_per_s": round(matmul_gflop * matmul.cpu_rate(), 1),
+            "gflop_per_s": round(matmul.rate(), 1),
+            "cpu_gflop_per_s": round(matmul.cpu_rate(), 1),
+        },
+        # GFLOP/s of every product in PRODUCTS (the 2048² matmul, the fused critic's chunk).
+        "products": {
+            name: {"shapes": PRODUCTS[name][:2], "gflop_per_s": round(product.rate(), 1)}
+            for name, product in products.items()
         },
         "updates": results,
     }
@@ -538,8 +599,11 @@ def print_table(result: dict[str, Any]) -> None:
     mm = result["matmul"]
     print(
         f"matmul {mm['size']}x{mm['size']}: {mm['gflop_per_s']} GFLOP/s "
-        f"({mm['cpu_gflop_per_s']} per CPU-second)\n"
+        f"({mm['cpu_gflop_per_s']} per CPU-second); bf16 rows are against the bf16 one"
     )
+    for name, product in result["products"].items():
+        print(f"  {name:<24}{product['gflop_per_s']:>8.1f} GFLOP/s")
+    print()
     header = (
         f"{'update':<28}{'ours/s':>9}{'d3rlpy/s':>10}{'ratio':>7}{'cpu ratio':>10}"
         f"{'GFLOP':>8}{'GFLOP/s':>9}{'of mm':>7}{'1st call s':>11}"
@@ -566,6 +630,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="timed blocks per variant")
     parser.add_argument("--block-seconds", type=float, default=0.5)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="PREFIX",
+        help="time only our rows whose name starts with PREFIX (repeatable), e.g. --only CQL",
+    )
     add_d3rlpy_arguments(parser)
     parser.add_argument("--no-d3rlpy", action="store_true")
     parser.add_argument("--d3rlpy-worker", action="store_true", help=argparse.SUPPRESS)

@@ -30,6 +30,7 @@ PHASE1 = [
     "--attack_scale",
     "--total_steps",
     "--n_critics",
+    "--precision",
     "--log_every",
     "--eval_every",
     "--eval_episodes",

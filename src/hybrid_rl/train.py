@@ -20,7 +20,8 @@ from torch import Tensor
 
 from hybrid_rl.algos.agent import Agent
 from hybrid_rl.algos.ensemble import MAX_MEMBERS, PHASE1_MEMBERS
-from hybrid_rl.algos.registry import get_algorithm
+from hybrid_rl.algos.precision import Precision, check_precision
+from hybrid_rl.algos.registry import PRECISION_ALGOS, get_algorithm
 from hybrid_rl.behavior.replica import ensure_replica
 from hybrid_rl.data.corruption import (
     AttackMode,
@@ -71,6 +72,10 @@ class TrainConfig:
     # Critic members trained offline: twin Q (the spec), or N so that Phase II can load every
     # member of its N-member ensemble trained (`--fresh_init phase1`, as ENOTO pretrains all).
     n_critics: int = PHASE1_MEMBERS
+    # The dtype of the critic's matrix products (`algos.precision`; CQL only): bf16 changes
+    # every Q value's rounding, so a run's precision is part of what it computes, not an
+    # execution detail; where the hardware lacks bf16 the agent falls back to fp32 and says so.
+    precision: Precision = "fp32"
     device: str = field(default="auto", metadata=EXECUTION)
     results_dir: str = field(default="results", metadata=EXECUTION)
     tensorboard: bool = field(default=False, metadata=EXECUTION)
@@ -88,6 +93,14 @@ class TrainConfig:
             self.agent = dataclasses.replace(self.agent, critic_members=self.n_critics)
         elif self.n_critics != PHASE1_MEMBERS:
             raise ValueError(f"{self.algo} trains no critic; n_critics must stay {PHASE1_MEMBERS}")
+        check_precision(self.precision)
+        if hasattr(self.agent, "precision"):
+            self.agent = dataclasses.replace(self.agent, precision=self.precision)
+        elif self.precision != "fp32":
+            raise ValueError(
+                f"precision {self.precision} applies to {', '.join(PRECISION_ALGOS)} only, "
+                f"not to {self.algo}"
+            )
         self.corruption  # noqa: B018 (validates k, σ and the removal mode)
         for name in ("eval_episodes", "loss_variance_window"):
             if getattr(self, name) <= 0:

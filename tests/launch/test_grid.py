@@ -254,3 +254,17 @@ def test_phase2_arms_are_presets_with_bonus_types_and_default_to_the_spec():
     assert "exploration" in error.value.fields
     arms = dataclasses.replace(grid, arms=("enoto:ensemble", "spec:none")).expand()
     assert [c.arm_label for c in arms] == ["ensemble (enoto preset)", "none (as specified)"]
+
+
+def test_phase1_precision_reaches_the_agent_and_is_refused_where_it_does_nothing():
+    configs = Phase1Grid(algos=("cql",), precision="bf16").expand()
+    assert {(c.precision, c.agent.precision) for c in configs} == {("bf16", "bf16")}
+    assert all(c.agent.precision == "fp32" for c in Phase1Grid(algos=("cql",)).expand())
+    with pytest.raises(SettingError, match="applies to cql only, not to iql") as error:
+        Phase1Grid(precision="bf16")  # the default algos: cql and iql
+    assert error.value.fields == ("precision", "algos")
+    with pytest.raises(SettingError, match="got 'fp16'") as error:
+        Phase1Grid(algos=("cql",), precision="fp16")  # type: ignore[arg-type]
+    assert error.value.fields == ("precision",)
+    with pytest.raises(ValueError, match="applies to cql only, not to bc"):
+        TrainConfig(algo="bc", precision="bf16")

@@ -31,6 +31,7 @@ from hybrid_rl.algos.networks import (
     make_adam,
     soft_update,
 )
+from hybrid_rl.algos.precision import Precision, check_precision, matmul_dtype
 from hybrid_rl.algos.reductions import Reduction
 from hybrid_rl.batch import TransitionBatch
 
@@ -52,6 +53,13 @@ class CQLConfig:
     # actor; None: as the target (min over all members, the spec).
     target_reduce: str = "min_all"
     actor_reduce: str | None = None
+    # The dtype of the critic loss's hidden-layer matrix products (`algos.precision`): bf16
+    # where the hardware does it natively (fp32 elsewhere, with a warning), fp32 otherwise.
+    # It changes every Q value's rounding, so it is part of what a run computes.
+    precision: Precision = "fp32"
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
 
 class CQLActionSamples(NamedTuple):
@@ -104,6 +112,7 @@ class CQL:
         self.actor = TanhGaussianActor(obs_dim, act_dim).to(self.device)
         self.critic = EnsembleQNetwork(obs_dim, act_dim, config.critic_members).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.matmul_dtype = matmul_dtype(config.precision, self.device)
         self.target_reduction = Reduction.parse(config.target_reduce)
         self.actor_reduction = Reduction.parse(config.actor_reduce or "min_all")
         for reduction in (self.target_reduction, self.actor_reduction):
@@ -167,7 +176,7 @@ class CQL:
             cql_critic_loss, cql_alpha=self.config.cql_alpha, batch_size=obs.shape[0]
         )
         loss, q = summed_critic_loss(
-            self.critic, obs, actions, loss_of_states, (td_target, log_density)
+            self.critic, obs, actions, loss_of_states, (td_target, log_density), self.matmul_dtype
         )  # q: [M, 1 + 3n, B], detached
 
         q_data = q[:, 0]

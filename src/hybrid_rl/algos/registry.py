@@ -30,6 +30,10 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 # The algorithms Phase II can fine-tune (those with a critic to widen into an ensemble).
 PHASE2_ALGORITHMS = tuple(name for name, a in ALGORITHMS.items() if a.fine_tunes)
+# The algorithms whose critic can compute in bf16 (`algos.precision`): a `precision` field.
+PRECISION_ALGOS = tuple(
+    name for name, a in ALGORITHMS.items() if hasattr(a.default_config(), "precision")
+)
 
 
 def get_algorithm(name: str) -> Algorithm:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS, PHASE1_MEMBERS
-from hybrid_rl.algos.registry import ALGORITHMS, PHASE2_ALGORITHMS
+from hybrid_rl.algos.precision import PRECISIONS, Precision, check_precision
+from hybrid_rl.algos.registry import ALGORITHMS, PHASE2_ALGORITHMS, PRECISION_ALGOS
 from hybrid_rl.data.corruption import (
     ATTACK_TARGETS,
     REMOVAL_MODES,
@@ -197,6 +198,13 @@ class Phase1Grid:
         f"critic members trained offline, {PHASE1_MEMBERS}–{MAX_MEMBERS} ({PHASE1_MEMBERS}: "
         "twin Q, the spec); Phase II's --fresh_init phase1 loads all N",
     )
+    precision: Precision = option(  # noqa: RUF009 (a Literal of strings: immutable)
+        _TRAIN_DEFAULTS["precision"],
+        "precision",
+        f"{' | '.join(PRECISIONS)}: dtype of the critic's matrix products "
+        f"({', '.join(PRECISION_ALGOS)}); bf16 needs AVX512-BF16/AMX or a bf16 GPU, else fp32 "
+        "is used (with a warning); Phase II runs keep their Phase I run's",
+    )
     log_every: int = option(_TRAIN_DEFAULTS["log_every"], "log_every", "steps between metric logs")
     eval_every: int = option(
         _TRAIN_DEFAULTS["eval_every"], "eval_every", "steps between evaluations"
@@ -265,6 +273,14 @@ class Phase1Grid:
             PHASE1_MEMBERS <= self.n_critics <= MAX_MEMBERS,
             "n_critics",
             f"n_critics must be in [{PHASE1_MEMBERS}, {MAX_MEMBERS}], got {self.n_critics}",
+        )
+        _check_each("precision", [self.precision], check_precision)
+        fp32_only = [a for a in self.algos if a not in PRECISION_ALGOS]
+        _require(
+            self.precision == "fp32" or not fp32_only,
+            ("precision", "algos"),
+            f"precision {self.precision} applies to {', '.join(PRECISION_ALGOS)} only, not to "
+            f"{', '.join(fp32_only)}; choose e.g. --algo {PRECISION_ALGOS[0]}",
         )
         criticless = [
             a for a in self.algos if not hasattr(ALGORITHMS[a].default_config(), "critic_members")
@@ -335,6 +351,7 @@ class Phase1Grid:
                 seed=seed,
                 total_steps=self.total_steps,
                 n_critics=self.n_critics,
+                precision=self.precision,
                 log_every=self.log_every,
                 eval_every=self.eval_every,
                 eval_episodes=self.eval_episodes,
