@@ -94,6 +94,9 @@ STUDY = [
     "--phase2_results_dir",
     "--plots_dir",
     *EXECUTION,
+    "--plan",
+    "--plan_nodes",
+    "--plan_cores",
 ]
 
 
