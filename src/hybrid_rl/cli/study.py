@@ -108,19 +108,23 @@ def _checked_study(args: argparse.Namespace) -> tuple[Study, list[RunSpec], Exec
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    from hybrid_rl.launch.executor import default_workers
     from hybrid_rl.launch.study import run_study, summary_lines
 
     ready = checked("study", args, STUDY_FLAGS, lambda: _checked_study(args))
     if ready is None:
         return 2
     study, configs, execution = ready
-    workers = execution.workers or default_workers()
     if not execution.plot_only:
         phase1_runs = len(study.phase1.expand())
         headline = f"study: {phase1_runs} Phase I + {len(configs) - phase1_runs} Phase II runs"
-        print_estimate(headline, configs, workers)
-    result = run_study(study, workers, execution.threads, plot_only=execution.plot_only)
+        print_estimate(headline, configs, execution)
+    result = run_study(
+        study,
+        execution.workers,
+        execution.threads,
+        plot_only=execution.plot_only,
+        launcher=execution.remote_launcher(),
+    )
     for line in summary_lines(result):
         print(line)
     return 1 if result.summary is not None and result.summary.count("failed") else 0
