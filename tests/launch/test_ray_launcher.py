@@ -285,3 +285,13 @@ def test_phase2_runs_wait_for_their_phase1_runs_and_failures_are_recorded(
     ended = (good.run_dir / "checkpoint.pt").stat().st_mtime
     assert (runs[0].run_dir / "config.json").stat().st_mtime >= ended
     assert summary.line().startswith("4 runs: 2 completed, 0 diverged, 2 failed")
+
+
+def test_runs_asking_for_more_cpus_than_any_node_has_are_refused(cluster, hopper_file, tmp_path):
+    # Ray would keep such a task waiting for a node that never comes.
+    run = TrainConfig(algo="bc", dataset=str(hopper_file), results_dir=str(tmp_path))
+    with pytest.raises(
+        ValueError, match="no node of the cluster has more than 1; give --threads 1"
+    ):
+        run_grid([run], threads=2, progress=False, launcher=RayLauncher(cluster.address))
+    assert not any(tmp_path.iterdir())

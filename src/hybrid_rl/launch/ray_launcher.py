@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from hybrid_rl.behavior.replica import REPLICA_DIR_ENV_VAR
 from hybrid_rl.data.download import CACHE_DIR_ENV_VAR, OFFLINE_ENV_VAR
 from hybrid_rl.launch.executor import RunOutcome, folder_key, record_failure, run_one
 from hybrid_rl.runs.spec import RunSpec
@@ -35,7 +36,7 @@ RAY_INSTALL_COMMAND = 'pip install -e ".[ray]"'
 MAX_RETRIES = 3
 # Where the runs find their data and whether they may download it, as this process has them
 # (datasets_loaded_once sets HYBRID_RL_OFFLINE for a grid when D4RL's server is unreachable).
-_FORWARDED_ENV_VARS = (OFFLINE_ENV_VAR, CACHE_DIR_ENV_VAR, "HYBRID_RL_DATA_DIR")
+_FORWARDED_ENV_VARS = (OFFLINE_ENV_VAR, CACHE_DIR_ENV_VAR, REPLICA_DIR_ENV_VAR)
 _CONNECT_TIMEOUT_S = 5.0
 
 
@@ -89,6 +90,7 @@ class RayLauncher:
             )
             ray.init(runtime_env={"env_vars": env_vars}, **options)
         try:
+            _check_fits(ray.nodes(), pending, threads)
             task = ray.remote(_execute_run)
             by_folder = {folder_key(config.folder): config for config in pending}
             refs: dict[str, Any] = {}
@@ -104,7 +106,7 @@ class RayLauncher:
                     refs[key] = task.options(
                         name=config.run_name,  # also the worker's process title while it runs
                         num_cpus=threads,
-                        num_gpus=1 if config.device.startswith("cuda") else 0,
+                        num_gpus=_gpus(config),
                         max_retries=MAX_RETRIES,
                     ).remote(config, threads, os.getcwd(), waits_for)
                 return refs[key]
@@ -123,6 +125,27 @@ class RayLauncher:
         finally:
             if connected_here:
                 ray.shutdown()
+
+
+def _gpus(config: RunSpec) -> int:
+    return 1 if config.device.startswith("cuda") else 0
+
+
+def _check_fits(nodes: Sequence[dict[str, Any]], pending: Sequence[RunSpec], threads: int) -> None:
+    """A run no node can hold would wait forever in Ray's queue: refuse it first."""
+    alive = [node["Resources"] for node in nodes if node["Alive"]]
+    cpus = max((resources.get("CPU", 0) for resources in alive), default=0)
+    if threads > cpus:
+        raise ValueError(
+            f"--threads {threads}: each run asks Ray for {threads} CPUs, and no node of the "
+            f"cluster has more than {cpus:g}; give --threads {max(1, int(cpus))} or less"
+        )
+    needs_gpu = any(_gpus(config) for config in pending)
+    if needs_gpu and not any(resources.get("GPU", 0) >= 1 for resources in alive):
+        raise ValueError(
+            "--device cuda: each run asks Ray for a GPU, and the cluster has none; use --device "
+            "cpu, or start the nodes with GPUs"
+        )
 
 
 def _execute_run(
