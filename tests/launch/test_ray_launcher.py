@@ -93,6 +93,9 @@ class Cluster:
             "RAY_USAGE_STATS_ENABLED": "0",
         }
         self.groups: list[int] = []
+        self.address = ""
+
+    def start(self) -> None:
         port, dashboard = _free_ports(2)
         self.address = f"127.0.0.1:{port}"
         self._start(
@@ -130,7 +133,7 @@ class Cluster:
             stderr=subprocess.STDOUT,
         )
         self.groups.append(proc.pid)
-        output, _ = proc.communicate(timeout=120)
+        output, _ = proc.communicate(timeout=300)  # ~10 s on an idle 2-core machine
         assert proc.returncode == 0, output.decode(errors="replace")
 
     def stop(self) -> list[int]:
@@ -152,6 +155,7 @@ class Cluster:
 def cluster() -> Iterator[Cluster]:
     started = Cluster()
     try:
+        started.start()
         yield started
     finally:
         left = started.stop()
