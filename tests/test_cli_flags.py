@@ -15,7 +15,7 @@ from hybrid_rl.cli.study import STUDY_FIELDS
 from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid, SettingError
 from hybrid_rl.launch.study import Study
 
-EXECUTION = ["--workers", "--threads", "--plot_only"]
+EXECUTION = ["--workers", "--threads", "--launcher", "--ray_address", "--plot_only"]
 PHASE1 = [
     "--quick",
     "--algo",

@@ -24,11 +24,12 @@ from hybrid_rl.envs import make_vector_env
 
 REPLICA_QUALITIES = ("medium", "random")
 DEFAULT_TRANSITIONS = 1_000_000
+REPLICA_DIR_ENV_VAR = "HYBRID_RL_DATA_DIR"
 
 
 def replica_cache_dir() -> Path:
     """$HYBRID_RL_DATA_DIR, else ~/.cache/hybrid-rl/datasets."""
-    override = os.environ.get("HYBRID_RL_DATA_DIR")
+    override = os.environ.get(REPLICA_DIR_ENV_VAR)
     return Path(override) if override else Path.home() / ".cache" / "hybrid-rl" / "datasets"
 
 

@@ -58,9 +58,14 @@ def run_phase1_command(args: argparse.Namespace) -> int:
     failed = 0
     if not execution.plot_only:
         headline = f"phase1: {len(configs)} runs in {grid.results_dir}"
-        print_estimate(headline, configs, execution.workers)
+        print_estimate(headline, configs, execution)
         with datasets_loaded_once((c.dataset, c.source) for c in configs):
-            summary = run_grid(configs, execution.workers, execution.threads)
+            summary = run_grid(
+                configs,
+                execution.workers,
+                execution.threads,
+                launcher=execution.remote_launcher(),
+            )
         print(summary.line())
         failed = summary.count("failed")
     outputs = write_phase1_outputs(grid.results_dir, grid.plots_dir)

@@ -112,11 +112,14 @@ def run_phase2_command(args: argparse.Namespace) -> int:
             )
         # With nothing ready the estimate would say "all finished already": not so, they wait.
         if ready:
-            print_estimate(
-                f"phase2: {len(ready)} runs in {grid.results_dir}", ready, execution.workers
-            )
+            print_estimate(f"phase2: {len(ready)} runs in {grid.results_dir}", ready, execution)
             with datasets_loaded_once(_phase1_datasets(ready)):
-                summary = run_grid(ready, execution.workers, execution.threads)
+                summary = run_grid(
+                    ready,
+                    execution.workers,
+                    execution.threads,
+                    launcher=execution.remote_launcher(),
+                )
             print(summary.line())
             failed = summary.count("failed")
     outputs = write_phase2_outputs(grid.results_dir, grid.plots_dir, grid.phase1_results_dir)

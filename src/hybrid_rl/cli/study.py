@@ -129,16 +129,21 @@ def run_study_command(args: argparse.Namespace) -> int:
     if ready is None:
         return 2
     study, configs, execution, plan = ready
-    workers = execution.workers or default_workers()
     if plan.plan:
-        for line in StudyPlan.of(configs).lines(workers, plan):
+        for line in StudyPlan.of(configs).lines(execution.workers or default_workers(), plan):
             print(line)
         return 0
     if not execution.plot_only:
         phase1_runs = len(study.phase1.expand())
         headline = f"study: {phase1_runs} Phase I + {len(configs) - phase1_runs} Phase II runs"
-        print_estimate(headline, configs, workers)
-    result = run_study(study, workers, execution.threads, plot_only=execution.plot_only)
+        print_estimate(headline, configs, execution)
+    result = run_study(
+        study,
+        execution.workers,
+        execution.threads,
+        plot_only=execution.plot_only,
+        launcher=execution.remote_launcher(),
+    )
     for line in summary_lines(result):
         print(line)
     return 1 if result.summary is not None and result.summary.count("failed") else 0

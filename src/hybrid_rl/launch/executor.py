@@ -1,4 +1,6 @@
-"""Execute a list of runs in this process or in a local process pool, one failure at a time.
+"""Execute a list of runs in this process or in a local process pool, one failure at a time;
+or hand them to a `RemoteLauncher` (launch/ray_launcher.py: a Ray cluster) with the same skips,
+failure records, progress bar and summary.
 
 Runs are `RunSpec`s (runs/spec.py): the executor knows their names, folders, budgets and
 prerequisites, not what kind of run they are. A run whose prerequisite is in the same grid
@@ -24,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from tqdm import tqdm
@@ -64,6 +66,21 @@ class GridSummary:
         )
 
 
+class RemoteLauncher(Protocol):
+    """Runs a grid's pending runs elsewhere than this machine's pool (e.g. a Ray cluster)."""
+
+    def run(
+        self,
+        pending: Sequence[RunSpec],
+        threads: int,
+        record: Callable[[RunSpec, RunOutcome], None],
+    ) -> None:
+        """Run every config of `pending` (a run only once its prerequisite, when that is in
+        `pending` too, has finished), each with `threads` torch threads, and `record` each
+        outcome as it comes, in this process."""
+        ...
+
+
 def default_workers() -> int:
     """One single-threaded run per CPU core: on a 2-core machine, 1.2× the runs per hour of one
     run using both cores (benchmarks/bench_grid.py, docs/benchmarks.md)."""
@@ -81,6 +98,7 @@ def run_grid(
     threads: int | None = None,
     progress: bool = True,
     unit: Literal["run", "step"] | None = None,
+    launcher: RemoteLauncher | None = None,
 ) -> GridSummary:
     """Run every config not already finished; never raises for a single run's failure.
 
@@ -95,13 +113,16 @@ def run_grid(
     report progress, i.e. at each evaluation). By default it counts steps in a pool, whose
     runs show no bars of their own (a bar of runs would stand still through a whole 30-minute
     CQL run), and runs otherwise.
-    Pool workers stop within seconds if this process is killed. Returns every run's outcome,
-    in the order of `configs`.
+    Pool workers stop within seconds if this process is killed. With a `launcher`, the runs
+    go to it instead (no `workers`; `threads` defaults to 1, as a pool worker of one core
+    has, and the bar to steps). Returns every run's outcome, in the order of `configs`.
     """
+    if launcher is not None and workers is not None:
+        raise ValueError("workers sets the local pool's size; a launcher schedules its own")
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    unit = unit or ("step" if workers > 1 else "run")
+    unit = unit or ("step" if workers > 1 or launcher is not None else "run")
     names = [config.run_name for config in configs]
     duplicates = sorted(name for name, n in Counter(names).items() if n > 1)
     if duplicates:
@@ -117,7 +138,7 @@ def run_grid(
             outcomes[config.run_name] = RunOutcome(config.run_name, "skipped")
         else:
             pending.append(config)
-    n_threads = threads or threads_per_worker(workers)
+    n_threads = threads or (1 if launcher is not None else threads_per_worker(workers))
     counter = (
         _StepCounter(configs, outcomes, progress)
         if unit == "step"
@@ -131,7 +152,10 @@ def run_grid(
         counter.report(outcome)
 
     with counter:
-        if workers == 1:
+        if launcher is not None:
+            if pending:
+                launcher.run(pending, n_threads, record)
+        elif workers == 1:
             previous = torch.get_num_threads()
             torch.set_num_threads(n_threads)
             try:
@@ -153,7 +177,7 @@ def run_one(config: RunSpec, progress: bool = False) -> RunOutcome:
     try:
         metrics = config.execute(progress)
     except Exception as err:
-        return _record_failure(config, err)
+        return record_failure(config, err)
     return RunOutcome(config.run_name, metrics["status"])
 
 
@@ -181,7 +205,7 @@ def _run_in_pool(
                 try:
                     outcome = future.result()
                 except Exception as err:  # the worker process itself died
-                    outcome = _record_failure(config, err)
+                    outcome = record_failure(config, err)
                 record(config, outcome)
 
 
@@ -192,21 +216,22 @@ class _Queue:
 
     def __init__(self, pending: Sequence[RunSpec]) -> None:
         self._waiting = list(pending)
-        self._unfinished = {_key(c.folder) for c in pending}
+        self._unfinished = {folder_key(c.folder) for c in pending}
 
     def next_ready(self) -> RunSpec | None:
         for config in self._waiting:
             prerequisite = config.prerequisite
-            if prerequisite is None or _key(prerequisite) not in self._unfinished:
+            if prerequisite is None or folder_key(prerequisite) not in self._unfinished:
                 self._waiting.remove(config)
                 return config
         return None
 
     def finished(self, config: RunSpec) -> None:
-        self._unfinished.discard(_key(config.folder))
+        self._unfinished.discard(folder_key(config.folder))
 
 
-def _key(folder: RunFolder) -> str:
+def folder_key(folder: RunFolder) -> str:
+    """One string per run folder, however its path was written."""
     return str(folder.path.resolve())
 
 
@@ -326,7 +351,7 @@ def _conflict_with_saved_run(config: RunSpec) -> str | None:
     )
 
 
-def _record_failure(config: RunSpec, err: BaseException) -> RunOutcome:
+def record_failure(config: RunSpec, err: BaseException) -> RunOutcome:
     """Mark the run failed in its metrics.json, keeping any metrics it had logged."""
     try:
         state = config.folder.read_metrics()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hybrid_rl.launch.datasets import datasets_loaded_once
-from hybrid_rl.launch.executor import GridSummary, run_grid
+from hybrid_rl.launch.executor import GridSummary, RemoteLauncher, run_grid
 from hybrid_rl.launch.grid import QUICK_SUBDIR, Phase1Grid, Phase2Grid, option
 from hybrid_rl.report.report_study import StudyOutputs, write_study_outputs
 from hybrid_rl.report.results import dataset_label
@@ -128,14 +128,18 @@ def run_study(
     threads: int | None = None,
     progress: bool = True,
     plot_only: bool = False,
+    launcher: RemoteLauncher | None = None,
 ) -> StudyResult:
-    """Prepare the data, run both phases (finished runs are skipped, failures recorded), then
-    write the figures and `study.plots_dir/report.md`."""
+    """Prepare the data, run both phases (finished runs are skipped, failures recorded) in a
+    local pool of `workers` or with `launcher` (see `run_grid`), then write the figures and
+    `study.plots_dir/report.md`."""
     start = time.monotonic()
     summary = None
     if not plot_only:
         with datasets_loaded_once((d, study.phase1.source) for d in study.phase1.datasets):
-            summary = run_grid(study.configs(), workers, threads, progress, unit="step")
+            summary = run_grid(
+                study.configs(), workers, threads, progress, unit="step", launcher=launcher
+            )
     outputs = write_study_outputs(
         study.phase1.results_dir,
         study.phase2.results_dir,

@@ -46,6 +46,12 @@ class RunSpec(Protocol):
     @property
     def cost(self) -> RunCost: ...
 
+    @property
+    def device(self) -> str:
+        """The torch device the run asks for ("cpu", "cuda", "cuda:N", "auto"): a cluster
+        launcher reserves a GPU for a run on "cuda"."""
+        ...
+
     def identity_conflict(self) -> str | None:
         """Why the folder holds a different run (other settings), or None."""
         ...
