@@ -9,6 +9,7 @@ import pytest
 from matplotlib.patches import Rectangle
 
 from hybrid_rl.report.plotting_phase2 import (
+    arm_styles,
     disagreement_figure,
     finetune_curves_figure,
     steps_to_threshold_figure,
@@ -137,3 +138,20 @@ def test_disagreement_before_updates_start_is_skipped(tmp_path, write_run, write
     assert line.get_label() == "clean (k=0), ensemble bonus"
     assert list(line.get_xdata()) == [2_000, 3_000]
     assert list(line.get_ydata()) == pytest.approx([3.0, 3.0])
+
+
+def test_a_variants_arms_keep_their_bonus_line_style_and_get_a_marker_of_their_own():
+    arms = [
+        "ensemble",
+        "none",
+        "ensemble (enoto preset)",
+        "none (enoto preset)",
+        "ensemble (warm2000-upd)",
+    ]
+    styles = arm_styles(arms)
+    assert styles["ensemble"] == ("-", ".") and styles["none"] == ("--", ".")
+    assert styles["ensemble (enoto preset)"][0] == "-" and styles["none (enoto preset)"][0] == "--"
+    enoto = styles["ensemble (enoto preset)"][1]
+    assert enoto == styles["none (enoto preset)"][1] != "."
+    assert styles["ensemble (warm2000-upd)"][1] not in (".", enoto)
+    assert len(set(styles.values())) == len(arms)

@@ -43,6 +43,9 @@ from hybrid_rl.report.results_phase2 import (
 )
 
 BONUS_LINESTYLES = {"ensemble": "-", "none": "--"}
+# Arms off the spec ("ensemble (enoto preset)") keep their bonus type's line style; a marker
+# of their own tells a variant's arms from the spec's (dots), one marker per variant.
+_VARIANT_MARKERS = ("s", "^", "D", "v", "P", "X")
 BONUS_LABELS = {"ensemble": "ensemble bonus", "none": "no bonus"}
 NOT_REACHED = "not reached"
 _ALGO_ORDER = {"cql": 0, "iql": 1}
@@ -62,9 +65,11 @@ def finetune_curves_figure(runs: Sequence[FinetuneRecord], algo: str, dataset: s
     runs = [r for r in _plotted(runs, dataset) if r.algo == algo]
     fig, (ax,) = new_figure(1)
     colors = _condition_colors(runs)
-    for (corruption, bonus), group in _by_condition_and_bonus(runs).items():
+    groups = _by_condition_and_bonus(runs)
+    styles = arm_styles([bonus for _, bonus in groups])
+    for (corruption, bonus), group in groups.items():
         curve = mean_std_over_runs([(r.eval_steps, r.eval_normalized_returns) for r in group])
-        _plot_condition(ax, curve, corruption, bonus, colors[corruption])
+        _plot_condition(ax, curve, corruption, bonus, colors[corruption], styles[bonus])
     labelled = False
     for corruption, color in colors.items():
         step0 = [
@@ -166,9 +171,11 @@ def disagreement_figure(runs: Sequence[FinetuneRecord], dataset: str) -> Figure 
     colors = _condition_colors(runs)
     for ax, algo in zip(axes, algos, strict=True):
         own = [r for r in runs if r.algo == algo]
-        for (corruption, bonus), group in _by_condition_and_bonus(own).items():
+        groups = _by_condition_and_bonus(own)
+        styles = arm_styles([bonus for _, bonus in groups])
+        for (corruption, bonus), group in groups.items():
             curve = mean_std_over_runs([train_series(r, DISAGREEMENT_METRIC) for r in group])
-            _plot_condition(ax, curve, corruption, bonus, colors[corruption])
+            _plot_condition(ax, curve, corruption, bonus, colors[corruption], styles[bonus])
         ax.set_xlabel("online env steps")
         ax.set_ylabel(f"{algo.upper()} std of Q over critic members at collected (s, a)")
         ax.legend(fontsize=7, handlelength=3)
@@ -192,7 +199,7 @@ def phase2_profile_figure(runs: Sequence[FinetuneRecord], dataset: str) -> Figur
             label = (
                 f"{algo.upper()} {condition_label(corruption)}, {BONUS_LABELS.get(bonus, bonus)}"
             )
-            curves.append((label, colors[corruption], BONUS_LINESTYLES.get(bonus, ":"), scores))
+            curves.append((label, colors[corruption], arm_styles([bonus])[bonus][0], scores))
     title = figure_title(
         "Performance profile after fine-tuning", dataset, _source(completed), _seeds(completed)
     )
@@ -328,6 +335,20 @@ def _source(runs: Sequence[FinetuneRecord]) -> str:
     return "/".join(sorted({r.source for r in runs})) or "unknown"
 
 
+def arm_styles(arms: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(line style, marker) per arm: the style from its bonus type (solid ensemble, dashed
+    none, dotted others), the marker from its variant (dots for the spec's arms)."""
+    variants = sorted({arm.partition(" (")[2] for arm in arms} - {""})
+    styles = {}
+    for arm in arms:
+        bonus_type, _, variant = arm.partition(" (")
+        marker = (
+            _VARIANT_MARKERS[variants.index(variant) % len(_VARIANT_MARKERS)] if variant else "."
+        )
+        styles[arm] = (BONUS_LINESTYLES.get(bonus_type, ":"), marker)
+    return styles
+
+
 def _seeds(runs: Sequence[FinetuneRecord]) -> list[int]:
     return [r.seed for r in runs]
 
@@ -338,15 +359,18 @@ def _plot_condition(
     corruption: CorruptionConfig,
     bonus: str,
     color: str | tuple[float, ...],
+    style: tuple[str, str],
 ) -> None:
-    """One condition × bonus: its mean line (style by bonus) and a ± std band."""
+    """One condition × arm: its mean line (style and marker by arm) and a ± std band."""
     steps, mean, std = curve
+    linestyle, marker = style
     ax.plot(
         steps,
         mean,
         color=color,
-        linestyle=BONUS_LINESTYLES.get(bonus, ":"),
-        marker=".",
+        linestyle=linestyle,
+        marker=marker,
+        markersize=4,
         label=f"{condition_label(corruption)}, {BONUS_LABELS.get(bonus, bonus)}",
     )
     ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
