@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 import torch
 from tqdm import tqdm
 
-from hybrid_rl.runs.folder import FINISHED_STATUSES, RunFolder
+from hybrid_rl.runs.folder import FINISHED_STATUSES
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.runs.spec import RunSpec
 
@@ -216,23 +216,18 @@ class _Queue:
 
     def __init__(self, pending: Sequence[RunSpec]) -> None:
         self._waiting = list(pending)
-        self._unfinished = {folder_key(c.folder) for c in pending}
+        self._unfinished = {c.folder.key for c in pending}
 
     def next_ready(self) -> RunSpec | None:
         for config in self._waiting:
             prerequisite = config.prerequisite
-            if prerequisite is None or folder_key(prerequisite) not in self._unfinished:
+            if prerequisite is None or prerequisite.key not in self._unfinished:
                 self._waiting.remove(config)
                 return config
         return None
 
     def finished(self, config: RunSpec) -> None:
-        self._unfinished.discard(folder_key(config.folder))
-
-
-def folder_key(folder: RunFolder) -> str:
-    """One string per run folder, however its path was written."""
-    return str(folder.path.resolve())
+        self._unfinished.discard(config.folder.key)
 
 
 class _RunCounter:

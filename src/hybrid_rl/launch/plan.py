@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from hybrid_rl.launch import estimate
 from hybrid_rl.launch.estimate import data_preparation, run_seconds
 from hybrid_rl.launch.grid import SettingError, option
-from hybrid_rl.runs.folder import RunFolder
 from hybrid_rl.runs.spec import RunCost, RunSpec
 
 HOUR = 3600.0
@@ -64,21 +63,17 @@ def planned_runs(configs: Sequence[RunSpec]) -> list[PlannedRun]:
     """Every run of `configs` in order, finished or not, timed by `estimate.run_seconds`. A
     prerequisite that is not among `configs` (a Phase I run of an earlier grid) is taken as
     finished."""
-    names = {_key(c.folder): c.run_name for c in configs}
+    names = {c.folder.key: c.run_name for c in configs}
     return [
         PlannedRun(
             c.run_name,
             c.cost,
             c.budget,
             run_seconds(c),
-            None if c.prerequisite is None else names.get(_key(c.prerequisite)),
+            None if c.prerequisite is None else names.get(c.prerequisite.key),
         )
         for c in configs
     ]
-
-
-def _key(folder: RunFolder) -> str:
-    return str(folder.path.resolve())
 
 
 def simulate(runs: Sequence[PlannedRun], slots: int) -> dict[str, tuple[float, float]]:

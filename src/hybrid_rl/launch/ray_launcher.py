@@ -27,7 +27,7 @@ import torch
 
 from hybrid_rl.behavior.replica import REPLICA_DIR_ENV_VAR
 from hybrid_rl.data.download import CACHE_DIR_ENV_VAR, OFFLINE_ENV_VAR
-from hybrid_rl.launch.executor import RunOutcome, folder_key, record_failure, run_one
+from hybrid_rl.launch.executor import RunOutcome, record_failure, run_one
 from hybrid_rl.runs.spec import RunSpec
 
 RAY_INSTALL_COMMAND = 'pip install -e ".[ray]"'
@@ -92,17 +92,17 @@ class RayLauncher:
         try:
             _check_fits(ray.nodes(), pending, threads)
             task = ray.remote(_execute_run)
-            by_folder = {folder_key(config.folder): config for config in pending}
+            by_folder = {config.folder.key: config for config in pending}
             refs: dict[str, Any] = {}
 
             def submit(config: RunSpec) -> Any:
-                key = folder_key(config.folder)
+                key = config.folder.key
                 if key not in refs:
                     prerequisite = config.prerequisite
                     waits_for = None
-                    if prerequisite is not None and folder_key(prerequisite) in by_folder:
+                    if prerequisite is not None and prerequisite.key in by_folder:
                         # a task argument: Ray starts this task once that one has ended
-                        waits_for = submit(by_folder[folder_key(prerequisite)])
+                        waits_for = submit(by_folder[prerequisite.key])
                     refs[key] = task.options(
                         name=config.run_name,  # also the worker's process title while it runs
                         num_cpus=threads,
@@ -113,7 +113,7 @@ class RayLauncher:
 
             for config in pending:
                 submit(config)
-            running = {refs[folder_key(config.folder)]: config for config in pending}
+            running = {refs[config.folder.key]: config for config in pending}
             while running:
                 [done], _ = ray.wait(list(running), num_returns=1)
                 config = running.pop(done)

@@ -48,6 +48,11 @@ class RunFolder:
         return self.path.name
 
     @property
+    def key(self) -> str:
+        """One string per run folder, however its path was written (relative, with "..")."""
+        return str(self.path.resolve())
+
+    @property
     def config_path(self) -> Path:
         return self.path / "config.json"
 
