@@ -43,6 +43,18 @@ def test_a_start_above_the_reference_is_no_gap_even_without_noise_estimates():
     assert rec is not None and rec.no_gap
 
 
+def test_a_gap_under_the_floor_is_no_gap_however_small_its_standard_error():
+    # hopper: the step-0 evaluation's episodes agree to a fraction of a point, so the noise
+    # test alone called 1.6 points a gap and a later 47.0 a recovery of -3300%
+    scores = (100.0, 47.0, 103.5)
+    rec = recovery_metrics(STEPS[:3], scores, (0.2,) * 3, EPISODES, reference(101.6, 0.1))
+    assert rec is not None and rec.no_gap and rec.final_recovery is None
+    wider = recovery_metrics(
+        STEPS[:3], (95.0, 47.0, 103.5), (0.2,) * 3, EPISODES, reference(101.6, 0.1)
+    )
+    assert wider is not None and not wider.no_gap
+
+
 def test_recovery_is_counted_on_two_consecutive_evaluations():
     # start 20, clean 60: 50% recovery is 40, 80% is 52. A single spike to 55 at 1,000 does
     # not count; 42 and 45 at 3,000 and 4,000 sustain 50%; 80% is reached only at the last

@@ -10,8 +10,12 @@ actually had to close:
   evaluations (not its single final one), and of no more than the later half of its
   evaluations: a short run's first ones score an untrained policy;
 - gap = clean − start; "no gap" when it is within `NO_GAP_STANDARD_ERRORS` standard errors
-  of the evaluation noise (the start's and the reference's together), so a run that starts
-  at (or above) the clean level is reported as having nothing to recover, never as 0 steps;
+  of the evaluation noise (the start's and the reference's together) or under
+  `MIN_GAP_POINTS`, so a run that starts at (or above) the clean level is reported as having
+  nothing to recover, never as 0 steps. The floor is there because the standard errors come
+  from the spread of episodes within one evaluation, which on hopper is a fraction of a point
+  while repeated evaluations of the same policy differ by several: a 1.6-point gap passed
+  the test and every later score became a recovery fraction of ±1000s of percent;
 - recovery fraction at an evaluation: (score − start) / (clean − start);
 - steps to 50 % / 80 % recovery: the first evaluation whose recovery fraction reaches the
   level and whose next evaluation also does (sustained over two evaluations), None if none;
@@ -30,6 +34,7 @@ import numpy as np
 
 CLEAN_REFERENCE_EVALS = 5
 NO_GAP_STANDARD_ERRORS = 2.0
+MIN_GAP_POINTS = 5.0  # normalized-score points
 RECOVERY_LEVELS = (0.5, 0.8)
 
 
@@ -152,8 +157,8 @@ def recovery_metrics(
     start_se = float(episode_stds[0]) / math.sqrt(max(episodes, 1)) if episode_stds else math.nan
     gap_se = math.sqrt(start_se**2 + clean.standard_error**2)
     gap = clean.robust - start
-    # Without a known noise level, only a gap ≤ 0 counts as none.
-    no_gap = gap <= (NO_GAP_STANDARD_ERRORS * gap_se if math.isfinite(gap_se) else 0.0)
+    noise = NO_GAP_STANDARD_ERRORS * gap_se if math.isfinite(gap_se) else 0.0
+    no_gap = gap < max(noise, MIN_GAP_POINTS)
     fractions = [recovery_fraction(s, start, clean.robust) for s in scores] if not no_gap else []
     steps = {
         level: None if no_gap else sustained_crossing(eval_steps, fractions, level)
