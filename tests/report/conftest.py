@@ -128,13 +128,15 @@ def write_synthetic_finetune_run(
     disagreement: Sequence[float | None] | None = None,
     status: str = "completed",
     eval_std: float = 0.0,
+    preset: str = "spec",
 ) -> Path:
     """A Phase II run folder in finetune.py's formats: evaluations `evals` at online steps 0,
     eval_every, ...; one train row per evaluation after the first, logging `disagreement`
-    (None: not produced in that interval, logged as null)."""
-    from hybrid_rl.finetune import FinetuneConfig
+    (None: not produced in that interval, logged as null); `preset`'s Phase II options."""
+    from hybrid_rl.finetune import FinetuneConfig, preset_options
 
     config = FinetuneConfig(
+        **preset_options(preset),
         algo=algo,
         dataset=dataset,
         removal=removal,  # type: ignore[arg-type]

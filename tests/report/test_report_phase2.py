@@ -200,8 +200,32 @@ def test_the_paired_table_gives_per_seed_differences_with_intervals(
     assert "**Ensemble bonus vs none, paired on seed**" in report
     paired_part = report[report.index("**Ensemble bonus vs none") :]
     [row] = [line for line in paired_part.splitlines() if line.startswith("| hopper")]
-    assert row.startswith("| hopper-medium-v2 | IQL | top 60% removed | 3 |")
+    assert row.startswith("| hopper-medium-v2 | IQL | top 60% removed | as specified | 3 |")
     assert f"| +{statistics.mean(expected):.1f} [" in row
+
+
+def test_each_preset_pairs_its_bonus_arm_with_its_own_no_bonus_arm(
+    tmp_path, write_run, write_finetune_run
+):
+    phase2 = write_study(tmp_path, write_run, write_finetune_run)
+    phase1 = tmp_path / "results"
+    # the preset's arms swap the spec's curves, so a pairing across variants would show
+    preset_evals = {"ensemble": EVALS["none"], "none": EVALS["ensemble"]}
+    for seed in range(len(CLEAN)):
+        for bonus, evals in preset_evals.items():
+            write_finetune_run(
+                phase2, phase1, k=60, bonus=bonus, seed=seed, evals=evals[seed], preset="enoto"
+            )
+    outputs = write_phase2_outputs(phase2, tmp_path / "plots_phase2")
+    spec, enoto = outputs.comparisons
+    spec_expected = [b[-1] - n[-1] for b, n in zip(EVALS["ensemble"], EVALS["none"], strict=True)]
+    assert (spec.variant, enoto.variant) == ("", " (enoto preset)")
+    assert spec.final.differences == pytest.approx(spec_expected)
+    assert enoto.final.differences == pytest.approx([-d for d in spec_expected])
+    report = outputs.report.read_text()
+    assert "| top 60% removed | as specified | 3 |" in report
+    assert "| top 60% removed | enoto preset | 3 |" in report
+    assert "bonus − none (enoto preset): final " in report
 
 
 def test_a_one_seed_collapse_is_not_reported_as_an_effect_of_the_bonus(

@@ -35,7 +35,11 @@ from hybrid_rl.report.plotting_phase2 import (
     condition_label,
     write_phase2_plots,
 )
-from hybrid_rl.report.recovery import CLEAN_REFERENCE_EVALS, NO_GAP_STANDARD_ERRORS
+from hybrid_rl.report.recovery import (
+    CLEAN_REFERENCE_EVALS,
+    MIN_GAP_POINTS,
+    NO_GAP_STANDARD_ERRORS,
+)
 from hybrid_rl.report.report import (
     divergence_sentences,
     format_mean_std,
@@ -87,6 +91,7 @@ _PAIRED_COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Dataset", False),
     ("Algo", False),
     ("Phase I data", False),
+    ("Arms", False),
     ("Paired seeds", True),
     ("Final: bonus − none [95% CI]", True),
     ("AUC: bonus − none [95% CI]", True),
@@ -260,6 +265,7 @@ def paired_table(comparisons: Sequence[ArmComparison]) -> Table:
                 c.dataset,
                 c.algo.upper(),
                 condition_label(c.corruption),
+                _variant_text(c.variant),
                 str(len(c.final.seeds)),
                 format_difference(c.final),
                 format_difference(c.auc),
@@ -277,6 +283,11 @@ def paired_table(comparisons: Sequence[ArmComparison]) -> Table:
         tuple(rows),
         title="Ensemble bonus vs none, paired on seed",
     )
+
+
+def _variant_text(variant: str) -> str:
+    """ "as specified" for the spec's pair, else the variant's words ("enoto preset")."""
+    return variant.strip(" ()") or "as specified"
 
 
 def table_rows(cells: Sequence[FinetuneCell]) -> list[str]:
@@ -307,7 +318,8 @@ def comparison_sentences(
     `comparisons`."""
     sentences = []
     by_key = {c.key: c for c in cells}
-    paired = {(c.algo, c.dataset, c.corruption): c for c in comparisons}
+    paired = {(c.algo, c.dataset, c.corruption): c for c in comparisons if not c.variant}
+    variant_pairs = [c for c in comparisons if c.variant and c.final.mean.n > 1]
     pairs = sorted(
         {(c.dataset, c.algo, c.corruption) for c in cells},
         key=lambda pair: (pair[0], pair[1], corruption_order(pair[2])),
@@ -344,6 +356,11 @@ def comparison_sentences(
         ]
         if len(group) > 2:  # arms beyond the spec's two: each arm's own course
             sentences.append(_arms_sentence(group))
+        sentences += [
+            _paired_sentence(c)
+            for c in variant_pairs
+            if (c.algo, c.dataset, c.corruption) == (algo, dataset, corruption)
+        ]
     return sentences + divergence_sentences(
         cells,
         lambda cell: (
@@ -397,8 +414,9 @@ def _trajectory_sentence(bonus: FinetuneCell, plain: FinetuneCell) -> str:
     gap = bonus.gap_mean
     if bonus.with_clean_reference and bonus.no_gap == bonus.with_clean_reference:
         gap_text = (
-            f"within {NO_GAP_STANDARD_ERRORS:g} standard errors of (or above) the robust clean "
-            f"reference ({gap:+.1f} points to it), so there is no gap to recover"
+            f"within {NO_GAP_STANDARD_ERRORS:g} standard errors or {MIN_GAP_POINTS:g} points of "
+            f"(or above) the robust clean reference ({gap:+.1f} points to it), so there is no "
+            "gap to recover"
         )
     elif math.isnan(gap):
         gap_text = "no clean reference to measure a gap against"
@@ -412,8 +430,9 @@ def _trajectory_sentence(bonus: FinetuneCell, plain: FinetuneCell) -> str:
 
 def _paired_sentence(comparison: ArmComparison) -> str:
     n = len(comparison.final.seeds)
+    arms = f" ({_variant_text(comparison.variant)})" if comparison.variant else ""
     return (
-        f"Paired on seed ({n} seed{'s' if n != 1 else ''}), bonus − none: final "
+        f"Paired on seed ({n} seed{'s' if n != 1 else ''}), bonus − none{arms}: final "
         f"{format_difference(comparison.final)}, time-averaged score "
         f"{format_difference(comparison.auc)}, dip depth {format_difference(comparison.dip)}; "
         f"P(a bonus run ends above a no-bonus run) = {format_probability(comparison.improvement)}."
@@ -513,19 +532,21 @@ def _definitions(cells: Sequence[FinetuneCell]) -> list[str]:
         "Recovery, relative to the corrupted start: the robust clean reference is the mean of "
         f"the last {CLEAN_REFERENCE_EVALS} evaluations of the clean (k = 0) Phase I run of the "
         "same algorithm, dataset and seed; gap = reference − step-0 score. No gap: the gap is "
-        f"within {NO_GAP_STANDARD_ERRORS:g} standard errors of the evaluation noise (the "
-        "step-0 evaluation's and the reference's, from the spread over episodes), so the run "
-        "had nothing to recover (counted apart, never as 0 steps). Recovery fraction = "
-        "(score − start) / (reference − start); final recovery: at the last evaluation (IQM "
-        "over the runs with a gap). Steps to 50% / 80% recovery: the first evaluation where "
-        "the fraction reaches the level and stays there at the next evaluation (two "
-        "consecutive evaluations), median over the runs with a gap, not reached counting as "
-        "beyond the budget. AUC: the time average of the score over fine-tuning (trapezoid "
-        "rule over the evaluations ÷ their span, in score points). Dip depth: start − the "
-        "lowest later score (0 if it never falls). IQMs with 95% stratified-bootstrap "
-        "intervals (10,000 resamples of the seeds; one seed has none). Bonus − none: "
-        "per-seed differences of the two arms (same seed, same checkpoint, same evaluation "
-        "seeds), their mean with a bootstrap interval over seeds; P(bonus > none): the "
+        f"within {NO_GAP_STANDARD_ERRORS:g} standard errors of the evaluation noise (the step-0 "
+        "evaluation's and the reference's, from the spread over episodes) or under "
+        f"{MIN_GAP_POINTS:g} points (the episode spread misses how much repeated evaluations of "
+        "one policy differ), so the run had nothing to recover (counted apart, never as 0 "
+        "steps). Recovery fraction = (score − start) / (reference − start); final recovery: at "
+        "the last evaluation (IQM over the runs with a gap). Steps to 50% / 80% recovery: the "
+        "first evaluation where the fraction reaches the level and stays there at the next "
+        "evaluation (two consecutive evaluations), median over the runs with a gap, not reached"
+        " counting as beyond the budget. AUC: the time average of the score over fine-tuning "
+        "(trapezoid rule over the evaluations ÷ their span, in score points). Dip depth: start "
+        "− the lowest later score (0 if it never falls). IQMs with 95% stratified-bootstrap "
+        "intervals (10,000 resamples of the seeds; one seed has none). Bonus − none: per-seed "
+        "differences of the two arms (same seed, same checkpoint, same evaluation seeds), their"
+        " mean with a bootstrap interval over seeds, for the spec's two arms and for each "
+        "preset's bonus arm against the same preset without it; P(bonus > none): the "
         "probability that a bonus run ends above a no-bonus run (ties count half).",
     ]
     if any("replica" in c.source for c in cells):

@@ -427,12 +427,14 @@ def _median_censored(steps: Sequence[int | None]) -> float | None:
 
 @dataclass(frozen=True)
 class ArmComparison:
-    """The ensemble bonus against none for one algo, dataset and Phase I condition, paired on
+    """The ensemble bonus against none for one algo, dataset, Phase I condition and variant
+    (the spec's arms, or a preset's bonus arm against the same preset without it), paired on
     seed (both arms start from the same checkpoint and share evaluation seeds)."""
 
     algo: str
     dataset: str
     corruption: CorruptionConfig
+    variant: str  # "" for the spec's arms, else the arms' shared " (enoto preset)" suffix
     final: PairedDifference  # bonus − none, final normalized score
     auc: PairedDifference  # bonus − none, time-averaged score
     dip: PairedDifference  # bonus − none, dip depth
@@ -451,8 +453,8 @@ def _by_seed(group: list[FinetuneRecord], metric: str) -> dict[int, float]:
 
 
 def compare_arms(runs: Iterable[FinetuneRecord]) -> list[ArmComparison]:
-    """One `ArmComparison` per algo × dataset × condition that has completed runs in both
-    arms, in the cells' order."""
+    """One `ArmComparison` per algo × dataset × condition × variant that has completed runs
+    in both its bonus and its no-bonus arm, in the cells' order, the spec's pair first."""
     completed = [r for r in runs if r.status == "completed"]
     groups: dict[tuple[str, str, CorruptionConfig], dict[str, list[FinetuneRecord]]] = {}
     for run in completed:
@@ -462,24 +464,28 @@ def compare_arms(runs: Iterable[FinetuneRecord]) -> list[ArmComparison]:
     for (algo, dataset, corruption), arms in sorted(
         groups.items(), key=lambda kv: (kv[0][1], kv[0][0], corruption_order(kv[0][2]))
     ):
-        bonus, plain = arms.get("ensemble", []), arms.get("none", [])
-        if not bonus or not plain:
-            continue
-
-        bonus_finals = _by_seed(bonus, "final_normalized_return")
-        plain_finals = _by_seed(plain, "final_normalized_return")
-        comparisons.append(
-            ArmComparison(
-                algo=algo,
-                dataset=dataset,
-                corruption=corruption,
-                final=paired_difference(bonus_finals, plain_finals),
-                auc=paired_difference(_by_seed(bonus, "auc"), _by_seed(plain, "auc")),
-                dip=paired_difference(_by_seed(bonus, "dip_depth"), _by_seed(plain, "dip_depth")),
-                improvement=probability_of_improvement_interval(
-                    [list(bonus_finals.values())], [list(plain_finals.values())]
-                ),
-                run_dirs=tuple(r.run_dir for r in sorted(bonus + plain, key=lambda r: r.seed)),
+        variants = sorted({arm[len("ensemble") :] for arm in arms if arm.startswith("ensemble")})
+        for variant in variants:
+            bonus, plain = arms["ensemble" + variant], arms.get("none" + variant, [])
+            if not plain:
+                continue
+            bonus_finals = _by_seed(bonus, "final_normalized_return")
+            plain_finals = _by_seed(plain, "final_normalized_return")
+            comparisons.append(
+                ArmComparison(
+                    algo=algo,
+                    dataset=dataset,
+                    corruption=corruption,
+                    variant=variant,
+                    final=paired_difference(bonus_finals, plain_finals),
+                    auc=paired_difference(_by_seed(bonus, "auc"), _by_seed(plain, "auc")),
+                    dip=paired_difference(
+                        _by_seed(bonus, "dip_depth"), _by_seed(plain, "dip_depth")
+                    ),
+                    improvement=probability_of_improvement_interval(
+                        [list(bonus_finals.values())], [list(plain_finals.values())]
+                    ),
+                    run_dirs=tuple(r.run_dir for r in sorted(bonus + plain, key=lambda r: r.seed)),
+                )
             )
-        )
     return comparisons
