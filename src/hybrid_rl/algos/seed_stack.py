@@ -132,7 +132,7 @@ class SeedStack:
         def stacked(*args: Any) -> Any:
             # vmap cannot flatten a TransitionBatch (its len() is its row count): pass a list.
             args = tuple(list(a) if isinstance(a, TransitionBatch) else a for a in args)
-            params = dict(self._networks.named_parameters())
+            params: dict[str, Tensor] = dict(self._networks.named_parameters())
             buffers = dict(self._networks.named_buffers())
             *losses, metrics = all_seeds(params, buffers, *args)
             return (*(loss.sum() for loss in losses), metrics)
