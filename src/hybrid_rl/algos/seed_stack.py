@@ -31,7 +31,7 @@ from torch.func import functional_call, vmap
 from hybrid_rl.batch import TransitionBatch
 
 
-def stackable(agent_class: type) -> bool:
+def stackable(agent_class: object) -> bool:
     """Whether agents of `agent_class` can be trained as a seed stack."""
     return hasattr(agent_class, "SEED_STACKED_METHODS")
 

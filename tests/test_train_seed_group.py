@@ -1,0 +1,140 @@
+"""Seeds stacked in one process (`SeedGroup`) end as their separate runs do."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid_rl.behavior.replica import collect_transitions
+from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.train import SeedGroup, TrainConfig, train_offline
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def hopper_file(tmp_path_factory) -> Path:
+    """2,000 random-action Hopper transitions (short episodes, varied returns)."""
+    path = tmp_path_factory.mktemp("data") / "hopper-tiny.hdf5"
+    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
+    write_d4rl_hdf5(path, arrays, {"source": "test", "env_id": "Hopper-v4"})
+    return path
+
+
+def seed_runs(dataset: Path, results: Path, **overrides) -> tuple[TrainConfig, ...]:
+    # Random removal and reward noise: each seed trains on its own corrupted copy.
+    settings = dict(
+        dataset=str(dataset),
+        removal="random",
+        k_percent=30,
+        reward_noise_std=0.1,
+        total_steps=300,
+        log_every=50,
+        eval_every=150,
+        eval_episodes=2,
+        device="cpu",
+        results_dir=str(results),
+    )
+    return tuple(TrainConfig(**{**settings, **overrides}, seed=seed) for seed in SEEDS)
+
+
+def assert_same_curves(got: dict, expected: dict) -> None:
+    assert got["status"] == expected["status"]
+    assert got["train"].keys() == expected["train"].keys()
+    for key, values in expected["train"].items():
+        np.testing.assert_allclose(got["train"][key], values, rtol=1e-3, atol=1e-5, err_msg=key)
+    assert got["eval"]["steps"] == expected["eval"]["steps"]
+    # An episode of a few hundred MuJoCo steps amplifies the last bits of the parameters
+    # (the stacked products round differently): returns agree to a few tenths of a percent.
+    for key in ("normalized_return_mean", "return_mean"):
+        np.testing.assert_allclose(got["eval"][key], expected["eval"][key], rtol=1e-2)
+
+
+@pytest.mark.parametrize("algo", ["iql", "bc", "td3bc"])
+def test_a_seed_group_ends_as_its_separate_runs(algo, hopper_file, tmp_path):
+    grouped = seed_runs(hopper_file, tmp_path / "grouped", algo=algo)
+    separate = seed_runs(hopper_file, tmp_path / "separate", algo=algo)
+    assert SeedGroup(grouped).execute(progress=False)["status"] == "completed"
+    for group_run, own_run in zip(grouped, separate, strict=True):
+        expected = train_offline(own_run, progress=False)
+        got = json.loads((group_run.run_dir / "metrics.json").read_text())
+        assert_same_curves(got, expected)
+        saved = json.loads((group_run.run_dir / "config.json").read_text())
+        own = json.loads((own_run.run_dir / "config.json").read_text())
+        assert saved["corruption"] == own["corruption"]
+        assert saved["config"] == {**own["config"], "results_dir": str(tmp_path / "grouped")}
+        checkpoint = torch.load(group_run.run_dir / "checkpoint.pt", weights_only=False)
+        own_checkpoint = torch.load(own_run.run_dir / "checkpoint.pt", weights_only=False)
+        assert checkpoint.keys() == own_checkpoint.keys()
+        # The same format; the same values up to rounding, which Adam turns into lr-sized
+        # steps for the few parameters whose gradients are rounding-sized (it divides by
+        # their scale): compared on average, far below the ≈ 0.1 by which seeds differ.
+        for name, part in own_checkpoint["agent"].items():
+            if isinstance(part, dict) and "state" not in part:  # a module's tensors
+                for key, value in part.items():
+                    got_value = checkpoint["agent"][name][key]
+                    assert got_value.shape == value.shape
+                    assert (got_value - value).abs().mean() < 1e-4, f"{name}.{key}"
+
+
+def test_a_finished_seed_is_skipped_and_the_others_train(hopper_file, tmp_path):
+    runs = seed_runs(hopper_file, tmp_path, algo="bc", total_steps=100, eval_every=100)
+    first = train_offline(runs[0], progress=False)
+    stamp = (runs[0].run_dir / "checkpoint.pt").stat().st_mtime_ns
+    SeedGroup(runs).execute(progress=False)
+    assert (runs[0].run_dir / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert json.loads((runs[0].run_dir / "metrics.json").read_text()) == first
+    for run in runs[1:]:
+        assert json.loads((run.run_dir / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_cql_runs_cannot_form_a_seed_group(hopper_file, tmp_path):
+    with pytest.raises(ValueError, match="cql runs cannot share a process"):
+        SeedGroup(seed_runs(hopper_file, tmp_path, algo="cql"))
+
+
+def test_runs_differing_in_more_than_the_seed_cannot_form_a_group(hopper_file, tmp_path):
+    runs = seed_runs(hopper_file, tmp_path, algo="iql")
+    other = dataclasses.replace(runs[1], k_percent=60)
+    with pytest.raises(ValueError, match="differ in their seed only"):
+        SeedGroup((runs[0], other))
+
+
+@pytest.mark.slow  # kill/resume: see README
+def test_a_killed_seed_group_resumes_to_the_uninterrupted_result(hopper_file, tmp_path):
+    settings = dict(algo="td3bc", total_steps=3_000, log_every=250, eval_every=500)
+    killed = seed_runs(hopper_file, tmp_path / "killed", **settings)
+    script = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "from hybrid_rl.train import SeedGroup, TrainConfig\n"
+        f"runs = tuple(TrainConfig(**s) for s in {[dataclasses.asdict(r) | {'agent': None} for r in killed]!r})\n"
+        "SeedGroup(runs).execute(progress=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    checkpoints = [run.run_dir / "checkpoint.pt" for run in killed]
+    deadline = time.monotonic() + 180
+    while not all(c.exists() for c in checkpoints) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = [json.loads((run.run_dir / "metrics.json").read_text()) for run in killed]
+    assert all(m["status"] == "running" for m in partial), "finished before the kill"
+
+    SeedGroup(killed).execute(progress=False)
+    clean = seed_runs(hopper_file, tmp_path / "clean", **settings)
+    SeedGroup(clean).execute(progress=False)
+    for resumed_run, clean_run in zip(killed, clean, strict=True):
+        resumed = json.loads((resumed_run.run_dir / "metrics.json").read_text())
+        expected = json.loads((clean_run.run_dir / "metrics.json").read_text())
+        assert_same_curves(resumed, expected)
