@@ -113,11 +113,12 @@ def test_runs_differing_in_more_than_the_seed_cannot_form_a_group(hopper_file, t
 def test_a_killed_seed_group_resumes_to_the_uninterrupted_result(hopper_file, tmp_path):
     settings = dict(algo="td3bc", total_steps=3_000, log_every=250, eval_every=500)
     killed = seed_runs(hopper_file, tmp_path / "killed", **settings)
+    fields = [dataclasses.asdict(run) | {"agent": None} for run in killed]
     script = (
         "import torch\n"
         "torch.set_num_threads(1)\n"
         "from hybrid_rl.train import SeedGroup, TrainConfig\n"
-        f"runs = tuple(TrainConfig(**s) for s in {[dataclasses.asdict(r) | {'agent': None} for r in killed]!r})\n"
+        f"runs = tuple(TrainConfig(**s) for s in {fields!r})\n"
         "SeedGroup(runs).execute(progress=False)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script])

@@ -45,7 +45,7 @@ def estimate_wall_time(configs: Sequence[RunSpec], workers: int) -> WallTimeEsti
     Phase I dataset not on disk yet adds a replica build. The runs take
     max(total run time / workers, longest Phase I + Phase II chain)."""
     data_seconds, lines = data_preparation(configs)
-    pending = [c for c in configs if c.folder.status() not in FINISHED_STATUSES]
+    pending = [c for c in configs if any(f.status() not in FINISHED_STATUSES for f in c.folders)]
     seconds = {c.run_name: run_seconds(c) for c in pending}
     for phase in dict.fromkeys(c.cost.phase for c in pending):
         lines += _phase_lines(phase, [c for c in pending if c.cost.phase == phase], seconds)

@@ -31,7 +31,9 @@ class RunSpec(Protocol):
     def run_name(self) -> str: ...
 
     @property
-    def folder(self) -> RunFolder: ...
+    def folders(self) -> tuple[RunFolder, ...]:
+        """The run folders it writes: one, or several for runs sharing a process."""
+        ...
 
     @property
     def budget(self) -> int:
