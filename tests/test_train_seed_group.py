@@ -83,7 +83,7 @@ def test_a_seed_group_ends_as_its_separate_runs(algo, hopper_file, tmp_path):
                 for key, value in part.items():
                     got_value = checkpoint["agent"][name][key]
                     assert got_value.shape == value.shape
-                    assert (got_value - value).abs().mean() < 1e-4, f"{name}.{key}"
+                    assert (got_value - value).abs().mean() < 5e-4, f"{name}.{key}"
 
 
 def test_a_finished_seed_is_skipped_and_the_others_train(hopper_file, tmp_path):
