@@ -334,8 +334,15 @@ class SeedGroup:
         return None
 
     @property
+    def device(self) -> str:
+        return self.runs[0].device
+
+    @property
     def cost(self) -> RunCost:
-        return dataclasses.replace(self.runs[0].cost, updates_per_step=1.0 / len(self.runs))
+        # Priced as its runs one after the other: stacked IQL seeds ran at 0.9-1.2x the
+        # per-seed speed of separate runs in first timings on a loaded machine
+        # (docs/scaling.md); what they gain is to be measured by benchmarks/bench_grid.py.
+        return dataclasses.replace(self.runs[0].cost, runs=len(self.runs))
 
     def identity_conflict(self) -> str | None:
         conflicts = [
