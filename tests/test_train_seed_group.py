@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from hybrid_rl.behavior.replica import collect_transitions
+from hybrid_rl.cli import main
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.launch.grid import Phase1Grid
 from hybrid_rl.train import SeedGroup, TrainConfig, train_offline
 
 SEEDS = (0, 1, 2)
@@ -139,3 +141,71 @@ def test_a_killed_seed_group_resumes_to_the_uninterrupted_result(hopper_file, tm
         resumed = json.loads((resumed_run.run_dir / "metrics.json").read_text())
         expected = json.loads((clean_run.run_dir / "metrics.json").read_text())
         assert_same_curves(resumed, expected)
+
+
+def phase1(dataset: Path, results: Path, *flags: str) -> int:
+    tiny = ["--env", str(dataset), "--algo", "bc", "--remove_top_k", "30", "--removal", "random"]
+    tiny += ["--total_steps", "100", "--log_every", "50", "--eval_every", "100"]
+    tiny += ["--eval_episodes", "1", "--device", "cpu", "--threads", "1", "--workers", "1"]
+    plots = results.parent / "plots"
+    return main(["phase1", *tiny, *flags, "--results_dir", str(results), "--plots_dir", str(plots)])
+
+
+def test_a_grid_of_seed_groups_skips_the_seeds_already_finished(hopper_file, tmp_path):
+    results = tmp_path / "results"
+    assert phase1(hopper_file, results, "--seed", "0") == 0
+    first = results / "bc_hopper-tiny_k30_noise0_random_s0"
+    stamp = (first / "checkpoint.pt").stat().st_mtime_ns
+
+    assert phase1(hopper_file, results, "--seed", "0,1,2", "--seeds_per_process", "3") == 0
+    assert (first / "checkpoint.pt").stat().st_mtime_ns == stamp
+    folders = sorted(p.name for p in results.iterdir())
+    assert folders == [first.name[:-1] + str(seed) for seed in SEEDS]
+    for name in folders:
+        saved = json.loads((results / name / "config.json").read_text())
+        assert saved["config"]["seed"] == int(name[-1])
+        assert json.loads((results / name / "metrics.json").read_text())["status"] == "completed"
+    stamps = [(results / name / "checkpoint.pt").stat().st_mtime_ns for name in folders]
+
+    assert phase1(hopper_file, results, "--seed", "0,1,2", "--seeds_per_process", "3") == 0
+    assert [(results / n / "checkpoint.pt").stat().st_mtime_ns for n in folders] == stamps
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (
+            ["--seeds_per_process", "0"],
+            "hybrid-rl phase1: --seeds_per_process 0 is invalid: seeds_per_process must be at "
+            "least 1, got 0",
+        ),
+        (
+            ["--algo", "cql,iql", "--seeds_per_process", "3"],
+            "hybrid-rl phase1: --seeds_per_process 3, --algo cql,iql are invalid: "
+            "seeds_per_process 3 stacks iql, bc and td3bc runs, not cql; run cql in a command "
+            "of its own with seeds_per_process 1",
+        ),
+    ],
+)
+def test_bad_seed_groups_are_refused_before_any_run(flags, line, tmp_path, capsys):
+    results = tmp_path / "r"
+    argv = ["phase1", *flags, "--results_dir", str(results), "--plots_dir", str(tmp_path / "p")]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [line] and out == ""
+    assert not results.exists()
+
+
+def test_more_seeds_per_process_than_seeds_makes_one_smaller_group():
+    grid = Phase1Grid(algos=("iql",), datasets=("hopper-medium-v2",), k_percents=(0,))
+    grouped = dataclasses.replace(grid, seeds=(0, 1), seeds_per_process=3)
+    [group] = grouped.run_specs(grouped.expand())
+    assert isinstance(group, SeedGroup) and [run.seed for run in group.runs] == [0, 1]
+
+
+def test_phase1_help_documents_seeds_per_process(capsys):
+    with pytest.raises(SystemExit):
+        main(["phase1", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--seeds_per_process" in help_text
+    assert "up to this many seeds of one condition trained in one process" in help_text

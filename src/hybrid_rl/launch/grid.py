@@ -227,8 +227,9 @@ class Phase1Grid:
     seeds_per_process: int = option(
         1,
         "seeds_per_process",
-        "seeds of one condition trained together in one process, their networks stacked "
-        "(iql, bc, td3bc; each seed keeps its own run folder and results)",
+        "up to this many seeds of one condition trained in one process, their networks "
+        "stacked (iql, bc, td3bc; each seed keeps its own run folder, and its results "
+        "match its separate run's up to float rounding)",
     )
 
     def __post_init__(self) -> None:
