@@ -88,11 +88,13 @@ def assert_checkpoints_within(got: TrainConfig, expected: TrainConfig, mean_abs:
 # 5e-8, as those of a "group" of one seed do. Training then amplifies that rounding, IQL most
 # (its expectile weight jumps between 0.7 and 0.3 when a rounding flips the sign of a
 # near-zero residual, and Adam turns rounding-sized gradients into lr-sized steps). Measured
-# on this test's data, 1 thread, per tensor, worst seed of 3: after 50 updates, 3-seed group
-# 2.5e-9 (IQL), a group of one seed 2.0e-9, the separate run on 2 threads instead of 1
-# 8.7e-10; after 300 updates IQL's value net is at 3.6e-5 to 5.6e-4 in a 3-seed group,
-# MEASURED_300 in 1-seed groups and 1.2e-5 to 1.5e-4 on 2 threads (BC and TD3+BC: 1e-8 or
-# less), so the drift is that of any reordering. Seeds differ by about 5e-2.
+# on this test's data, IQL, 1 thread, the worst tensor of each seed: after 50 updates a
+# 3-seed group is 1.1e-9 to 2.5e-9 from the separate runs, a group of one seed (the same
+# reordering, nothing shared) 1.0e-9 to 2.0e-9, the separate run on 2 threads instead of 1
+# 4.4e-10 to 8.7e-10; after 300 updates 3.6e-5 to 5.6e-4, 1.1e-4 to 1.5e-4 and 1.2e-5 to
+# 1.5e-4 (on synthetic batches it grew a thousandfold from update 100 to 300): the drift of any
+# reordering. BC and TD3+BC drift far less (2e-9 and 3e-8 over all parameters after 300
+# updates on synthetic batches). Seeds differ by about 5e-2.
 # Early, the bound catches what rounding cannot do (another seed's data or RNG stream, a
 # wrong Adam step of lr = 3e-4 per update); late, it is set from the measured drift.
 EARLY_UPDATES, EARLY_MEAN_ABS = 50, 1e-7  # 40x the measured
