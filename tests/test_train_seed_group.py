@@ -85,9 +85,10 @@ def assert_checkpoints_within(got: TrainConfig, expected: TrainConfig, mean_abs:
 # How far a group's seeds may end from their separate runs, per network tensor on average.
 # The stacked products (bmm over the seed axis, vmapped losses) sum in another order than a
 # separate run's, and nothing else differs: the first update's gradients agree to a relative
-# 5e-8, as those of a "group" of one seed do. Training then amplifies that rounding, IQL most
-# (its expectile weight jumps between 0.7 and 0.3 when a rounding flips the sign of a
-# near-zero residual, and Adam turns rounding-sized gradients into lr-sized steps). Measured
+# 5e-8 (3 seeds, Hopper batches), as those of a "group" of one seed do. Training amplifies
+# that rounding, IQL most (likely, not measured: its expectile weight jumps between 0.7 and
+# 0.3 when rounding flips the sign of a near-zero residual, and Adam scales rounding-sized
+# gradients up to lr-sized steps). Measured
 # on this test's data, IQL, 1 thread, the worst tensor of each seed: after 50 updates a
 # 3-seed group is 1.1e-9 to 2.5e-9 from the separate runs, a group of one seed (the same
 # reordering, nothing shared) 1.0e-9 to 2.0e-9, the separate run on 2 threads instead of 1
