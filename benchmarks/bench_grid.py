@@ -12,6 +12,12 @@ evaluations at step 0 and at the end) weigh more than in a 500k-step run; the pe
 what `bench_update.py` measures. The default grid mixes CQL and IQL like the study does.
 
     python benchmarks/bench_grid.py --rounds 2 --steps 1000 --json grid.json
+
+`--seeds-per-process N` compares instead, on one worker per core, the grid's runs for seeds
+0..N-1 executed as separate processes or N seeds stacked in one process (`SeedGroup`, what
+`run_phase1.py --seeds_per_process N` does):
+
+    python benchmarks/bench_grid.py --algo iql --k 0 30 --seeds-per-process 3 --rounds 3
 """
 
 from __future__ import annotations
@@ -27,16 +33,17 @@ from typing import Any
 from common import load_average, machine_info, write_json
 
 from hybrid_rl.launch.executor import run_grid
-from hybrid_rl.train import TrainConfig
+from hybrid_rl.runs.spec import RunSpec
+from hybrid_rl.train import SeedGroup, TrainConfig
 
 
-def grid(args: argparse.Namespace, results_dir: Path) -> list[TrainConfig]:
+def grid(args: argparse.Namespace, results_dir: Path, seeds: int = 1) -> list[TrainConfig]:
     return [
         TrainConfig(
             algo=algo,
             dataset=args.dataset,
             k_percent=k,
-            seed=0,
+            seed=seed,
             total_steps=args.steps,
             log_every=args.steps,
             eval_every=args.steps,
@@ -46,6 +53,17 @@ def grid(args: argparse.Namespace, results_dir: Path) -> list[TrainConfig]:
         )
         for algo in args.algo
         for k in args.k
+        for seed in range(seeds)
+    ]
+
+
+def units(configs: list[TrainConfig], seeds_per_process: int) -> list[RunSpec]:
+    """The runs as the launcher gets them: separate, or consecutive seeds grouped."""
+    if seeds_per_process == 1:
+        return list(configs)
+    return [
+        SeedGroup(tuple(configs[i : i + seeds_per_process]))
+        for i in range(0, len(configs), seeds_per_process)
     ]
 
 
@@ -60,25 +78,40 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--seeds-per-process",
+        type=int,
+        default=1,
+        help="N > 1: compare N seeds stacked per process with separate processes",
+    )
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     info = machine_info()
-    splits = {
-        f"{cores} worker(s) × 1 thread": (cores, 1),
-        f"1 worker × {cores} threads": (1, cores),
-    }
+    stacked = args.seeds_per_process
+    # name: (workers, threads, seeds per process)
+    splits = (
+        {
+            f"{cores} workers, separate runs": (cores, 1, 1),
+            f"{cores} workers, {stacked} seeds/process": (cores, 1, stacked),
+        }
+        if stacked > 1
+        else {
+            f"{cores} worker(s) × 1 thread": (cores, 1, 1),
+            f"1 worker × {cores} threads": (1, cores, 1),
+        }
+    )
 
     seconds: dict[str, list[float]] = {name: [] for name in splits}
-    runs = len(args.algo) * len(args.k)
+    runs = len(args.algo) * len(args.k) * stacked
     with tempfile.TemporaryDirectory(prefix="bench-grid-") as scratch:
         for round_index in range(args.rounds):
-            for name, (workers, threads) in splits.items():
-                folder = Path(scratch) / f"round{round_index}-{workers}x{threads}"
-                configs = grid(args, folder)
+            for name, (workers, threads, per_process) in splits.items():
+                folder = Path(scratch) / f"round{round_index}-{workers}x{threads}x{per_process}"
+                specs = units(grid(args, folder, stacked), per_process)
                 start = time.perf_counter()
-                summary = run_grid(configs, workers=workers, threads=threads, progress=False)
+                summary = run_grid(specs, workers=workers, threads=threads, progress=False)
                 seconds[name].append(time.perf_counter() - start)
-                if summary.count("completed") != runs:
+                if summary.count("completed") != len(specs):
                     raise SystemExit(f"{name}: not every run completed: {summary.line()}")
                 print(
                     f"round {round_index + 1}/{args.rounds}, {name}: {summary.line()}", flush=True
@@ -86,7 +119,7 @@ def main() -> None:
     info["load_average_after"] = load_average()
 
     rows: list[dict[str, Any]] = []
-    for name, (workers, threads) in splits.items():
+    for name, (workers, threads, _) in splits.items():
         median = statistics.median(seconds[name])
         rows.append(
             {
@@ -102,7 +135,13 @@ def main() -> None:
     fastest = min(rows, key=lambda row: row["seconds"])
     result = {
         "machine": info,
-        "grid": {"algo": args.algo, "k": args.k, "dataset": args.dataset, "steps": args.steps},
+        "grid": {
+            "algo": args.algo,
+            "k": args.k,
+            "seeds": stacked,
+            "dataset": args.dataset,
+            "steps": args.steps,
+        },
         "rows": rows,
         "faster": fastest["split"],
         "speedup": round(max(r["seconds"] for r in rows) / fastest["seconds"], 2),
@@ -111,13 +150,16 @@ def main() -> None:
         f"\n{info['date']} | {info['cpu']} | {cores} cores | torch {info['torch']} | "
         f"load before {info['load_average_1_5_15']}, after {info['load_average_after']}"
     )
-    print(f"grid: {runs} runs ({' '.join(args.algo)} × k {args.k}) of {args.steps} steps")
-    header = f"{'split':<28}{'seconds':>9}{'runs/hour':>11}{'steps/hour':>12}"
+    print(
+        f"grid: {runs} runs ({' '.join(args.algo)} × k {args.k} × {stacked} seed(s)) of "
+        f"{args.steps} steps"
+    )
+    header = f"{'split':<32}{'seconds':>9}{'runs/hour':>11}{'steps/hour':>12}"
     print(header)
     print("-" * len(header))
     for row in rows:
         print(
-            f"{row['split']:<28}{row['seconds']:>9.1f}{row['runs_per_hour']:>11.1f}"
+            f"{row['split']:<32}{row['seconds']:>9.1f}{row['runs_per_hour']:>11.1f}"
             f"{row['steps_per_hour']:>12,}"
         )
     print(f"faster: {result['faster']} ({result['speedup']}×)")

@@ -39,6 +39,7 @@ PHASE1 = [
     "--results_dir",
     "--plots_dir",
     "--reward_scale_data",
+    "--seeds_per_process",
     *EXECUTION,
 ]
 PHASE2 = [
@@ -83,6 +84,7 @@ STUDY = [
     "--phase2_preset",
     "--arms",
     "--phase1_steps",
+    "--seeds_per_process",
     "--online_steps",
     "--n_ensemble",
     "--bonus_coeff",

@@ -391,6 +391,10 @@ class FinetuneConfig:
         return self.online_steps
 
     @property
+    def folders(self) -> tuple[RunFolder, ...]:
+        return (self.folder,)
+
+    @property
     def prerequisite(self) -> RunFolder | None:
         return self.phase1_train_config().folder
 

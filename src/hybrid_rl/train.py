@@ -10,7 +10,7 @@ shared loop is `runs.loop`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -22,6 +22,7 @@ from hybrid_rl.algos.agent import Agent
 from hybrid_rl.algos.ensemble import MAX_MEMBERS, PHASE1_MEMBERS
 from hybrid_rl.algos.precision import Precision, check_precision
 from hybrid_rl.algos.registry import PRECISION_ALGOS, get_algorithm
+from hybrid_rl.algos.seed_stack import SeedStack, stackable
 from hybrid_rl.behavior.replica import ensure_replica
 from hybrid_rl.data.corruption import (
     AttackMode,
@@ -38,10 +39,10 @@ from hybrid_rl.eval.rollout import PolicyEvaluator
 from hybrid_rl.provenance import git_commit, software_versions
 from hybrid_rl.runs.folder import RunFolder
 from hybrid_rl.runs.identity import check_same_run, identity_conflict
-from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
+from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_lockstep, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.runs.spec import RunCost
-from hybrid_rl.seeding import resolve_device, seed_everything
+from hybrid_rl.seeding import resolve_device, rng_state, seed_everything
 from hybrid_rl.settings import EXECUTION, added_setting, with_former_settings
 
 
@@ -150,6 +151,10 @@ class TrainConfig:
         return RunFolder(self.run_dir)
 
     @property
+    def folders(self) -> tuple[RunFolder, ...]:
+        return (self.folder,)
+
+    @property
     def budget(self) -> int:
         return self.total_steps
 
@@ -254,13 +259,25 @@ def train_offline(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         return finished
     if resume is not None:
         check_same_run(config, folder.read_config(), folder.path)
+    agent, dataset, env_id = _start_run(config, device)
+    evaluator = PolicyEvaluator(env_id, config.eval_episodes, device)
+    writer = _tensorboard_writer(folder.path) if config.tensorboard else None
+    task = OfflineTask(config, agent, dataset, evaluator, writer)
+    return run_loop(
+        folder, task, config.cadence, resume, device, config.loss_variance_window, progress
+    )
+
+
+def _start_run(config: TrainConfig, device: torch.device) -> tuple[Agent, OfflineDataset, str]:
+    """Seed, prepare the dataset, build the agent and write config.json, as every run starts;
+    the agent, the dataset and the env id to evaluate in."""
     seed_everything(config.seed)
     loaded, dataset, stats, reward_scale, reward_scales = prepare_dataset(config, device)
     agent = get_algorithm(config.algo).agent_class(
         dataset.obs_dim, dataset.act_dim, config.agent, device
     )
     agent.set_observation_statistics(dataset.observation_mean, dataset.observation_std)
-    folder.write_config(
+    config.folder.write_config(
         {
             "run_name": config.run_name,
             "config": dataclasses.asdict(config),
@@ -274,14 +291,176 @@ def train_offline(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             "reward_scales": reward_scales,
         }
     )
-    evaluator = PolicyEvaluator(
-        loaded.provenance.env_id or config.dataset, config.eval_episodes, device
+    return agent, dataset, loaded.provenance.env_id or config.dataset
+
+
+@dataclass(frozen=True)
+class SeedGroup:
+    """Runs that differ only in their seed, executed in one process as one seed stack
+    (`algos.seed_stack`): each keeps its own folder, files, data stream, RNG and evaluation,
+    and ends with the results its separate run would have (up to float rounding).
+
+    A launcher sees it as one run (`runs.spec.RunSpec`) writing several folders.
+    """
+
+    runs: tuple[TrainConfig, ...]
+
+    def __post_init__(self) -> None:
+        first = self.runs[0]
+        if not stackable(get_algorithm(first.algo).agent_class):
+            raise ValueError(
+                f"{first.algo} runs cannot share a process (seeds_per_process > 1 stacks "
+                "iql, bc and td3bc); run them with seeds_per_process 1"
+            )
+        others = {repr(dataclasses.replace(run, seed=first.seed)) for run in self.runs}
+        if len(others) != 1 or len({run.seed for run in self.runs}) != len(self.runs):
+            raise ValueError("a seed group holds runs that differ in their seed only")
+
+    @property
+    def run_name(self) -> str:
+        seeds = "+".join(str(run.seed) for run in self.runs)
+        return f"{self.runs[0].run_name.rsplit('_s', 1)[0]}_s{seeds}"
+
+    @property
+    def folders(self) -> tuple[RunFolder, ...]:
+        return tuple(run.folder for run in self.runs)
+
+    @property
+    def budget(self) -> int:
+        return sum(run.budget for run in self.runs)
+
+    @property
+    def prerequisite(self) -> RunFolder | None:
+        return None
+
+    @property
+    def device(self) -> str:
+        return self.runs[0].device
+
+    @property
+    def cost(self) -> RunCost:
+        # Priced as its runs one after the other: stacked IQL seeds ran at 0.9-1.2x the
+        # per-seed speed of separate runs in first timings on a loaded machine
+        # (docs/scaling.md); what they gain is to be measured by benchmarks/bench_grid.py.
+        return dataclasses.replace(self.runs[0].cost, runs=len(self.runs))
+
+    def identity_conflict(self) -> str | None:
+        conflicts = [
+            f"{run.folder.path}: {conflict}"
+            for run in self.runs
+            if (conflict := run.identity_conflict()) is not None
+        ]
+        return "; ".join(conflicts) or None
+
+    def execute(self, progress: bool) -> dict[str, Any]:
+        results = train_offline_group(self.runs, progress)
+        statuses = {metrics["status"] for metrics in results}
+        return {"status": "diverged" if "diverged" in statuses else "completed"}
+
+
+class SeedTask(OfflineTask):
+    """One seed of a seed stack as the loop sees it: its own data stream, evaluation and
+    checkpoint; the stack does the update of all seeds at once."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        stack: SeedStack,
+        index: int,
+        dataset: OfflineDataset,
+        evaluator: PolicyEvaluator,
+        rng: dict[str, Any],
+    ) -> None:
+        super().__init__(config, stack.agents[index], dataset, evaluator, writer=None)
+        self.stack, self.index, self._rng = stack, index, rng
+
+    def evaluate(self, step: int, log: MetricsLog) -> None:
+        self.agent = self.stack.seed_agent(self.index)
+        super().evaluate(step, log)
+
+    def state_dict(self, final: bool) -> dict[str, Any]:
+        return {"agent": self.stack.state_dict(self.index), "sampler": self.dataset.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.dataset.load_state_dict(state["sampler"])  # the agent: by the whole stack
+
+    def rng_state(self) -> dict[str, Any]:
+        # The seed's own torch stream in place of the process's (python and numpy are not
+        # drawn from after the start; they are kept as they were then).
+        return {**self._rng, "torch": self.stack.generators[self.index].get_state()}
+
+    def restore_rng_state(self, state: dict[str, Any]) -> None:
+        self.stack.generators[self.index].set_state(state["torch"])
+
+    def close(self) -> None:
+        """The evaluator is shared by the group; it closes it."""
+
+
+def train_offline_group(runs: Sequence[TrainConfig], progress: bool = True) -> list[dict[str, Any]]:
+    """Run (or resume, or skip if complete) runs that differ only in their seed as seed
+    stacks; returns each run's metrics. Unfinished runs resumed from the same step train
+    together; runs resumed from different steps (a stop between two runs' checkpoints) train
+    in one stack per step, one after the other."""
+    device = resolve_device(runs[0].device)
+    results: dict[str, dict[str, Any]] = {}
+    by_start: dict[int, list[tuple[TrainConfig, dict[str, Any] | None]]] = {}
+    for config in runs:
+        resume = config.folder.load_checkpoint(device)
+        if (finished := finished_metrics(resume)) is not None:
+            results[config.run_name] = finished
+            continue
+        if resume is not None:
+            check_same_run(config, config.folder.read_config(), config.folder.path)
+        by_start.setdefault(0 if resume is None else int(resume["step"]), []).append(
+            (config, resume)
+        )
+    for members in by_start.values():
+        metrics = _train_stack(members, device, progress)
+        results |= {config.run_name: m for (config, _), m in zip(members, metrics, strict=True)}
+    return [results[config.run_name] for config in runs]
+
+
+def _train_stack(
+    members: Sequence[tuple[TrainConfig, dict[str, Any] | None]],
+    device: torch.device,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    agents, datasets, generators, rngs = [], [], [], []
+    for config, _ in members:
+        agent, dataset, env_id = _start_run(config, device)
+        agents.append(agent)
+        datasets.append(dataset)
+        rngs.append(rng_state())
+        generator = torch.Generator(device)
+        generator.set_state(
+            torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state(device)
+        )
+        generators.append(generator)
+    first = members[0][0]
+    host = get_algorithm(first.algo).agent_class(
+        datasets[0].obs_dim, datasets[0].act_dim, first.agent, device
     )
-    writer = _tensorboard_writer(folder.path) if config.tensorboard else None
-    task = OfflineTask(config, agent, dataset, evaluator, writer)
-    return run_loop(
-        folder, task, config.cadence, resume, device, config.loss_variance_window, progress
-    )
+    stack = SeedStack(agents, host, generators)
+    resumes = [resume for _, resume in members]
+    if resumes[0] is not None:
+        stack.load_state_dicts([resume["agent"] for resume in resumes if resume is not None])
+    evaluator = PolicyEvaluator(env_id, first.eval_episodes, device)
+    tasks = [
+        SeedTask(config, stack, index, datasets[index], evaluator, rngs[index])
+        for index, (config, _) in enumerate(members)
+    ]
+    batch_size = first.agent.batch_size
+
+    def step(_: int) -> list[dict[str, Tensor]]:
+        return stack.update([dataset.sample(batch_size) for dataset in datasets])
+
+    runs = [
+        (config.folder, task, resume) for (config, resume), task in zip(members, tasks, strict=True)
+    ]
+    try:
+        return run_lockstep(runs, step, first.cadence, device, first.loss_variance_window, progress)
+    finally:
+        evaluator.close()
 
 
 def _tensorboard_writer(run_dir: Path) -> Any:

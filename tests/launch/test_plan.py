@@ -114,3 +114,29 @@ def test_the_full_study_never_starts_a_phase2_run_before_its_phase1_run_ends(emp
     for start, _ in times.values():
         assert sum(s <= start < e for s, e in times.values()) <= slots
     assert plan.wall_seconds(slots) >= plan.bound_seconds(slots) - 1e-6
+
+
+def test_a_seed_group_is_planned_as_one_slot_and_counted_as_its_seeds(empty_caches, known_speeds):
+    # Three IQL seeds of one cell in one process, then a Phase II run of each seed.
+    study = Study.create(
+        algos=("iql",),
+        datasets=("halfcheetah-medium-v2",),
+        k_percents=(0.0,),
+        seeds=(0, 1, 2),
+        eval_episodes=2,
+        phase1={"total_steps": 10_000, "seeds_per_process": 3},
+        phase2={"online_steps": 5_000, "bonus_types": ("ensemble",)},
+    )
+    plan = StudyPlan.of(study.configs())
+    # The group: one start, its seeds' updates and evaluations one after the other.
+    group = 2 + 3 * 10_000 / 100 + 3 * (10_000 // 5_000 + 1) * 2 * 0.5
+    assert plan.runs[0].seconds == pytest.approx(group)
+    # Every Phase II run waits for the group, through its own seed's folder.
+    assert [r.prerequisite for r in plan.runs[1:]] == [plan.runs[0].name] * 3
+    lines = plan.lines(2, PlanOptions(plan_nodes=(1,), plan_cores=2))
+    assert lines[0] == "Plan: 3 Phase I, 3 Phase II runs; nothing is run or written."
+    rows = table_rows(lines)
+    assert ["Phase I", "IQL", "3", "10,000 updates", "1.00", "3 × 2 episodes"] in [
+        row[:6] for row in rows
+    ]
+    assert ["Phase I", "IQL", "3", "30,000 updates"] in [row[:4] for row in rows]

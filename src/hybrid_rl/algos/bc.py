@@ -7,7 +7,7 @@ to 1; the gap between the two isolates what IQL's value weighting adds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ class BCConfig:
 class BC:
     """BC agent: `update(batch)` does one maximum-likelihood step of the actor."""
 
+    # The methods through which `update` reads the networks (see `algos.seed_stack`).
+    SEED_STACKED_METHODS: ClassVar[tuple[str, ...]] = ("losses",)
+
     def __init__(
         self, obs_dim: int, act_dim: int, config: BCConfig, device: str | torch.device = "cpu"
     ) -> None:
@@ -48,13 +51,17 @@ class BC:
         mse = (mean - actions).pow(2).mean()
         return -log_prob.mean(), mse
 
+    def losses(self, batch: TransitionBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        """The actor loss of one update, and the metrics."""
+        actor_loss, mse = self.actor_loss(self.normalizer(batch.observations), batch.actions)
+        return actor_loss, {"actor_loss": actor_loss.detach(), "action_mse": mse.detach()}
+
     def update(self, batch: TransitionBatch) -> dict[str, Tensor]:
-        obs = self.normalizer(batch.observations)
-        actor_loss, mse = self.actor_loss(obs, batch.actions)
+        actor_loss, metrics = self.losses(batch)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
-        return {"actor_loss": actor_loss.detach(), "action_mse": mse.detach()}
+        return metrics
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool) -> Tensor:

@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -112,6 +112,9 @@ def cosine_decay(step: int, max_steps: int) -> float:
 class IQL:
     """IQL agent: `update(batch)` does one value, critic and actor step."""
 
+    # The methods through which `update` reads the networks (see `algos.seed_stack`).
+    SEED_STACKED_METHODS: ClassVar[tuple[str, ...]] = ("losses",)
+
     def __init__(
         self, obs_dim: int, act_dim: int, config: IQLConfig, device: str | torch.device = "cpu"
     ) -> None:
@@ -137,7 +140,9 @@ class IQL:
         self.actor_opt = make_adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = make_adam(self.critic.parameters(), config.critic_lr)
         self.value_opt = make_adam(self.value.parameters(), config.value_lr)
-        self._losses = MaybeCompiled(self.losses, config.compile)
+        # `self.losses` looked up at each call, so that a seed stack's version of it
+        # (`algos.seed_stack`) is the one run, and compiled.
+        self._losses = MaybeCompiled(lambda batch: self.losses(batch), config.compile)
         self.actor_scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.actor_opt,
             lambda step: (

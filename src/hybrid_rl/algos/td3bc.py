@@ -21,7 +21,7 @@ import copy
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -74,6 +74,9 @@ class DeterministicTanhActor(nn.Module):
 class TD3BC:
     """TD3+BC agent: `update(batch)` does one critic step, and every `policy_delay`-th update
     also one actor step and the soft updates of both targets."""
+
+    # The methods through which `update` reads the networks (see `algos.seed_stack`).
+    SEED_STACKED_METHODS: ClassVar[tuple[str, ...]] = ("critic_losses", "actor_losses")
 
     def __init__(
         self, obs_dim: int, act_dim: int, config: TD3BCConfig, device: str | torch.device = "cpu"
@@ -137,35 +140,57 @@ class TD3BC:
         bc_loss = (policy_actions - actions).pow(2).mean()
         return -q_lambda * q.mean() + bc_loss, bc_loss.detach(), q_lambda
 
-    def update(self, batch: TransitionBatch) -> dict[str, Tensor]:
-        """One update; `actor_loss`, `bc_loss` and `q_lambda` are reported on actor steps only."""
-        config = self.config
+    def critic_losses(
+        self, batch: TransitionBatch, smoothing_noise: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The critic loss of one update on raw `batch`, and its metrics."""
         obs = self.normalizer(batch.observations)
         next_obs = self.normalizer(batch.next_observations)
-
-        smoothing_noise = torch.randn_like(batch.actions) * config.policy_noise
         critic_loss, q = self.critic_loss(obs, next_obs, batch, smoothing_noise)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
         metrics = {
             "critic_loss": critic_loss.detach(),
             "q_data_mean": q.mean(),
             "q_data_std": q.std(),
         }
+        return critic_loss, metrics
+
+    def actor_losses(self, batch: TransitionBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        """The actor loss of an actor step on raw `batch` (with the critic just updated), and
+        its metrics."""
+        obs = self.normalizer(batch.observations)
+        actor_loss, bc_loss, q_lambda = self.actor_loss(obs, batch.actions)
+        return actor_loss, {
+            "actor_loss": actor_loss.detach(),
+            "bc_loss": bc_loss,
+            "q_lambda": q_lambda,
+        }
+
+    def standard_normal(self, like: Tensor) -> Tensor:
+        """N(0, 1) noise shaped like `like`, from torch's global generator (the one random
+        draw of an update; a seed stack draws each seed's from its own generator)."""
+        return torch.randn_like(like)
+
+    def update(self, batch: TransitionBatch) -> dict[str, Tensor]:
+        """One update; `actor_loss`, `bc_loss` and `q_lambda` are reported on actor steps only."""
+        config = self.config
+        smoothing_noise = self.standard_normal(batch.actions) * config.policy_noise
+        critic_loss, metrics = self.critic_losses(batch, smoothing_noise)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
 
         self.update_count += 1
         if int(self.update_count) % config.policy_delay == 0:
             # The actor loss must not train the critic: keep its parameters out of the graph.
             self.critic.requires_grad_(False)
-            actor_loss, bc_loss, q_lambda = self.actor_loss(obs, batch.actions)
+            actor_loss, actor_metrics = self.actor_losses(batch)
             self.critic.requires_grad_(True)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()
             soft_update(self.actor_target, self.actor, config.tau)
             soft_update(self.critic_target, self.critic, config.tau)
-            metrics |= {"actor_loss": actor_loss.detach(), "bc_loss": bc_loss, "q_lambda": q_lambda}
+            metrics |= actor_metrics
         return metrics
 
     @torch.no_grad()

@@ -58,10 +58,11 @@ def run_phase1_command(args: argparse.Namespace) -> int:
     failed = 0
     if not execution.plot_only:
         headline = f"phase1: {len(configs)} runs in {grid.results_dir}"
-        print_estimate(headline, configs, execution)
+        runs = grid.run_specs(configs)
+        print_estimate(headline, runs, execution)
         with datasets_loaded_once((c.dataset, c.source) for c in configs):
             summary = run_grid(
-                configs,
+                runs,
                 execution.workers,
                 execution.threads,
                 launcher=execution.remote_launcher(),

@@ -39,6 +39,7 @@ STUDY_FIELDS: tuple[tuple[str, str | None, str | None], ...] = (
     ("phase2_preset", None, "phase2_presets"),
     ("arms", None, "arms"),
     ("phase1_steps", "total_steps", None),
+    ("seeds_per_process", "seeds_per_process", None),
     ("online_steps", None, "online_steps"),
     ("n_ensemble", None, "n_ensemble"),
     ("bonus_coeff", None, "bonus_coeff"),
@@ -134,8 +135,8 @@ def run_study_command(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if not execution.plot_only:
-        phase1_runs = len(study.phase1.expand())
-        headline = f"study: {phase1_runs} Phase I + {len(configs) - phase1_runs} Phase II runs"
+        phase1_runs, phase2_runs = len(study.phase1.expand()), len(study.phase2.expand())
+        headline = f"study: {phase1_runs} Phase I + {phase2_runs} Phase II runs"
         print_estimate(headline, configs, execution)
     result = run_study(
         study,

@@ -45,7 +45,7 @@ def estimate_wall_time(configs: Sequence[RunSpec], workers: int) -> WallTimeEsti
     Phase I dataset not on disk yet adds a replica build. The runs take
     max(total run time / workers, longest Phase I + Phase II chain)."""
     data_seconds, lines = data_preparation(configs)
-    pending = [c for c in configs if c.folder.status() not in FINISHED_STATUSES]
+    pending = [c for c in configs if any(f.status() not in FINISHED_STATUSES for f in c.folders)]
     seconds = {c.run_name: run_seconds(c) for c in pending}
     for phase in dict.fromkeys(c.cost.phase for c in pending):
         lines += _phase_lines(phase, [c for c in pending if c.cost.phase == phase], seconds)
@@ -86,10 +86,14 @@ def _phase_lines(phase: str, runs: Sequence[RunSpec], seconds: Mapping[str, floa
     for algo in sorted({c.cost.algo for c in runs}):
         own = [c for c in runs if c.cost.algo == algo]
         rate = _updates_per_second(algo) / own[0].cost.updates_per_step
+        count = sum(c.cost.runs for c in own)
+        # seed groups: several runs per process, each process timed
+        each = "each" if count == len(own) else f"per process ({len(own)} processes)"
         lines.append(
-            f"{phase}: {len(own)} {algo.upper()} run{'s' if len(own) != 1 else ''} × "
-            f"{max(c.budget for c in own):,} {own[0].cost.step_unit} at ~{rate:.0f}/s, plus "
-            f"evaluations and start-up: ~{max(seconds[c.run_name] for c in own) / 60:.1f} min each"
+            f"{phase}: {count} {algo.upper()} run{'s' if count != 1 else ''} × "
+            f"{max(c.budget // c.cost.runs for c in own):,} {own[0].cost.step_unit} at "
+            f"~{rate:.0f}/s, plus evaluations and start-up: "
+            f"~{max(seconds[c.run_name] for c in own) / 60:.1f} min {each}"
         )
     return lines
 
@@ -114,7 +118,7 @@ def run_seconds(config: RunSpec) -> float:
     """What `config` takes on one single-threaded worker, at the speeds above."""
     cost = config.cost
     rate = _updates_per_second(cost.algo)
-    eval_seconds = cost.evaluations * cost.eval_episodes * EVAL_SECONDS_PER_EPISODE
+    eval_seconds = cost.runs * cost.evaluations * cost.eval_episodes * EVAL_SECONDS_PER_EPISODE
     return RUN_START_SECONDS + config.budget * cost.updates_per_step / rate + eval_seconds
 
 

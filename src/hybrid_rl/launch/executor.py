@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 import torch
 from tqdm import tqdm
 
-from hybrid_rl.runs.folder import FINISHED_STATUSES
+from hybrid_rl.runs.folder import FINISHED_STATUSES, RunFolder
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.runs.spec import RunSpec
 
@@ -134,7 +134,7 @@ def run_grid(
         conflict = _conflict_with_saved_run(config)
         if conflict is not None:
             outcomes[config.run_name] = RunOutcome(config.run_name, "failed", conflict)
-        elif config.folder.status() in FINISHED_STATUSES:
+        elif all(folder.status() in FINISHED_STATUSES for folder in config.folders):
             outcomes[config.run_name] = RunOutcome(config.run_name, "skipped")
         else:
             pending.append(config)
@@ -216,7 +216,7 @@ class _Queue:
 
     def __init__(self, pending: Sequence[RunSpec]) -> None:
         self._waiting = list(pending)
-        self._unfinished = {c.folder.key for c in pending}
+        self._unfinished = {f.key for c in pending for f in c.folders}
 
     def next_ready(self) -> RunSpec | None:
         for config in self._waiting:
@@ -227,7 +227,7 @@ class _Queue:
         return None
 
     def finished(self, config: RunSpec) -> None:
-        self._unfinished.discard(config.folder.key)
+        self._unfinished.difference_update(f.key for f in config.folders)
 
 
 class _RunCounter:
@@ -305,15 +305,21 @@ class _StepCounter:
 
 
 def _logged_steps(config: RunSpec) -> int:
+    """The steps its unfinished run folders' metrics.json files logged."""
+    budget = config.budget // len(config.folders)
+    return sum(_folder_steps(folder, budget) for folder in config.folders)
+
+
+def _folder_steps(folder: RunFolder, budget: int) -> int:
     """The last step an unfinished run's metrics.json logged (0 without one)."""
     try:
-        metrics = config.folder.read_metrics()
+        metrics = folder.read_metrics()
         if metrics is None or metrics["status"] != "running":
             return 0  # none yet, or left over from an earlier attempt that failed
         steps = metrics["train"]["steps"]
     except (RuntimeError, KeyError, TypeError):  # damaged: the run will report it
         return 0
-    return min(int(steps[-1]), config.budget) if steps else 0
+    return min(int(steps[-1]), budget) if steps else 0
 
 
 def _init_worker(threads: int, parent_pid: int) -> None:
@@ -339,25 +345,25 @@ def _conflict_with_saved_run(config: RunSpec) -> str | None:
         return str(err)
     if conflict is None:
         return None
+    paths = " ".join(str(folder.path) for folder in config.folders)
     return (
-        f"{config.folder.path} holds a run with a different config ({conflict}); left "
-        f"untouched. Use another --results_dir, or `hybrid-rl runs reset {config.folder.path}` "
-        "to rerun it"
+        f"{paths} holds a run with a different config ({conflict}); left untouched. Use "
+        f"another --results_dir, or `hybrid-rl runs reset {paths}` to rerun it"
     )
 
 
 def record_failure(config: RunSpec, err: BaseException) -> RunOutcome:
-    """Mark the run failed in its metrics.json, keeping any metrics it had logged."""
-    try:
-        state = config.folder.read_metrics()
-    except RuntimeError:  # damaged: replaced by the failure record
-        state = None
-    log = MetricsLog(state)
+    """Mark the run's unfinished folders failed in their metrics.json, keeping any metrics
+    they had logged."""
     message = f"{type(err).__name__}: {err}"
-    log.finish(
-        "failed",
-        error=message,
-        traceback="".join(traceback.format_exception(err)),
-    )
-    config.folder.write_metrics(log.data)
+    for folder in config.folders:
+        try:
+            state = folder.read_metrics()
+        except RuntimeError:  # damaged: replaced by the failure record
+            state = None
+        log = MetricsLog(state)
+        if log.status in FINISHED_STATUSES:
+            continue
+        log.finish("failed", error=message, traceback="".join(traceback.format_exception(err)))
+        folder.write_metrics(log.data)
     return RunOutcome(config.run_name, "failed", message)

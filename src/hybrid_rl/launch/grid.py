@@ -19,6 +19,7 @@ from typing import Any, Literal
 from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS, PHASE1_MEMBERS
 from hybrid_rl.algos.precision import PRECISIONS, Precision, check_precision
 from hybrid_rl.algos.registry import ALGORITHMS, PHASE2_ALGORITHMS, PRECISION_ALGOS
+from hybrid_rl.algos.seed_stack import stackable
 from hybrid_rl.data.corruption import (
     ATTACK_TARGETS,
     REMOVAL_MODES,
@@ -38,8 +39,9 @@ from hybrid_rl.finetune import (
     FinetuneConfig,
     preset_options,
 )
+from hybrid_rl.runs.spec import RunSpec
 from hybrid_rl.seeding import resolve_device
-from hybrid_rl.train import TrainConfig
+from hybrid_rl.train import SeedGroup, TrainConfig
 
 GRID_ALGOS = ("cql", "iql")  # `--algo all` adds BC (Phase I) and TD3+BC
 STUDY_DATASETS = ("halfcheetah-medium-v2", "hopper-medium-v2")
@@ -222,6 +224,13 @@ class Phase1Grid:
         "clean | corrupted: the data IQL's reward scale (1000 / return range) is computed on",
     )
     tensorboard: bool = option(_TRAIN_DEFAULTS["tensorboard"], None)
+    seeds_per_process: int = option(
+        1,
+        "seeds_per_process",
+        "up to this many seeds of one condition trained in one process, their networks "
+        "stacked (iql, bc, td3bc; each seed keeps its own run folder, and its results "
+        "match its separate run's up to float rounding)",
+    )
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.algos if a not in ALGORITHMS]
@@ -290,6 +299,24 @@ class Phase1Grid:
             ("n_critics", "algos"),
             f"{', '.join(criticless)} train(s) no critic; n_critics {self.n_critics} applies "
             "to algorithms with a critic only (e.g. --algo cql,iql)",
+        )
+        _require(
+            self.seeds_per_process >= 1,
+            "seeds_per_process",
+            f"seeds_per_process must be at least 1, got {self.seeds_per_process}",
+        )
+        unstackable = [a for a in self.algos if not stackable(ALGORITHMS[a].agent_class)]
+        _require(
+            self.seeds_per_process == 1 or not unstackable,
+            ("seeds_per_process", "algos"),
+            f"seeds_per_process {self.seeds_per_process} stacks iql, bc and td3bc runs, not "
+            f"{', '.join(unstackable)}; run {', '.join(unstackable)} in a command of its own "
+            "with seeds_per_process 1",
+        )
+        _require(
+            self.seeds_per_process == 1 or not self.tensorboard,
+            ("seeds_per_process", "tensorboard"),
+            "runs sharing a process write no TensorBoard logs; use seeds_per_process 1",
         )
 
     def validate(self) -> list[TrainConfig]:
@@ -363,6 +390,21 @@ class Phase1Grid:
             for seed in self.seeds
             for dataset, algo, condition in self.cells()
         ]
+
+    def run_specs(self, configs: Sequence[TrainConfig]) -> list[RunSpec]:
+        """What the launcher executes: `configs` as they are, or (`seeds_per_process` > 1)
+        each cell's runs in `SeedGroup`s of up to that many seeds, in the order of their
+        first seed."""
+        if self.seeds_per_process == 1:
+            return list(configs)
+        cells: dict[str, list[TrainConfig]] = {}
+        for config in configs:
+            cells.setdefault(repr(dataclasses.replace(config, seed=0)), []).append(config)
+        size = self.seeds_per_process
+        groups = [
+            tuple(runs[i : i + size]) for runs in cells.values() for i in range(0, len(runs), size)
+        ]
+        return [group[0] if len(group) == 1 else SeedGroup(group) for group in groups]
 
 
 def run_fields(condition: CorruptionConfig) -> dict[str, Any]:

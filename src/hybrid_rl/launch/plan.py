@@ -12,7 +12,7 @@ the study's wall time however many nodes there are.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from hybrid_rl.launch import estimate
@@ -62,8 +62,9 @@ class PlannedRun:
 def planned_runs(configs: Sequence[RunSpec]) -> list[PlannedRun]:
     """Every run of `configs` in order, finished or not, timed by `estimate.run_seconds`. A
     prerequisite that is not among `configs` (a Phase I run of an earlier grid) is taken as
-    finished."""
-    names = {c.folder.key: c.run_name for c in configs}
+    finished. A seed group (several runs in one process) is planned as one, waited for by
+    each of its runs' folders."""
+    names = {folder.key: c.run_name for c in configs for folder in c.folders}
     return [
         PlannedRun(
             c.run_name,
@@ -138,7 +139,9 @@ class StudyPlan:
         """The plan as text: speeds, each kind of run's cost, totals, and the wall time on
         `workers` slots here and on each cluster of `options`."""
         phases = list(dict.fromkeys(r.cost.phase for r in self.runs))
-        counts = ", ".join(f"{sum(r.cost.phase == p for r in self.runs)} {p}" for p in phases)
+        counts = ", ".join(
+            f"{_count(r for r in self.runs if r.cost.phase == p)} {p}" for p in phases
+        )
         rates = sorted(estimate.UPDATES_PER_SECOND.items())
         speeds = ", ".join(f"{algo.upper()} {rate:g}" for algo, rate in rates)
         lines = [
@@ -156,11 +159,11 @@ class StudyPlan:
                     (
                         run.cost.phase,
                         run.cost.algo.upper(),
-                        str(len(same)),
-                        f"{run.steps:,} {run.cost.step_unit}",
+                        str(_count(same)),
+                        f"{run.steps // run.cost.runs:,} {run.cost.step_unit}",
                         f"{run.cost.updates_per_step:.2f}",
                         f"{run.cost.evaluations} × {run.cost.eval_episodes} episodes",
-                        f"{run.seconds / HOUR:.2f}",
+                        f"{run.seconds / run.cost.runs / HOUR:.2f}",
                     )
                     for same in _kinds(self.runs)
                     for run in same[:1]
@@ -206,13 +209,13 @@ class StudyPlan:
             (
                 phase,
                 algo.upper(),
-                str(len(runs)),
+                str(_count(runs)),
                 _steps_text(runs),
                 f"{sum(r.seconds for r in runs) / HOUR:.1f}",
             )
             for (phase, algo), runs in groups.items()
         ]
-        everything = ("all", "", str(len(self.runs)), "", f"{self.cpu_seconds / HOUR:.1f}")
+        everything = ("all", "", str(_count(self.runs)), "", f"{self.cpu_seconds / HOUR:.1f}")
         return [*rows, everything]
 
     def _wall_row(self, where: str, slots: int) -> tuple[str, ...]:
@@ -228,12 +231,18 @@ def _kinds(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
     """The runs in groups that cost the same, phase by phase, algos sorted."""
     kinds: dict[tuple[object, ...], list[PlannedRun]] = {}
     for run in runs:
-        key = (run.cost.phase, run.cost.algo, run.steps, run.cost.updates_per_step, run.seconds)
+        cost = run.cost
+        key = (cost.phase, cost.algo, run.steps, cost.updates_per_step, cost.runs, run.seconds)
         kinds.setdefault(key, []).append(run)
     phases = list(dict.fromkeys(r.cost.phase for r in runs))
     return sorted(
         kinds.values(), key=lambda same: (phases.index(same[0].cost.phase), same[0].cost.algo)
     )
+
+
+def _count(runs: Iterable[PlannedRun]) -> int:
+    """How many runs: a seed group counts its seeds."""
+    return sum(r.cost.runs for r in runs)
 
 
 def _steps_text(runs: Sequence[PlannedRun]) -> str:

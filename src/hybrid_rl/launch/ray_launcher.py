@@ -1,4 +1,5 @@
-"""Run a grid on a Ray cluster: one Ray task per run (`run_grid(..., launcher=RayLauncher())`).
+"""Run a grid on a Ray cluster: one Ray task per run (`run_grid(..., launcher=RayLauncher())`),
+or per seed group (`train.SeedGroup`: several runs in one process).
 
 Each task asks Ray for the run's torch threads as CPUs (1 by default, as a local pool worker
 of one core has) and for one GPU when the run's device is "cuda". A Phase II task takes its
@@ -92,11 +93,12 @@ class RayLauncher:
         try:
             _check_fits(ray.nodes(), pending, threads)
             task = ray.remote(_execute_run)
-            by_folder = {config.folder.key: config for config in pending}
+            # A seed group is one task writing several folders: each of them names it.
+            by_folder = {folder.key: config for config in pending for folder in config.folders}
             refs: dict[str, Any] = {}
 
             def submit(config: RunSpec) -> Any:
-                key = config.folder.key
+                key = config.run_name
                 if key not in refs:
                     prerequisite = config.prerequisite
                     waits_for = None
@@ -113,7 +115,7 @@ class RayLauncher:
 
             for config in pending:
                 submit(config)
-            running = {refs[config.folder.key]: config for config in pending}
+            running = {refs[config.run_name]: config for config in pending}
             while running:
                 [done], _ = ray.wait(list(running), num_returns=1)
                 config = running.pop(done)

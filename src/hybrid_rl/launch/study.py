@@ -74,13 +74,14 @@ class Study:
         )
 
     def configs(self) -> list[RunSpec]:
-        """Every Phase I run, then every Phase II run (each waits for its Phase I run)."""
-        return [*self.phase1.expand(), *self.phase2.expand()]
+        """Every Phase I run (seeds grouped per `seeds_per_process`), then every Phase II run
+        (each waits for its Phase I run)."""
+        return [*self.phase1.run_specs(self.phase1.expand()), *self.phase2.expand()]
 
     def validate(self) -> list[RunSpec]:
         """Everything a run of the study would refuse, checked before any run starts (see
         `Phase1Grid.validate`); returns `configs()`."""
-        return [*self.phase1.validate(), *self.phase2.validate()]
+        return [*self.phase1.run_specs(self.phase1.validate()), *self.phase2.validate()]
 
     def describe(self) -> list[str]:
         """What the study runs, in a few sentences (the report's introduction)."""

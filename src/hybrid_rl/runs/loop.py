@@ -10,7 +10,7 @@ Checkpoints are flat dicts: the task's state (e.g. "agent", "sampler") next to t
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,14 @@ class LoopTask:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore from a checkpoint (the whole flat dict)."""
 
+    def rng_state(self) -> dict[str, Any]:
+        """The random state a checkpoint saves: the process's generators."""
+        return rng_state()
+
+    def restore_rng_state(self, state: dict[str, Any]) -> None:
+        """Restore what `rng_state` saved."""
+        restore_rng_state(state)
+
     def begin(self, start: int, log: MetricsLog) -> None:
         """Called once before the first step, `start` being the step resumed from (or 0) and
         `log` the run's log from then on (a task may keep sections of its own in it)."""
@@ -107,6 +115,88 @@ def finished_metrics(resume: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
+class _Run:
+    """One run's side of the loop: its log, loss window and interval means, evaluation,
+    divergence and checkpoints, fed the metrics of each step."""
+
+    def __init__(
+        self,
+        folder: RunFolder,
+        task: LoopTask,
+        cadence: Cadence,
+        resume: Mapping[str, Any] | None,
+        device: torch.device,
+        loss_variance_window: int,
+    ) -> None:
+        self.folder, self.task, self.cadence = folder, task, cadence
+        self.log = MetricsLog()
+        self.loss_window = LossWindow(loss_variance_window, device)
+        self.interval = IntervalMeans()
+        self.start = self.done = 0
+        if resume is not None:
+            task.load_state_dict(resume)
+            task.restore_rng_state(resume["rng"])
+            self.log, self.start = MetricsLog(resume["metrics"]), int(resume["step"])
+            self.done = self.start
+            self.loss_window.load_state_dict(resume["loss_window"])
+            print(f"resuming {folder.name} from step {self.start}", file=sys.stderr)
+
+    def begin(self) -> None:
+        if self.start == 0 and self.cadence.evaluate_at_start:
+            self.task.evaluate(0, self.log)
+        self.task.begin(self.start, self.log)
+
+    def checkpoint(self, step: int, final: bool) -> None:
+        self.folder.save_checkpoint(
+            {
+                **self.task.state_dict(final),
+                "rng": self.task.rng_state(),
+                "metrics": self.log.data,
+                "loss_window": self.loss_window.state_dict(),
+                "step": step,
+            }
+        )
+        self.folder.write_metrics(self.log.data)
+
+    def record(self, metrics: Mapping[str, Tensor]) -> bool:
+        """Account for the step just done, which produced `metrics`; False once the run has
+        ended (completed, or diverged: recorded, checkpointed, not raised)."""
+        cadence, log = self.cadence, self.log
+        self.interval.add(metrics)
+        loss = next((metrics[k] for k in LOSS_KEYS if k in metrics), None)
+        if loss is not None:
+            self.loss_window.push(loss)
+        self.done = done = self.done + 1
+        if done % cadence.log_every:
+            return True
+        means = self.interval.means()
+        if self.loss_window.count:
+            means["critic_loss_rolling_var"] = self.loss_window.variance()
+        self.interval.clear()
+        values = self.task.interval_values(done, dict(host_values(means)))
+        log.log_train(done, values)
+        bad = log.non_finite(values)
+        if bad:
+            log.finish("diverged", diverged_at_step=done, non_finite_metrics=bad)
+            print(
+                f"{self.folder.name}: diverged before step {done} ({', '.join(bad)} not "
+                "finite); recorded, moving on",
+                file=sys.stderr,
+            )
+            self.checkpoint(done, final=True)
+            return False
+        if cadence.evaluates_at(done):
+            self.task.evaluate(done, log)
+        if done == cadence.total_steps:
+            log.finish("completed", **self.task.summary(log))
+        if cadence.checkpoints_at(done):
+            self.checkpoint(done, final=done == cadence.total_steps)
+            self.task.after_checkpoint(done)
+        elif cadence.evaluates_at(done):
+            self.folder.write_metrics(log.data)
+        return done < cadence.total_steps
+
+
 def run_loop(
     folder: RunFolder,
     task: LoopTask,
@@ -123,82 +213,68 @@ def run_loop(
     ends the run as "diverged" (recorded, not raised). Returns the metrics written to
     metrics.json.
     """
-    log = MetricsLog()
-    loss_window = LossWindow(loss_variance_window, device)
-    start = 0
-    if resume is not None:
-        task.load_state_dict(resume)
-        restore_rng_state(resume["rng"])
-        log, start = MetricsLog(resume["metrics"]), int(resume["step"])
-        loss_window.load_state_dict(resume["loss_window"])
-        print(f"resuming {folder.name} from step {start}", file=sys.stderr)
+    run = _Run(folder, task, cadence, resume, device, loss_variance_window)
+    run.begin()
+    bar = _bar(folder.name, run.start, cadence.total_steps, progress)
+    try:
+        for step in bar:
+            if not run.record(task.step(step)):
+                break
+            score = run.log.latest_score()
+            if cadence.evaluates_at(run.done) and score is not None:
+                bar.set_postfix(score=f"{score:.1f}")
+    finally:
+        bar.close()
+        task.close()
+    return run.log.data
 
-    def checkpoint(step: int, final: bool) -> None:
-        folder.save_checkpoint(
-            {
-                **task.state_dict(final),
-                "rng": rng_state(),
-                "metrics": log.data,
-                "loss_window": loss_window.state_dict(),
-                "step": step,
-            }
-        )
-        folder.write_metrics(log.data)
 
-    if start == 0 and cadence.evaluate_at_start:
-        task.evaluate(0, log)
-    task.begin(start, log)
-    interval = IntervalMeans()
-    bar = tqdm(
-        range(start, cadence.total_steps),
+def run_lockstep(
+    runs: Sequence[tuple[RunFolder, LoopTask, Mapping[str, Any] | None]],
+    step: Callable[[int], Sequence[Mapping[str, Tensor]]],
+    cadence: Cadence,
+    device: torch.device,
+    loss_variance_window: int,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Several runs stepped together from the same step: `step(i)` does step i of all of
+    them and returns each one's metrics, in the order of `runs` (folder, task, checkpoint to
+    resume or None). Each run logs, evaluates, checkpoints and diverges as `run_loop` would
+    do it alone; a diverged run is still stepped (its results are no longer read) until all
+    have ended. Returns each run's metrics."""
+    each = [
+        _Run(f, task, cadence, resume, device, loss_variance_window) for f, task, resume in runs
+    ]
+    starts = {run.start for run in each}
+    if len(starts) != 1:
+        raise ValueError(f"runs stepped together must resume from one step, got {sorted(starts)}")
+    for run in each:
+        run.begin()
+    running = [run.done < cadence.total_steps for run in each]
+    name = f"{each[0].folder.name} (+{len(each) - 1})"
+    bar = _bar(name, each[0].start, cadence.total_steps, progress)
+    try:
+        for i in bar:
+            if not any(running):
+                break
+            metrics = step(i)
+            for index, run in enumerate(each):
+                if running[index]:
+                    running[index] = run.record(metrics[index])
+    finally:
+        bar.close()
+        for run in each:
+            run.task.close()
+    return [run.log.data for run in each]
+
+
+def _bar(name: str, start: int, total: int, progress: bool) -> tqdm:
+    return tqdm(
+        range(start, total),
         initial=start,
-        total=cadence.total_steps,
-        desc=folder.name,
+        total=total,
+        desc=name,
         disable=not progress,
         mininterval=2,
         leave=False,
     )
-    done = start
-    try:
-        for step in bar:
-            metrics = task.step(step)
-            interval.add(metrics)
-            loss = next((metrics[k] for k in LOSS_KEYS if k in metrics), None)
-            if loss is not None:
-                loss_window.push(loss)
-            done = step + 1
-            if done % cadence.log_every:
-                continue
-            means = interval.means()
-            if loss_window.count:
-                means["critic_loss_rolling_var"] = loss_window.variance()
-            interval.clear()
-            values = task.interval_values(done, dict(host_values(means)))
-            log.log_train(done, values)
-            bad = log.non_finite(values)
-            if bad:
-                log.finish("diverged", diverged_at_step=done, non_finite_metrics=bad)
-                print(
-                    f"{folder.name}: diverged before step {done} ({', '.join(bad)} not "
-                    "finite); recorded, moving on",
-                    file=sys.stderr,
-                )
-                break
-            if cadence.evaluates_at(done):
-                task.evaluate(done, log)
-                score = log.latest_score()
-                if score is not None:
-                    bar.set_postfix(score=f"{score:.1f}")
-            if done == cadence.total_steps:
-                log.finish("completed", **task.summary(log))
-            if cadence.checkpoints_at(done):
-                checkpoint(done, final=done == cadence.total_steps)
-                task.after_checkpoint(done)
-            elif cadence.evaluates_at(done):
-                folder.write_metrics(log.data)
-    finally:
-        bar.close()
-        task.close()
-    if log.status == "diverged":
-        checkpoint(done, final=True)
-    return log.data

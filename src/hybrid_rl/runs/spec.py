@@ -20,6 +20,9 @@ class RunCost:
     eval_episodes: int
     # (dataset, source) pairs the run loads itself; () when another run has loaded them.
     datasets: tuple[tuple[str, str], ...] = ()
+    # Runs it executes in one process (a seed group's seeds); its budget counts the steps of
+    # all of them, `evaluations` those of each.
+    runs: int = 1
 
 
 class RunSpec(Protocol):
@@ -31,7 +34,9 @@ class RunSpec(Protocol):
     def run_name(self) -> str: ...
 
     @property
-    def folder(self) -> RunFolder: ...
+    def folders(self) -> tuple[RunFolder, ...]:
+        """The run folders it writes: one, or several for runs sharing a process."""
+        ...
 
     @property
     def budget(self) -> int:
