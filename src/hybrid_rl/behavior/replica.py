@@ -12,18 +12,22 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from hybrid_rl import __version__
-from hybrid_rl.algos.networks import TanhGaussianActor, tanh_gaussian_log_prob
 from hybrid_rl.behavior.policies import load_shipped_policy
+from hybrid_rl.behavior.portable_actor import PortableActor
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.data.registry import get_dataset_spec
 from hybrid_rl.envs import make_vector_env
 
 REPLICA_QUALITIES = ("medium", "random")
 DEFAULT_TRANSITIONS = 1_000_000
+DEFAULT_NUM_ENVS = 20
+# Raised whenever the same seed would give different data; stored in every replica, so a file
+# built by an older recipe is recognised. 2: the policy samples through `PortableActor` with
+# numpy noise (1: torch float32 forward, torch noise).
+REPLICA_RECIPE = 2
 
 
 def replica_cache_dir() -> Path:
@@ -32,10 +36,17 @@ def replica_cache_dir() -> Path:
     return Path(override) if override else Path.home() / ".cache" / "hybrid-rl" / "datasets"
 
 
-def replica_path(dataset_id: str, n_transitions: int = DEFAULT_TRANSITIONS, seed: int = 0) -> Path:
-    suffix = (
-        "" if (n_transitions, seed) == (DEFAULT_TRANSITIONS, 0) else f"-n{n_transitions}-s{seed}"
-    )
+def replica_path(
+    dataset_id: str,
+    n_transitions: int = DEFAULT_TRANSITIONS,
+    seed: int = 0,
+    num_envs: int = DEFAULT_NUM_ENVS,
+) -> Path:
+    """Where the replica built with these settings is cached (the defaults: no suffix)."""
+    default = (n_transitions, seed) == (DEFAULT_TRANSITIONS, 0)
+    suffix = "" if default else f"-n{n_transitions}-s{seed}"
+    # The number of envs decides which episodes are laid end to end: part of the data.
+    suffix += "" if num_envs == DEFAULT_NUM_ENVS else f"-e{num_envs}"
     return replica_cache_dir() / f"{dataset_id}-replica{suffix}.hdf5"
 
 
@@ -64,18 +75,20 @@ def _mujoco_state(envs: gym.vector.SyncVectorEnv) -> tuple[np.ndarray, np.ndarra
 
 def collect_transitions(
     env_id: str,
-    actor: TanhGaussianActor | None,
+    actor: PortableActor | None,
     n_transitions: int,
     seed: int,
-    num_envs: int = 20,
+    num_envs: int = DEFAULT_NUM_ENVS,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
     """`n_transitions` rows in D4RL's layout from whole episodes laid end to end.
 
-    Actions are sampled (stochastic) from `actor`, or uniform in [-1, 1] when it is None. The
-    episodes run in a vector env with one batched policy forward per step; an episode is
-    written out when it ends, so each trajectory's rows are contiguous. The last episode is cut
-    at `n_transitions` rows (its final row then carries neither flag, as in D4RL's own files).
+    Actions are sampled (stochastic) from `actor`, or uniform in [-1, 1] when it is None, with
+    noise from one numpy Generator seeded by `seed`; the float32 action stored is the one the
+    env receives. The episodes run in a vector env with one batched policy forward per step;
+    an episode is written out when it ends, so each trajectory's rows are contiguous. The last
+    episode is cut at `n_transitions` rows (its final row then carries neither flag, as in
+    D4RL's own files).
     """
     envs = make_vector_env(env_id, num_envs, seed=seed)
     obs, _ = envs.reset(seed=[seed + i for i in range(num_envs)])
@@ -106,7 +119,6 @@ def collect_transitions(
         k: np.zeros((n_transitions, *s), dtype=dtypes[k]) for k, s in shapes.items()
     }
     episodes = _EpisodeBuffers.allocate(num_envs, shapes, dtypes)
-    generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     uniform_log_prob = -act_dim * math.log(2.0)
     # After an episode ends, Gymnasium's NEXT_STEP autoreset spends that env's next step on a
@@ -120,13 +132,10 @@ def collect_transitions(
             actions = rng.uniform(-1.0, 1.0, size=(num_envs, act_dim)).astype(np.float32)
             log_probs = np.full(num_envs, uniform_log_prob, dtype=np.float32)
         else:
-            with torch.no_grad():
-                dist = actor.distribution(torch.as_tensor(obs, dtype=torch.float32))
-                pre_tanh = dist.mean + dist.stddev * torch.randn(
-                    dist.mean.shape, generator=generator
-                )
-                actions = torch.tanh(pre_tanh).numpy()
-                log_probs = tanh_gaussian_log_prob(dist, pre_tanh).numpy()
+            noise = rng.standard_normal((num_envs, act_dim))
+            sampled, sampled_log_probs = actor.sample(obs, noise)
+            actions = sampled.astype(np.float32)
+            log_probs = sampled_log_probs.astype(np.float32)
         next_obs, rewards, terminated, truncated, _ = envs.step(actions)
         rows = {
             "observations": obs,
@@ -166,7 +175,7 @@ def build_replica(
     n_transitions: int = DEFAULT_TRANSITIONS,
     seed: int = 0,
     path: Path | None = None,
-    num_envs: int = 20,
+    num_envs: int = DEFAULT_NUM_ENVS,
     progress: bool = True,
 ) -> Path:
     """Build the replica of `dataset_id` ('{halfcheetah,hopper}-{medium,random}-v2') atomically."""
@@ -184,20 +193,23 @@ def build_replica(
         "env_id": spec.gym_env_id,
         "seed": seed,
         "n_transitions": n_transitions,
+        "num_envs": num_envs,
+        "recipe": REPLICA_RECIPE,
         "hybrid_rl_version": __version__,
         "gymnasium_version": importlib.metadata.version("gymnasium"),
         "mujoco_version": importlib.metadata.version("mujoco"),
     }
     actor = None
     if spec.quality == "medium":
-        actor, card = load_shipped_policy(spec.env_name, "medium")
+        torch_actor, card = load_shipped_policy(spec.env_name, "medium")
+        actor = PortableActor.from_actor(torch_actor)
         metadata["policy_sha256"] = card["sha256"]
         metadata["policy_train_step"] = card["train_step"]
-        metadata["policy"] = "SAC actor (stochastic actions)"
+        metadata["policy"] = "SAC actor (stochastic actions, float64 in a fixed order)"
     else:
         metadata["policy"] = "uniform random actions"
     arrays = collect_transitions(spec.gym_env_id, actor, n_transitions, seed, num_envs, progress)
-    target = path or replica_path(dataset_id, n_transitions, seed)
+    target = path or replica_path(dataset_id, n_transitions, seed, num_envs)
     write_d4rl_hdf5(target, arrays, metadata)
     return target
 
