@@ -76,12 +76,17 @@ def _dataset_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_build(dataset_id: str, n_transitions: int, seed: int, num_envs: int) -> Path:
-    """The cached replica with these settings, built first when absent."""
-    from hybrid_rl.behavior.replica import build_replica, replica_path
+def _current_build(
+    dataset_id: str, n_transitions: int, seed: int, num_envs: int, rebuild_stale: bool = False
+) -> Path:
+    """The cached replica with these settings, built first when absent (or, with
+    `rebuild_stale`, when an older recipe built it)."""
+    from hybrid_rl.behavior.replica import REPLICA_RECIPE, build_replica, replica_path
+    from hybrid_rl.data.hdf5_format import read_d4rl_metadata
 
     path = replica_path(dataset_id, n_transitions, seed, num_envs)
-    if not path.exists():
+    stale = path.exists() and read_d4rl_metadata(path).get("recipe") != REPLICA_RECIPE
+    if not path.exists() or (stale and rebuild_stale):
         print(f"building {path} (1M transitions take a few minutes)")
         build_replica(dataset_id, n_transitions, seed, path, num_envs)
     return path
@@ -124,7 +129,9 @@ def _dataset_card(args: argparse.Namespace) -> int:
     )
 
     card = Path(args.card) if args.card else replica_card_path(args.dataset)
-    path = _current_build(args.dataset, DEFAULT_TRANSITIONS, 0, DEFAULT_NUM_ENVS)
+    path = _current_build(
+        args.dataset, DEFAULT_TRANSITIONS, 0, DEFAULT_NUM_ENVS, rebuild_stale=True
+    )
     record = replica_record(path, args.dataset)
     write_replica_record(card, record)
     print(f"wrote the summary of {path} (sha256 {record['sha256']}) into {card}")
