@@ -40,8 +40,9 @@ x = rng.standard_normal(100_000) * 3
 with torch.no_grad():
     f32 = actor.net(torch.as_tensor(obs, dtype=torch.float32))[0].numpy()
 actions, log_probs = PortableActor.from_actor(actor).sample(obs, noise)
+portable = actions.ravel().tolist() + log_probs.tolist()
 print(json.dumps({"torch_f32": f32.tolist(), "np_tanh": np.tanh(x).tolist(),
-                  "np_exp": np.exp(x).tolist(), "portable": actions.tolist() + log_probs.tolist()}))
+                  "np_exp": np.exp(x).tolist(), "portable": portable}))
 """
 
 
@@ -53,7 +54,7 @@ def probe(env: dict[str, str]) -> dict[str, np.ndarray]:
         check=True,
         env={**os.environ, **env},
     )
-    return {k: np.array(v, dtype=object) for k, v in json.loads(result.stdout).items()}
+    return {k: np.array(v) for k, v in json.loads(result.stdout).items()}
 
 
 def emulate_another_cpu() -> None:
@@ -65,7 +66,7 @@ def emulate_another_cpu() -> None:
     )
     print("1. another CPU, emulated (MKL_CBWR=COMPATIBLE, numpy without its SIMD dispatch)")
     for key in here:
-        a, b = np.array(here[key].tolist()), np.array(other[key].tolist())
+        a, b = here[key], other[key]
         print(f"   {key:10} {int((a != b).sum()):>7} of {a.size:>7} values differ")
 
 
