@@ -189,10 +189,14 @@ class Verification:
         return lines
 
 
-def verify_replica(path: Path, record: dict[str, Any], return_rtol: float) -> Verification:
-    """Compare the replica at `path` with a card's record (`read_replica_record`)."""
+def check_return_rtol(return_rtol: float) -> None:
     if not return_rtol >= 0:
         raise ValueError(f"--rtol must be a non-negative number, got {return_rtol}")
+
+
+def verify_replica(path: Path, record: dict[str, Any], return_rtol: float) -> Verification:
+    """Compare the replica at `path` with a card's record (`read_replica_record`)."""
+    check_return_rtol(return_rtol)
     metadata, sha256, summary = _summarize(path)
     recipe = metadata.get("recipe")
     return Verification(

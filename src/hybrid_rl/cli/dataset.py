@@ -94,11 +94,13 @@ def _current_build(
 
 def _dataset_verify(args: argparse.Namespace) -> int:
     from hybrid_rl.behavior.replica_card import (
+        check_return_rtol,
         read_replica_record,
         replica_card_path,
         verify_replica,
     )
 
+    check_return_rtol(args.rtol)  # before a build that can take minutes
     card = Path(args.card) if args.card else replica_card_path(args.dataset)
     record = read_replica_record(card, args.dataset)
     if args.file:
