@@ -124,7 +124,9 @@ def test_verify_flags_data_of_another_seed(card, tmp_path):
 def test_verify_flags_a_file_an_older_recipe_built(card, tmp_path):
     arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
     old = write_d4rl_hdf5(
-        tmp_path / "old.hdf5", arrays, {"source": "replica", "dataset_id": DATASET}
+        tmp_path / "old.hdf5",
+        arrays,
+        {"source": "replica", "dataset_id": DATASET, "env_id": "Hopper-v4"},
     )
     result = verify(DATASET, "--card", str(card), "--file", str(old), data_dir=tmp_path)
     assert result.returncode == 1
