@@ -1,5 +1,6 @@
-"""Replica D4RL datasets: roll out a shipped behaviour policy (or random actions) into an HDF5
-file with D4RL's layout, for when the real D4RL files cannot be downloaded.
+"""Replica D4RL datasets: roll out a shipped behaviour policy (or random actions, or a
+medium-replay snapshot set) into an HDF5 file with D4RL's layout, for when the real D4RL files
+cannot be downloaded.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from tqdm import tqdm
 from hybrid_rl import __version__
 from hybrid_rl.behavior.policies import load_shipped_policy
 from hybrid_rl.behavior.portable_actor import PortableActor
+from hybrid_rl.behavior.replay_set import ReplaySet, load_replay_set, segment_rows
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.data.registry import get_dataset_spec
 from hybrid_rl.envs import make_vector_env
 
-REPLICA_QUALITIES = ("medium", "random")
+REPLICA_QUALITIES = ("medium", "medium-replay", "random")
 DEFAULT_TRANSITIONS = 1_000_000
+# D4RL's medium-replay sizes: the behaviour run's buffer up to its medium snapshot.
+REPLAY_TRANSITIONS = {"halfcheetah": 202_000, "hopper": 402_000}
 DEFAULT_NUM_ENVS = 20
 # Raised whenever the same seed would give different data; stored in every replica, so a file
 # built by an older recipe is recognised. 2: the policy samples through `PortableActor` with
@@ -36,14 +40,25 @@ def replica_cache_dir() -> Path:
     return Path(override) if override else Path.home() / ".cache" / "hybrid-rl" / "datasets"
 
 
+def default_transitions(dataset_id: str) -> int:
+    """D4RL's size of `dataset_id`: 1M, or the medium-replay buffer's size."""
+    spec = get_dataset_spec(dataset_id)
+    if spec.quality == "medium-replay":
+        return REPLAY_TRANSITIONS[spec.env_name]
+    return DEFAULT_TRANSITIONS
+
+
 def replica_path(
     dataset_id: str,
-    n_transitions: int = DEFAULT_TRANSITIONS,
+    n_transitions: int | None = None,
     seed: int = 0,
     num_envs: int = DEFAULT_NUM_ENVS,
 ) -> Path:
-    """Where the replica built with these settings is cached (the defaults: no suffix)."""
-    default = (n_transitions, seed) == (DEFAULT_TRANSITIONS, 0)
+    """Where the replica built with these settings is cached (the defaults: no suffix;
+    `n_transitions` None: D4RL's size, `default_transitions`)."""
+    full_size = default_transitions(dataset_id)
+    n_transitions = full_size if n_transitions is None else n_transitions
+    default = (n_transitions, seed) == (full_size, 0)
     suffix = "" if default else f"-n{n_transitions}-s{seed}"
     # The number of envs decides which episodes are laid end to end: part of the data.
     suffix += "" if num_envs == DEFAULT_NUM_ENVS else f"-e{num_envs}"
@@ -170,21 +185,58 @@ def collect_transitions(
     return out
 
 
+def collect_replay_transitions(
+    replay_set: ReplaySet,
+    n_transitions: int,
+    seed: int,
+    num_envs: int = DEFAULT_NUM_ENVS,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """A medium-replay buffer of `n_transitions` rows: each segment of the set, in order,
+    rolled out by its policy for its share (`replay_set.segment_rows`).
+
+    Every segment is a `collect_transitions` of its own, seeded from (`seed`, its index); the
+    extra column `infos/policy_step` names the snapshot that acted in each row (0: uniform
+    random actions).
+    """
+    parts = []
+    rows = segment_rows(replay_set.segments, n_transitions)
+    for index, (segment, segment_size) in enumerate(zip(replay_set.segments, rows, strict=True)):
+        if segment_size == 0:
+            continue
+        segment_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+        actor = replay_set.actors.get(segment.policy_step)
+        arrays = collect_transitions(
+            replay_set.env_id, actor, segment_size, segment_seed, num_envs, progress
+        )
+        arrays["infos/policy_step"] = np.full(segment_size, segment.policy_step, np.int64)
+        parts.append(arrays)
+    # A segment's last episode is cut at the end of its share: a truncation (it bootstraps),
+    # flagged so that no trajectory runs into the next policy's first episode. The file's
+    # last row stays unflagged, as in the other replicas.
+    for arrays in parts[:-1]:
+        arrays["timeouts"][-1] |= ~arrays["terminals"][-1]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
 def build_replica(
     dataset_id: str,
-    n_transitions: int = DEFAULT_TRANSITIONS,
+    n_transitions: int | None = None,
     seed: int = 0,
     path: Path | None = None,
     num_envs: int = DEFAULT_NUM_ENVS,
     progress: bool = True,
+    policy_dir: Path | None = None,
 ) -> Path:
-    """Build the replica of `dataset_id` ('{halfcheetah,hopper}-{medium,random}-v2') atomically."""
+    """Build the replica of `dataset_id` ('{halfcheetah,hopper}-{medium,medium-replay,random}-v2')
+    atomically; `n_transitions` None is D4RL's size, `policy_dir` None the shipped policies."""
     spec = get_dataset_spec(dataset_id)
     if spec.quality not in REPLICA_QUALITIES:
         raise ValueError(
             f"no replica recipe for {dataset_id!r}: replicas exist for the qualities "
             f"{', '.join(REPLICA_QUALITIES)} (e.g. {spec.env_name}-medium-v2)"
         )
+    n_transitions = default_transitions(dataset_id) if n_transitions is None else n_transitions
     if n_transitions <= 0:
         raise ValueError(f"--n must be positive, got {n_transitions}")
     metadata: dict[str, str | int | float] = {
@@ -199,16 +251,30 @@ def build_replica(
         "gymnasium_version": importlib.metadata.version("gymnasium"),
         "mujoco_version": importlib.metadata.version("mujoco"),
     }
-    actor = None
-    if spec.quality == "medium":
-        torch_actor, card = load_shipped_policy(spec.env_name, "medium")
-        actor = PortableActor.from_actor(torch_actor)
+    if spec.quality == "medium-replay":
+        replay_set = load_replay_set(spec.env_name, policy_dir)
+        metadata["policy_sha256"] = replay_set.card["sha256"]
+        metadata["policy_steps"] = ",".join(str(s.policy_step) for s in replay_set.segments)
+        metadata["segment_rows"] = ",".join(
+            str(rows) for rows in segment_rows(replay_set.segments, n_transitions)
+        )
+        metadata["policy"] = (
+            "uniform random actions, then SAC actor snapshots of one run in training order "
+            "(stochastic actions, float64 in a fixed order)"
+        )
+        arrays = collect_replay_transitions(replay_set, n_transitions, seed, num_envs, progress)
+    elif spec.quality == "medium":
+        torch_actor, card = load_shipped_policy(spec.env_name, "medium", policy_dir)
         metadata["policy_sha256"] = card["sha256"]
         metadata["policy_train_step"] = card["train_step"]
         metadata["policy"] = "SAC actor (stochastic actions, float64 in a fixed order)"
+        actor = PortableActor.from_actor(torch_actor)
+        arrays = collect_transitions(
+            spec.gym_env_id, actor, n_transitions, seed, num_envs, progress
+        )
     else:
         metadata["policy"] = "uniform random actions"
-    arrays = collect_transitions(spec.gym_env_id, actor, n_transitions, seed, num_envs, progress)
+        arrays = collect_transitions(spec.gym_env_id, None, n_transitions, seed, num_envs, progress)
     target = path or replica_path(dataset_id, n_transitions, seed, num_envs)
     write_d4rl_hdf5(target, arrays, metadata)
     return target

@@ -19,8 +19,10 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_dataset_info)
     build = dsub.add_parser("build", help="build a replica dataset from a shipped policy")
-    build.add_argument("dataset", help="{halfcheetah,hopper}-{medium,random}-v2")
-    build.add_argument("--n", type=int, default=1_000_000, help="transitions")
+    build.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
+    build.add_argument(
+        "--n", type=int, default=None, help="transitions (default: D4RL's size of the dataset)"
+    )
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--out", default=None, help="output .hdf5 (default: the replica cache)")
     build.set_defaults(func=_dataset_build)
@@ -31,7 +33,7 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
         "2 on bad input. Counts and episode lengths must be equal; return statistics agree "
         "within --rtol.",
     )
-    verify.add_argument("dataset", help="{halfcheetah,hopper}-{medium,random}-v2")
+    verify.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
     verify.add_argument("--file", default=None, help="check this .hdf5 instead of the cache")
     verify.add_argument("--card", default=None, help="a card .json (default: the shipped one)")
     verify.add_argument(
@@ -43,7 +45,7 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
         help="build a replica (if absent) and write its summary into the shipped card",
         description="For maintainers, after the policy or the build recipe changed.",
     )
-    card.add_argument("dataset", help="{halfcheetah,hopper}-{medium,random}-v2")
+    card.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
     card.add_argument("--card", default=None, help="a card .json (default: the shipped one)")
     card.set_defaults(func=_dataset_card)
     report = dsub.add_parser(
@@ -87,7 +89,7 @@ def _current_build(
     path = replica_path(dataset_id, n_transitions, seed, num_envs)
     stale = path.exists() and read_d4rl_metadata(path).get("recipe") != REPLICA_RECIPE
     if not path.exists() or (stale and rebuild_stale):
-        print(f"building {path} (1M transitions take a few minutes)")
+        print(f"building {path} (this takes a few minutes)")
         build_replica(dataset_id, n_transitions, seed, path, num_envs)
     return path
 
@@ -123,7 +125,7 @@ def _dataset_verify(args: argparse.Namespace) -> int:
 
 
 def _dataset_card(args: argparse.Namespace) -> int:
-    from hybrid_rl.behavior.replica import DEFAULT_NUM_ENVS, DEFAULT_TRANSITIONS
+    from hybrid_rl.behavior.replica import DEFAULT_NUM_ENVS, default_transitions
     from hybrid_rl.behavior.replica_card import (
         replica_card_path,
         replica_record,
@@ -132,7 +134,7 @@ def _dataset_card(args: argparse.Namespace) -> int:
 
     card = Path(args.card) if args.card else replica_card_path(args.dataset)
     path = _current_build(
-        args.dataset, DEFAULT_TRANSITIONS, 0, DEFAULT_NUM_ENVS, rebuild_stale=True
+        args.dataset, default_transitions(args.dataset), 0, DEFAULT_NUM_ENVS, rebuild_stale=True
     )
     record = replica_record(path, args.dataset)
     write_replica_record(card, record)
