@@ -80,7 +80,7 @@ def test_same_seed_gives_the_same_data_and_another_seed_does_not():
 
 
 def test_unsupported_quality_is_refused_with_the_supported_ones(tmp_path):
-    with pytest.raises(ValueError, match="medium, random"):
+    with pytest.raises(ValueError, match="medium, medium-replay, random"):
         build_replica("hopper-expert-v2", 100, path=tmp_path / "x.hdf5", progress=False)
 
 
