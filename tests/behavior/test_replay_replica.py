@@ -279,6 +279,15 @@ def test_damaged_weights_are_refused(shipped, tmp_path):
         load_replay_set("hopper", tmp_path)
 
 
+def test_a_set_under_another_envs_name_is_refused(shipped, tmp_path):
+    folder, _ = shipped
+    for suffix in (".pt", ".json"):
+        source = folder / "pol" / f"hopper_medium_replay{suffix}"
+        (tmp_path / f"halfcheetah_medium_replay{suffix}").write_bytes(source.read_bytes())
+    with pytest.raises(ValueError, match="snapshots of Hopper-v4, not of halfcheetah"):
+        load_replay_set("halfcheetah", tmp_path)
+
+
 def test_a_missing_set_says_how_to_ship_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="hybrid-rl behavior ship-replay --run"):
         build_replica(DATASET, 100, path=tmp_path / "x.hdf5", policy_dir=tmp_path)

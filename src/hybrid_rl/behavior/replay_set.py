@@ -239,6 +239,8 @@ def load_replay_set(env_name: str, policy_dir: Path | None = None) -> ReplaySet:
             "the weights were changed or damaged; reinstall the package or ship the set again"
         )
     payload = torch.load(weights, map_location="cpu", weights_only=True)
+    if env_name_of(payload["env_id"]) != env_name:
+        raise ValueError(f"{weights} holds snapshots of {payload['env_id']}, not of {env_name}")
     actors = {}
     for step, state in zip(payload["train_steps"], payload["actors"], strict=True):
         actor = TanhGaussianActor(payload["obs_dim"], payload["act_dim"])
