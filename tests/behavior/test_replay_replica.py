@@ -30,7 +30,12 @@ from hybrid_rl.behavior.replay_set import (
     segment_rows,
     ship_replay_set,
 )
-from hybrid_rl.behavior.replica import build_replica, default_transitions, replica_path
+from hybrid_rl.behavior.replica import (
+    build_replica,
+    built_from_shipped_policy,
+    default_transitions,
+    replica_path,
+)
 from hybrid_rl.behavior.replica_card import (
     replica_card_path,
     replica_record,
@@ -264,6 +269,23 @@ def test_card_records_the_build_and_verify_matches_it(shipped, replay_file):
     assert verify_replica(replay_file, record, 1e-6).matches
     # The set still loads: the record does not disturb the weights' checksum.
     assert sorted(load_replay_set("hopper", folder / "pol").actors) == SHIPPED_STEPS
+
+
+def test_a_build_from_another_shipped_set_is_stale(shipped, replay_file):
+    # `dataset card` rebuilds such a file before recording its summary in the new card.
+    folder, _ = shipped
+    assert built_from_shipped_policy(replay_file, DATASET, folder / "pol")
+    ship_replay_set(
+        ReplayShipConfig(
+            str(folder / "run"), up_to_step=1_500, snapshots=2, policy_dir=str(folder / "pol2")
+        )
+    )
+    assert not built_from_shipped_policy(replay_file, DATASET, folder / "pol2")
+
+
+def test_a_random_replica_of_the_current_recipe_is_current(tmp_path):
+    path = build_replica("hopper-random-v2", 200, path=tmp_path / "r.hdf5", progress=False)
+    assert built_from_shipped_policy(path, "hopper-random-v2")
 
 
 def test_damaged_weights_are_refused(shipped, tmp_path):

@@ -6,6 +6,7 @@ cannot be downloaded.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -16,10 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from hybrid_rl import __version__
-from hybrid_rl.behavior.policies import load_shipped_policy
+from hybrid_rl.behavior.policies import load_shipped_policy, policy_paths
 from hybrid_rl.behavior.portable_actor import PortableActor
 from hybrid_rl.behavior.replay_set import ReplaySet, load_replay_set, segment_rows
-from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.data.hdf5_format import read_d4rl_metadata, write_d4rl_hdf5
 from hybrid_rl.data.registry import get_dataset_spec
 from hybrid_rl.envs import make_vector_env
 
@@ -278,6 +279,16 @@ def build_replica(
     target = path or replica_path(dataset_id, n_transitions, seed, num_envs)
     write_d4rl_hdf5(target, arrays, metadata)
     return target
+
+
+def built_from_shipped_policy(path: Path, dataset_id: str, policy_dir: Path | None = None) -> bool:
+    """Whether the replica at `path` was built by the current recipe from the policy (or
+    snapshot set) shipped now, by the sha256 its metadata records (random replicas: none)."""
+    metadata = read_d4rl_metadata(path)
+    spec = get_dataset_spec(dataset_id)
+    card_path = policy_paths(spec.env_name, spec.quality, policy_dir)[1]
+    shipped = json.loads(card_path.read_text()).get("sha256") if card_path.exists() else None
+    return metadata.get("recipe") == REPLICA_RECIPE and metadata.get("policy_sha256") == shipped
 
 
 def ensure_replica(dataset_id: str) -> Path:

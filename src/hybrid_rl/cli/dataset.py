@@ -82,12 +82,11 @@ def _current_build(
     dataset_id: str, n_transitions: int, seed: int, num_envs: int, rebuild_stale: bool = False
 ) -> Path:
     """The cached replica with these settings, built first when absent (or, with
-    `rebuild_stale`, when an older recipe built it)."""
-    from hybrid_rl.behavior.replica import REPLICA_RECIPE, build_replica, replica_path
-    from hybrid_rl.data.hdf5_format import read_d4rl_metadata
+    `rebuild_stale`, when an older recipe or another shipped policy built it)."""
+    from hybrid_rl.behavior.replica import build_replica, built_from_shipped_policy, replica_path
 
     path = replica_path(dataset_id, n_transitions, seed, num_envs)
-    stale = path.exists() and read_d4rl_metadata(path).get("recipe") != REPLICA_RECIPE
+    stale = path.exists() and not built_from_shipped_policy(path, dataset_id)
     if not path.exists() or (stale and rebuild_stale):
         print(f"building {path} (this takes a few minutes)")
         build_replica(dataset_id, n_transitions, seed, path, num_envs)
