@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hybrid_rl.behavior.policies import POLICY_DIR, load_shipped_policy, policy_paths
+from hybrid_rl.behavior.portable_actor import PortableActor
 from hybrid_rl.behavior.replica import collect_transitions
 
 SHIPPED = [("halfcheetah", "HalfCheetah-v4", 17, 6), ("hopper", "Hopper-v4", 11, 3)]
@@ -46,7 +47,10 @@ def test_damaged_weights_are_refused(tmp_path, monkeypatch):
 
 def test_medium_collection_samples_the_policy_with_finite_log_probs():
     actor, _ = load_shipped_policy("halfcheetah")
-    arrays = collect_transitions("HalfCheetah-v4", actor, 400, seed=0, num_envs=2, progress=False)
+    portable = PortableActor.from_actor(actor)
+    arrays = collect_transitions(
+        "HalfCheetah-v4", portable, 400, seed=0, num_envs=2, progress=False
+    )
     log_probs = arrays["infos/action_log_probs"]
     assert np.isfinite(log_probs).all()
     # Sampled (not deterministic) actions: the same state would not repeat the same action.

@@ -80,7 +80,7 @@ def test_same_seed_gives_the_same_data_and_another_seed_does_not():
 
 
 def test_unsupported_quality_is_refused_with_the_supported_ones(tmp_path):
-    with pytest.raises(ValueError, match="medium, random"):
+    with pytest.raises(ValueError, match="medium, medium-replay, random"):
         build_replica("hopper-expert-v2", 100, path=tmp_path / "x.hdf5", progress=False)
 
 
@@ -89,4 +89,36 @@ def test_same_seed_gives_a_byte_identical_file(tmp_path):
     paths = [tmp_path / "a.hdf5", tmp_path / "b.hdf5"]
     for path in paths:
         build_replica("hopper-random-v2", 300, seed=0, path=path, num_envs=2, progress=False)
+    assert file_sha256(paths[0]) == file_sha256(paths[1])
+
+
+def _halfcheetah_states(actions: np.ndarray) -> np.ndarray:
+    env = make_env("HalfCheetah-v4", seed=0)
+    env.reset(seed=0)
+    states = []
+    for action in actions:
+        env.step(action)
+        states.append(np.concatenate([env.unwrapped.data.qpos, env.unwrapped.data.qvel]))
+    return np.array(states)
+
+
+def test_mujoco_replays_the_same_actions_to_the_same_bits():
+    actions = np.random.default_rng(0).uniform(-1, 1, (300, 6)).astype(np.float32)
+    np.testing.assert_array_equal(_halfcheetah_states(actions), _halfcheetah_states(actions))
+
+
+def test_one_ulp_in_one_action_grows_into_another_trajectory():
+    # Why a replica needs a bit-exact policy forward: the dynamics amplify any rounding.
+    actions = np.random.default_rng(0).uniform(-1, 1, (300, 6)).astype(np.float32)
+    nudged = actions.copy()
+    nudged[0, 0] = np.nextafter(nudged[0, 0], np.float32(2))
+    gap = np.abs(_halfcheetah_states(actions) - _halfcheetah_states(nudged)).max(axis=1)
+    assert 0 < gap[0] < 1e-5
+    assert gap[-1] > 1e-2
+
+
+def test_medium_replica_same_seed_gives_a_byte_identical_file(tmp_path):
+    paths = [tmp_path / "a.hdf5", tmp_path / "b.hdf5"]
+    for path in paths:
+        build_replica("halfcheetah-medium-v2", 200, seed=0, path=path, num_envs=2, progress=False)
     assert file_sha256(paths[0]) == file_sha256(paths[1])

@@ -14,9 +14,12 @@ from hybrid_rl.algos.networks import TanhGaussianActor
 POLICY_DIR = Path(__file__).parent / "policies"
 
 
-def policy_paths(env_name: str, quality: str = "medium") -> tuple[Path, Path]:
-    """(weights .pt, card .json) of the shipped policy for e.g. ('hopper', 'medium')."""
-    stem = POLICY_DIR / f"{env_name}_{quality}"
+def policy_paths(
+    env_name: str, quality: str = "medium", policy_dir: Path | None = None
+) -> tuple[Path, Path]:
+    """(weights .pt, card .json) of the shipped policy for e.g. ('hopper', 'medium'); a
+    quality's hyphens become underscores ('medium-replay': hopper_medium_replay.pt)."""
+    stem = (policy_dir or POLICY_DIR) / f"{env_name}_{quality.replace('-', '_')}"
     return stem.with_suffix(".pt"), stem.with_suffix(".json")
 
 
@@ -25,12 +28,12 @@ def sha256_of(path: Path) -> str:
 
 
 def load_shipped_policy(
-    env_name: str, quality: str = "medium"
+    env_name: str, quality: str = "medium", policy_dir: Path | None = None
 ) -> tuple[TanhGaussianActor, dict[str, Any]]:
     """The actor and its card; raises if the weights do not match the card's sha256."""
-    weights, card_path = policy_paths(env_name, quality)
+    weights, card_path = policy_paths(env_name, quality, policy_dir)
     if not weights.exists() or not card_path.exists():
-        shipped = sorted(p.stem for p in POLICY_DIR.glob("*.pt"))
+        shipped = sorted(p.stem for p in weights.parent.glob("*.pt"))
         raise FileNotFoundError(
             f"no shipped {quality} behaviour policy for {env_name!r} (looked for {weights}); "
             f"shipped policies: {shipped or 'none'}"

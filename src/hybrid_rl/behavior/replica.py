@@ -1,10 +1,12 @@
-"""Replica D4RL datasets: roll out a shipped behaviour policy (or random actions) into an HDF5
-file with D4RL's layout, for when the real D4RL files cannot be downloaded.
+"""Replica D4RL datasets: roll out a shipped behaviour policy (or random actions, or a
+medium-replay snapshot set) into an HDF5 file with D4RL's layout, for when the real D4RL files
+cannot be downloaded.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -12,19 +14,26 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from hybrid_rl import __version__
-from hybrid_rl.algos.networks import TanhGaussianActor, tanh_gaussian_log_prob
-from hybrid_rl.behavior.policies import load_shipped_policy
-from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.behavior.policies import load_shipped_policy, policy_paths
+from hybrid_rl.behavior.portable_actor import PortableActor
+from hybrid_rl.behavior.replay_set import ReplaySet, load_replay_set, segment_rows
+from hybrid_rl.data.hdf5_format import read_d4rl_metadata, write_d4rl_hdf5
 from hybrid_rl.data.registry import get_dataset_spec
 from hybrid_rl.envs import make_vector_env
 
-REPLICA_QUALITIES = ("medium", "random")
+REPLICA_QUALITIES = ("medium", "medium-replay", "random")
 DEFAULT_TRANSITIONS = 1_000_000
 REPLICA_DIR_ENV_VAR = "HYBRID_RL_DATA_DIR"
+# D4RL's medium-replay sizes: the behaviour run's buffer up to its medium snapshot.
+REPLAY_TRANSITIONS = {"halfcheetah": 202_000, "hopper": 402_000}
+DEFAULT_NUM_ENVS = 20
+# Raised whenever the same seed would give different data; stored in every replica, so a file
+# built by an older recipe is recognised. 2: the policy samples through `PortableActor` with
+# numpy noise (1: torch float32 forward, torch noise).
+REPLICA_RECIPE = 2
 
 
 def replica_cache_dir() -> Path:
@@ -33,10 +42,28 @@ def replica_cache_dir() -> Path:
     return Path(override) if override else Path.home() / ".cache" / "hybrid-rl" / "datasets"
 
 
-def replica_path(dataset_id: str, n_transitions: int = DEFAULT_TRANSITIONS, seed: int = 0) -> Path:
-    suffix = (
-        "" if (n_transitions, seed) == (DEFAULT_TRANSITIONS, 0) else f"-n{n_transitions}-s{seed}"
-    )
+def default_transitions(dataset_id: str) -> int:
+    """D4RL's size of `dataset_id`: 1M, or the medium-replay buffer's size."""
+    spec = get_dataset_spec(dataset_id)
+    if spec.quality == "medium-replay":
+        return REPLAY_TRANSITIONS[spec.env_name]
+    return DEFAULT_TRANSITIONS
+
+
+def replica_path(
+    dataset_id: str,
+    n_transitions: int | None = None,
+    seed: int = 0,
+    num_envs: int = DEFAULT_NUM_ENVS,
+) -> Path:
+    """Where the replica built with these settings is cached (the defaults: no suffix;
+    `n_transitions` None: D4RL's size, `default_transitions`)."""
+    full_size = default_transitions(dataset_id)
+    n_transitions = full_size if n_transitions is None else n_transitions
+    default = (n_transitions, seed) == (full_size, 0)
+    suffix = "" if default else f"-n{n_transitions}-s{seed}"
+    # The number of envs decides which episodes are laid end to end: part of the data.
+    suffix += "" if num_envs == DEFAULT_NUM_ENVS else f"-e{num_envs}"
     return replica_cache_dir() / f"{dataset_id}-replica{suffix}.hdf5"
 
 
@@ -65,18 +92,20 @@ def _mujoco_state(envs: gym.vector.SyncVectorEnv) -> tuple[np.ndarray, np.ndarra
 
 def collect_transitions(
     env_id: str,
-    actor: TanhGaussianActor | None,
+    actor: PortableActor | None,
     n_transitions: int,
     seed: int,
-    num_envs: int = 20,
+    num_envs: int = DEFAULT_NUM_ENVS,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
     """`n_transitions` rows in D4RL's layout from whole episodes laid end to end.
 
-    Actions are sampled (stochastic) from `actor`, or uniform in [-1, 1] when it is None. The
-    episodes run in a vector env with one batched policy forward per step; an episode is
-    written out when it ends, so each trajectory's rows are contiguous. The last episode is cut
-    at `n_transitions` rows (its final row then carries neither flag, as in D4RL's own files).
+    Actions are sampled (stochastic) from `actor`, or uniform in [-1, 1] when it is None, with
+    noise from one numpy Generator seeded by `seed`; the float32 action stored is the one the
+    env receives. The episodes run in a vector env with one batched policy forward per step;
+    an episode is written out when it ends, so each trajectory's rows are contiguous. The last
+    episode is cut at `n_transitions` rows (its final row then carries neither flag, as in
+    D4RL's own files).
     """
     envs = make_vector_env(env_id, num_envs, seed=seed)
     obs, _ = envs.reset(seed=[seed + i for i in range(num_envs)])
@@ -107,7 +136,6 @@ def collect_transitions(
         k: np.zeros((n_transitions, *s), dtype=dtypes[k]) for k, s in shapes.items()
     }
     episodes = _EpisodeBuffers.allocate(num_envs, shapes, dtypes)
-    generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     uniform_log_prob = -act_dim * math.log(2.0)
     # After an episode ends, Gymnasium's NEXT_STEP autoreset spends that env's next step on a
@@ -121,13 +149,10 @@ def collect_transitions(
             actions = rng.uniform(-1.0, 1.0, size=(num_envs, act_dim)).astype(np.float32)
             log_probs = np.full(num_envs, uniform_log_prob, dtype=np.float32)
         else:
-            with torch.no_grad():
-                dist = actor.distribution(torch.as_tensor(obs, dtype=torch.float32))
-                pre_tanh = dist.mean + dist.stddev * torch.randn(
-                    dist.mean.shape, generator=generator
-                )
-                actions = torch.tanh(pre_tanh).numpy()
-                log_probs = tanh_gaussian_log_prob(dist, pre_tanh).numpy()
+            noise = rng.standard_normal((num_envs, act_dim))
+            sampled, sampled_log_probs = actor.sample(obs, noise)
+            actions = sampled.astype(np.float32)
+            log_probs = sampled_log_probs.astype(np.float32)
         next_obs, rewards, terminated, truncated, _ = envs.step(actions)
         rows = {
             "observations": obs,
@@ -162,21 +187,58 @@ def collect_transitions(
     return out
 
 
+def collect_replay_transitions(
+    replay_set: ReplaySet,
+    n_transitions: int,
+    seed: int,
+    num_envs: int = DEFAULT_NUM_ENVS,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """A medium-replay buffer of `n_transitions` rows: each segment of the set, in order,
+    rolled out by its policy for its share (`replay_set.segment_rows`).
+
+    Every segment is a `collect_transitions` of its own, seeded from (`seed`, its index); the
+    extra column `infos/policy_step` names the snapshot that acted in each row (0: uniform
+    random actions).
+    """
+    parts = []
+    rows = segment_rows(replay_set.segments, n_transitions)
+    for index, (segment, segment_size) in enumerate(zip(replay_set.segments, rows, strict=True)):
+        if segment_size == 0:
+            continue
+        segment_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+        actor = replay_set.actors.get(segment.policy_step)
+        arrays = collect_transitions(
+            replay_set.env_id, actor, segment_size, segment_seed, num_envs, progress
+        )
+        arrays["infos/policy_step"] = np.full(segment_size, segment.policy_step, np.int64)
+        parts.append(arrays)
+    # A segment's last episode is cut at the end of its share: a truncation (it bootstraps),
+    # flagged so that no trajectory runs into the next policy's first episode. The file's
+    # last row stays unflagged, as in the other replicas.
+    for arrays in parts[:-1]:
+        arrays["timeouts"][-1] |= ~arrays["terminals"][-1]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
 def build_replica(
     dataset_id: str,
-    n_transitions: int = DEFAULT_TRANSITIONS,
+    n_transitions: int | None = None,
     seed: int = 0,
     path: Path | None = None,
-    num_envs: int = 20,
+    num_envs: int = DEFAULT_NUM_ENVS,
     progress: bool = True,
+    policy_dir: Path | None = None,
 ) -> Path:
-    """Build the replica of `dataset_id` ('{halfcheetah,hopper}-{medium,random}-v2') atomically."""
+    """Build the replica of `dataset_id` ('{halfcheetah,hopper}-{medium,medium-replay,random}-v2')
+    atomically; `n_transitions` None is D4RL's size, `policy_dir` None the shipped policies."""
     spec = get_dataset_spec(dataset_id)
     if spec.quality not in REPLICA_QUALITIES:
         raise ValueError(
             f"no replica recipe for {dataset_id!r}: replicas exist for the qualities "
             f"{', '.join(REPLICA_QUALITIES)} (e.g. {spec.env_name}-medium-v2)"
         )
+    n_transitions = default_transitions(dataset_id) if n_transitions is None else n_transitions
     if n_transitions <= 0:
         raise ValueError(f"--n must be positive, got {n_transitions}")
     metadata: dict[str, str | int | float] = {
@@ -185,22 +247,49 @@ def build_replica(
         "env_id": spec.gym_env_id,
         "seed": seed,
         "n_transitions": n_transitions,
+        "num_envs": num_envs,
+        "recipe": REPLICA_RECIPE,
         "hybrid_rl_version": __version__,
         "gymnasium_version": importlib.metadata.version("gymnasium"),
         "mujoco_version": importlib.metadata.version("mujoco"),
     }
-    actor = None
-    if spec.quality == "medium":
-        actor, card = load_shipped_policy(spec.env_name, "medium")
+    if spec.quality == "medium-replay":
+        replay_set = load_replay_set(spec.env_name, policy_dir)
+        metadata["policy_sha256"] = replay_set.card["sha256"]
+        metadata["policy_steps"] = ",".join(str(s.policy_step) for s in replay_set.segments)
+        metadata["segment_rows"] = ",".join(
+            str(rows) for rows in segment_rows(replay_set.segments, n_transitions)
+        )
+        metadata["policy"] = (
+            "uniform random actions, then SAC actor snapshots of one run in training order "
+            "(stochastic actions, float64 in a fixed order)"
+        )
+        arrays = collect_replay_transitions(replay_set, n_transitions, seed, num_envs, progress)
+    elif spec.quality == "medium":
+        torch_actor, card = load_shipped_policy(spec.env_name, "medium", policy_dir)
         metadata["policy_sha256"] = card["sha256"]
         metadata["policy_train_step"] = card["train_step"]
-        metadata["policy"] = "SAC actor (stochastic actions)"
+        metadata["policy"] = "SAC actor (stochastic actions, float64 in a fixed order)"
+        actor = PortableActor.from_actor(torch_actor)
+        arrays = collect_transitions(
+            spec.gym_env_id, actor, n_transitions, seed, num_envs, progress
+        )
     else:
         metadata["policy"] = "uniform random actions"
-    arrays = collect_transitions(spec.gym_env_id, actor, n_transitions, seed, num_envs, progress)
-    target = path or replica_path(dataset_id, n_transitions, seed)
+        arrays = collect_transitions(spec.gym_env_id, None, n_transitions, seed, num_envs, progress)
+    target = path or replica_path(dataset_id, n_transitions, seed, num_envs)
     write_d4rl_hdf5(target, arrays, metadata)
     return target
+
+
+def built_from_shipped_policy(path: Path, dataset_id: str, policy_dir: Path | None = None) -> bool:
+    """Whether the replica at `path` was built by the current recipe from the policy (or
+    snapshot set) shipped now, by the sha256 its metadata records (random replicas: none)."""
+    metadata = read_d4rl_metadata(path)
+    spec = get_dataset_spec(dataset_id)
+    card_path = policy_paths(spec.env_name, spec.quality, policy_dir)[1]
+    shipped = json.loads(card_path.read_text()).get("sha256") if card_path.exists() else None
+    return metadata.get("recipe") == REPLICA_RECIPE and metadata.get("policy_sha256") == shipped
 
 
 def ensure_replica(dataset_id: str) -> Path:

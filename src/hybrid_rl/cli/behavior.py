@@ -1,4 +1,4 @@
-"""`hybrid-rl behavior train|select`: the behaviour policies of the replica datasets."""
+"""`hybrid-rl behavior train|select|ship-replay`: the behaviour policies of the replica datasets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import json
 
 import torch
+
+from hybrid_rl.behavior.replay_set import ReplayShipConfig
 
 
 def add_behavior_commands(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +43,32 @@ def add_behavior_commands(sub: argparse._SubParsersAction) -> None:
         help="mean episode length of the stochastic episodes within [MIN, MAX]",
     )
     select.set_defaults(func=_behavior_select)
+    ship_replay = bsub.add_parser(
+        "ship-replay",
+        help="ship evenly spaced snapshots of a run as its medium-replay snapshot set",
+        description="Picks --snapshots snapshots of the run, evenly spaced up to --up-to-step "
+        "(the medium snapshot, the last one picked), and writes them with a card into the "
+        "package's policies folder: <env>_medium_replay.pt and .json. The medium-replay "
+        "replica rolls each out for the share of training steps it stands for.",
+    )
+    ship_replay.add_argument("--run", required=True, help="a `behavior train` output folder")
+    ship_replay.add_argument(
+        "--up-to-step", type=int, required=True, help="the medium snapshot's training step"
+    )
+    ship_replay.add_argument(
+        "--snapshots", type=int, default=ReplayShipConfig.snapshots, help="how many to ship"
+    )
+    ship_replay.set_defaults(func=_behavior_ship_replay)
+
+
+def _behavior_ship_replay(args: argparse.Namespace) -> int:
+    from hybrid_rl.behavior.replay_set import ship_replay_set
+
+    card = ship_replay_set(
+        ReplayShipConfig(run_dir=args.run, up_to_step=args.up_to_step, snapshots=args.snapshots)
+    )
+    print(json.dumps(card, indent=2))
+    return 0
 
 
 def _behavior_select(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""`hybrid-rl dataset info|build|report`: inspect and build offline datasets."""
+"""`hybrid-rl dataset info|build|verify|card|report`: inspect, build and check offline datasets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+
+from hybrid_rl.behavior.replica_card import DEFAULT_RETURN_RTOL
 
 
 def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
@@ -17,11 +19,35 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_dataset_info)
     build = dsub.add_parser("build", help="build a replica dataset from a shipped policy")
-    build.add_argument("dataset", help="{halfcheetah,hopper}-{medium,random}-v2")
-    build.add_argument("--n", type=int, default=1_000_000, help="transitions")
+    build.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
+    build.add_argument(
+        "--n", type=int, default=None, help="transitions (default: D4RL's size of the dataset)"
+    )
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--out", default=None, help="output .hdf5 (default: the replica cache)")
     build.set_defaults(func=_dataset_build)
+    verify = dsub.add_parser(
+        "verify",
+        help="check a local replica (built if absent) against the summary in its card",
+        description="Exit 0 when every statistic matches the card, 1 when one differs, "
+        "2 on bad input. Counts and episode lengths must be equal; return statistics agree "
+        "within --rtol.",
+    )
+    verify.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
+    verify.add_argument("--file", default=None, help="check this .hdf5 instead of the cache")
+    verify.add_argument("--card", default=None, help="a card .json (default: the shipped one)")
+    verify.add_argument(
+        "--rtol", type=float, default=DEFAULT_RETURN_RTOL, help="relative tolerance on returns"
+    )
+    verify.set_defaults(func=_dataset_verify)
+    card = dsub.add_parser(
+        "card",
+        help="build a replica (if absent) and write its summary into the shipped card",
+        description="For maintainers, after the policy or the build recipe changed.",
+    )
+    card.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
+    card.add_argument("--card", default=None, help="a card .json (default: the shipped one)")
+    card.set_defaults(func=_dataset_card)
     report = dsub.add_parser(
         "report", help="replica statistics beside D4RL's, with return histograms"
     )
@@ -49,6 +75,69 @@ def _dataset_build(args: argparse.Namespace) -> int:
 
     path = build_replica(args.dataset, args.n, args.seed, Path(args.out) if args.out else None)
     print(f"wrote {path}")
+    return 0
+
+
+def _current_build(
+    dataset_id: str, n_transitions: int, seed: int, num_envs: int, rebuild_stale: bool = False
+) -> Path:
+    """The cached replica with these settings, built first when absent (or, with
+    `rebuild_stale`, when an older recipe or another shipped policy built it)."""
+    from hybrid_rl.behavior.replica import build_replica, built_from_shipped_policy, replica_path
+
+    path = replica_path(dataset_id, n_transitions, seed, num_envs)
+    stale = path.exists() and not built_from_shipped_policy(path, dataset_id)
+    if not path.exists() or (stale and rebuild_stale):
+        print(f"building {path} (this takes a few minutes)")
+        build_replica(dataset_id, n_transitions, seed, path, num_envs)
+    return path
+
+
+def _dataset_verify(args: argparse.Namespace) -> int:
+    from hybrid_rl.behavior.replica_card import (
+        check_return_rtol,
+        read_replica_record,
+        replica_card_path,
+        verify_replica,
+    )
+
+    check_return_rtol(args.rtol)  # before a build that can take minutes
+    card = Path(args.card) if args.card else replica_card_path(args.dataset)
+    record = read_replica_record(card, args.dataset)
+    if args.file:
+        path = Path(args.file)
+        if not path.exists():
+            raise FileNotFoundError(f"--file {path} does not exist")
+    else:
+        path = _current_build(
+            args.dataset, record["n_transitions"], record["seed"], record["num_envs"]
+        )
+    result = verify_replica(path, record, args.rtol)
+    print(f"{args.dataset}: {path} against {card}")
+    print("\n".join(result.lines()))
+    if result.recipe_actual != result.recipe_expected:
+        print(
+            f"the file was built by another recipe: delete it, or rebuild it with "
+            f"`hybrid-rl dataset build {args.dataset}`"
+        )
+    return 0 if result.matches else 1
+
+
+def _dataset_card(args: argparse.Namespace) -> int:
+    from hybrid_rl.behavior.replica import DEFAULT_NUM_ENVS, default_transitions
+    from hybrid_rl.behavior.replica_card import (
+        replica_card_path,
+        replica_record,
+        write_replica_record,
+    )
+
+    card = Path(args.card) if args.card else replica_card_path(args.dataset)
+    path = _current_build(
+        args.dataset, default_transitions(args.dataset), 0, DEFAULT_NUM_ENVS, rebuild_stale=True
+    )
+    record = replica_record(path, args.dataset)
+    write_replica_record(card, record)
+    print(f"wrote the summary of {path} (sha256 {record['sha256']}) into {card}")
     return 0
 
 

@@ -9,22 +9,24 @@ import numpy as np
 from hybrid_rl.data.registry import normalized_score
 from hybrid_rl.data.transitions import TransitionArrays, split_trajectories
 
+# Quantiles of trajectory returns a summary records (as "q05" ... "q95").
+RETURN_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
-def _stats(values: np.ndarray) -> dict[str, float]:
+
+def _stats(values: np.ndarray, quantiles: tuple[float, ...] = ()) -> dict[str, float]:
+    names = ["mean", "std", "min", "max", *(f"q{round(100 * q):02d}" for q in quantiles)]
     if values.size == 0:
-        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
-    return {
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-        "min": float(values.min()),
-        "max": float(values.max()),
-    }
+        return dict.fromkeys(names, float("nan"))
+    figures = [values.mean(), values.std(), values.min(), values.max()]
+    figures += list(np.quantile(values, quantiles)) if quantiles else []
+    return {name: float(figure) for name, figure in zip(names, figures, strict=True)}
 
 
 def summarize_transitions(transitions: TransitionArrays, env_id: str | None) -> dict[str, Any]:
     """Sizes, dims, episode lengths and returns (raw, and normalized when `env_id` is known).
 
-    Returns are undiscounted sums over trajectories split on terminals | timeouts.
+    Returns are undiscounted sums over trajectories split on terminals | timeouts; their
+    statistics include the quantiles RETURN_QUANTILES.
     """
     trajectories = split_trajectories(transitions)
     summary: dict[str, Any] = {
@@ -35,8 +37,9 @@ def summarize_transitions(transitions: TransitionArrays, env_id: str | None) -> 
         "obs_dim": transitions.obs_dim,
         "act_dim": transitions.act_dim,
         "episode_length": _stats(trajectories.lengths.astype(np.float64)),
-        "return": _stats(trajectories.returns),
+        "return": _stats(trajectories.returns, RETURN_QUANTILES),
     }
     if env_id is not None:
-        summary["normalized_return"] = _stats(normalized_score(env_id, trajectories.returns))
+        normalized = normalized_score(env_id, trajectories.returns)
+        summary["normalized_return"] = _stats(normalized, RETURN_QUANTILES)
     return summary
