@@ -198,7 +198,7 @@ def phase1(dataset: Path, results: Path, *flags: str) -> int:
     return main(["phase1", *tiny, *flags, "--results_dir", str(results), "--plots_dir", str(plots)])
 
 
-def test_a_grid_of_seed_groups_skips_the_seeds_already_finished(hopper_file, tmp_path):
+def test_a_grid_of_seed_groups_skips_the_seeds_already_finished(hopper_file, tmp_path, capsys):
     results = tmp_path / "results"
     assert phase1(hopper_file, results, "--seed", "0") == 0
     [first] = results.iterdir()
@@ -213,9 +213,12 @@ def test_a_grid_of_seed_groups_skips_the_seeds_already_finished(hopper_file, tmp
         assert saved["config"]["seed"] == int(name[-1])
         assert json.loads((results / name / "metrics.json").read_text())["status"] == "completed"
     stamps = [(results / name / "checkpoint.pt").stat().st_mtime_ns for name in folders]
+    # the grid's summary counts seeds, not groups
+    assert "3 runs: 3 completed, 0 diverged, 0 failed, 0 skipped" in capsys.readouterr().out
 
     assert phase1(hopper_file, results, "--seed", "0,1,2", "--seeds_per_process", "3") == 0
     assert [(results / n / "checkpoint.pt").stat().st_mtime_ns for n in folders] == stamps
+    assert "3 runs: 0 completed, 0 diverged, 0 failed, 3 skipped" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,8 @@ def run_grid(
     CQL run), and runs otherwise.
     Pool workers stop within seconds if this process is killed. With a `launcher`, the runs
     go to it instead (no `workers`; `threads` defaults to 1, as a pool worker of one core
-    has, and the bar to steps). Returns every run's outcome, in the order of `configs`.
+    has, and the bar to steps). Returns every run's outcome, in the order of `configs` (a
+    seed group's as one per seed).
     """
     if launcher is not None and workers is not None:
         raise ValueError("workers sets the local pool's size; a launcher schedules its own")
@@ -165,11 +166,31 @@ def run_grid(
                 torch.set_num_threads(previous)
         elif pending:
             _run_in_pool(queue, workers, n_threads, record)
-    summary = GridSummary(tuple(outcomes[name] for name in names), time.monotonic() - start)
+    summary = GridSummary(
+        tuple(o for c in configs for o in _seed_outcomes(c, outcomes[c.run_name])),
+        time.monotonic() - start,
+    )
     for outcome in summary.outcomes:
         if outcome.status == "failed":
             print(f"FAILED {outcome.run_name}: {outcome.error}", file=sys.stderr)
     return summary
+
+
+def _seed_outcomes(config: RunSpec, outcome: RunOutcome) -> list[RunOutcome]:
+    """A seed group's outcome as one per seed, each with its own folder's status (the group
+    reports "diverged" when any of its seeds did); a single run's as it is."""
+    if len(config.folders) == 1:
+        return [outcome]
+    return [
+        RunOutcome(
+            folder.path.name,
+            status
+            if outcome.status != "skipped" and (status := folder.status()) in FINISHED_STATUSES
+            else outcome.status,
+            outcome.error,
+        )
+        for folder in config.folders
+    ]
 
 
 def run_one(config: RunSpec, progress: bool = False) -> RunOutcome:
