@@ -27,6 +27,21 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def load_verified(
+    weights: Path, card_path: Path, remedy: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(card, torch payload) of shipped `weights`; ValueError, ending with `remedy`, when the
+    weights' sha256 is not the one their card records."""
+    card = json.loads(card_path.read_text())
+    digest = sha256_of(weights)
+    if digest != card["sha256"]:
+        raise ValueError(
+            f"{weights} has sha256 {digest} but its card {card_path} says {card['sha256']}: "
+            f"the weights were changed or damaged; {remedy}"
+        )
+    return card, torch.load(weights, map_location="cpu", weights_only=True)
+
+
 def load_shipped_policy(
     env_name: str, quality: str = "medium", policy_dir: Path | None = None
 ) -> tuple[TanhGaussianActor, dict[str, Any]]:
@@ -38,14 +53,7 @@ def load_shipped_policy(
             f"no shipped {quality} behaviour policy for {env_name!r} (looked for {weights}); "
             f"shipped policies: {shipped or 'none'}"
         )
-    card = json.loads(card_path.read_text())
-    digest = sha256_of(weights)
-    if digest != card["sha256"]:
-        raise ValueError(
-            f"{weights} has sha256 {digest} but its card {card_path} says {card['sha256']}: "
-            "the weights were changed or damaged; reinstall the package"
-        )
-    payload = torch.load(weights, map_location="cpu", weights_only=True)
+    card, payload = load_verified(weights, card_path, "reinstall the package")
     actor = TanhGaussianActor(payload["obs_dim"], payload["act_dim"])
     actor.load_state_dict(payload["actor"])
     actor.eval()

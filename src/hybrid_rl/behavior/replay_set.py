@@ -23,7 +23,7 @@ import torch
 
 from hybrid_rl.algos.networks import TanhGaussianActor
 from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
-from hybrid_rl.behavior.policies import policy_paths, sha256_of
+from hybrid_rl.behavior.policies import load_verified, policy_paths, sha256_of
 from hybrid_rl.behavior.portable_actor import PortableActor
 from hybrid_rl.data.registry import env_name_of
 from hybrid_rl.provenance import git_commit
@@ -231,14 +231,7 @@ def load_replay_set(env_name: str, policy_dir: Path | None = None) -> ReplaySet:
             f"{weights}); make one from a behaviour-training run with `hybrid-rl behavior "
             "ship-replay --run behavior_runs/<run> --up-to-step <medium step>`"
         )
-    card = json.loads(card_path.read_text())
-    digest = sha256_of(weights)
-    if digest != card["sha256"]:
-        raise ValueError(
-            f"{weights} has sha256 {digest} but its card {card_path} says {card['sha256']}: "
-            "the weights were changed or damaged; reinstall the package or ship the set again"
-        )
-    payload = torch.load(weights, map_location="cpu", weights_only=True)
+    card, payload = load_verified(weights, card_path, "reinstall the package or ship the set again")
     if env_name_of(payload["env_id"]) != env_name:
         raise ValueError(f"{weights} holds snapshots of {payload['env_id']}, not of {env_name}")
     actors = {}
