@@ -156,7 +156,8 @@ def test_runs_differing_in_more_than_the_seed_cannot_form_a_group(hopper_file, t
 
 @pytest.mark.slow  # kill/resume: see README
 def test_a_killed_seed_group_resumes_to_the_uninterrupted_result(hopper_file, tmp_path):
-    settings = dict(algo="td3bc", total_steps=3_000, log_every=250, eval_every=500)
+    # first checkpoint at step 300, 900 steps before the end: the kill lands mid-run
+    settings = dict(algo="td3bc", total_steps=1_200, log_every=100, eval_every=300)
     killed = seed_runs(hopper_file, tmp_path / "killed", **settings)
     fields = [dataclasses.asdict(run) | {"agent": None} for run in killed]
     script = (
