@@ -173,15 +173,22 @@ PHASE1_TEST_STEPS = 50
 
 
 @pytest.fixture(scope="session")
-def phase1_runs(tmp_path_factory) -> dict[str, TrainConfig]:
+def hopper_file(tmp_path_factory) -> Path:
+    """2,000 random-action Hopper transitions (short episodes, varied returns), written once
+    for the whole session; tests only read it."""
+    path = tmp_path_factory.mktemp("data") / "hopper-tiny.hdf5"
+    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
+    write_d4rl_hdf5(path, arrays, {"source": "test", "env_id": "Hopper-v4"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def phase1_runs(tmp_path_factory, hopper_file) -> dict[str, TrainConfig]:
     """Completed Phase I CQL and IQL runs (50 steps) on 2,000 random-action Hopper transitions,
     shared by the Phase II tests."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # module fixtures run before the per-test thread fixture
     root = tmp_path_factory.mktemp("phase1")
-    data = root / "hopper-tiny.hdf5"
-    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
-    write_d4rl_hdf5(data, arrays, {"source": "test", "env_id": "Hopper-v4"})
     agents = {
         "cql": CQLConfig(batch_size=32),
         "iql": IQLConfig(batch_size=32, max_steps=PHASE1_TEST_STEPS),
@@ -190,7 +197,7 @@ def phase1_runs(tmp_path_factory) -> dict[str, TrainConfig]:
     for algo, agent in agents.items():
         runs[algo] = TrainConfig(
             algo=algo,
-            dataset=str(data),
+            dataset=str(hopper_file),
             total_steps=PHASE1_TEST_STEPS,
             log_every=PHASE1_TEST_STEPS,
             eval_every=PHASE1_TEST_STEPS,

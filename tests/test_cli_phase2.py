@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.cli import build_parser, main
 from hybrid_rl.cli.phase2 import phase1_command_for, phase2_grid_from_args
-from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,14 +23,6 @@ COMMON = ["--algo", "iql", "--eval_episodes", "1", "--device", "cpu", "--threads
 
 def grid_for(*flags: str) -> Phase2Grid:
     return phase2_grid_from_args(build_parser().parse_args(["phase2", *flags]))
-
-
-@pytest.fixture(scope="module")
-def hopper_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "hopper-p2.hdf5"
-    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
-    write_d4rl_hdf5(path, arrays, {"source": "test", "env_id": "Hopper-v4"})
-    return path
 
 
 def test_no_flags_is_the_72_run_study():
@@ -244,19 +234,19 @@ def test_quick_phase2_fine_tunes_the_quick_phase1_runs_then_reports(
     results = tmp_path / "results_phase2" / "quick"
     names = sorted(p.name for p in results.iterdir())
     assert names == [
-        f"ft_iql_hopper-p2_k{k}_noise0_{b}_s0" for k in (0, 30) for b in ("ensemble", "none")
+        f"ft_iql_hopper-tiny_k{k}_noise0_{b}_s0" for k in (0, 30) for b in ("ensemble", "none")
     ]
     for name in names:
         saved = json.loads((results / name / "config.json").read_text())
-        assert saved["phase1"]["checkpoint"].startswith("results/quick/iql_hopper-p2_k")
+        assert saved["phase1"]["checkpoint"].startswith("results/quick/iql_hopper-tiny_k")
         metrics = json.loads((results / name / "metrics.json").read_text())
         assert metrics["status"] == "completed" and metrics["eval"]["steps"] == [0, 300]
     report = (tmp_path / "plots_phase2/quick/report.md").read_text()
     assert "# Phase II results" in report
-    assert "| hopper-p2 | hdf5-file | IQL | 30 | ensemble |" in report
+    assert "| hopper-tiny | hdf5-file | IQL | 30 | ensemble |" in report
     for kind in ("finetune_curves_iql", "steps_to_80pct", "disagreement"):
         for suffix in (".png", ".pdf"):
-            assert (tmp_path / f"plots_phase2/quick/{kind}_hopper-p2{suffix}").stat().st_size
+            assert (tmp_path / f"plots_phase2/quick/{kind}_hopper-tiny{suffix}").stat().st_size
 
 
 def test_run_phase2_py_is_the_phase2_command():
@@ -341,7 +331,7 @@ def test_td3bc_added_as_one_file_and_one_registry_line_runs_both_phases(
         flags = ["--quick", "--env", str(hopper_file), "--remove_top_k", "0"]
         assert main([command, *flags, *budget, *td3bc]) == 0
     phase1 = json.loads(
-        (tmp_path / "results/quick/td3bc_hopper-p2_k0_noise0_s0/metrics.json").read_text()
+        (tmp_path / "results/quick/td3bc_hopper-tiny_k0_noise0_s0/metrics.json").read_text()
     )
     assert phase1["status"] == "completed"
     # The delayed actor updates every other step, so each 50-step interval logs both losses.
@@ -349,7 +339,7 @@ def test_td3bc_added_as_one_file_and_one_registry_line_runs_both_phases(
         v is not None for v in phase1["train"]["actor_loss"] + phase1["train"]["critic_loss"]
     )
     for bonus in ("ensemble", "none"):
-        run = tmp_path / f"results_phase2/quick/ft_td3bc_hopper-p2_k0_noise0_{bonus}_s0"
+        run = tmp_path / f"results_phase2/quick/ft_td3bc_hopper-tiny_k0_noise0_{bonus}_s0"
         metrics = json.loads((run / "metrics.json").read_text())
         assert metrics["status"] == "completed" and metrics["eval"]["steps"] == [0, 300]
         saved = json.loads((run / "config.json").read_text())

@@ -13,19 +13,8 @@ from pathlib import Path
 import pytest
 
 from hybrid_rl.algos.iql import COMPILE_MIN_STEPS
-from hybrid_rl.behavior.replica import collect_transitions
-from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.runs.identity import as_json, identity_conflict
 from hybrid_rl.train import TrainConfig, train_offline
-
-
-@pytest.fixture(scope="module")
-def hopper_file(tmp_path_factory) -> Path:
-    """2,000 random-action Hopper transitions (short episodes, varied returns)."""
-    path = tmp_path_factory.mktemp("data") / "hopper-tiny.hdf5"
-    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
-    write_d4rl_hdf5(path, arrays, {"source": "test", "env_id": "Hopper-v4"})
-    return path
 
 
 def small_settings(dataset: Path, results: Path, **overrides) -> dict:

@@ -14,22 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.cli import main
-from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.launch.grid import Phase1Grid
 from hybrid_rl.train import SeedGroup, TrainConfig, train_offline
 
 SEEDS = (0, 1, 2)
-
-
-@pytest.fixture(scope="module")
-def hopper_file(tmp_path_factory) -> Path:
-    """2,000 random-action Hopper transitions (short episodes, varied returns)."""
-    path = tmp_path_factory.mktemp("data") / "hopper-tiny.hdf5"
-    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
-    write_d4rl_hdf5(path, arrays, {"source": "test", "env_id": "Hopper-v4"})
-    return path
 
 
 def seed_runs(dataset: Path, results: Path, **overrides) -> tuple[TrainConfig, ...]:

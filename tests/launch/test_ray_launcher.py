@@ -20,11 +20,9 @@ from pathlib import Path
 import pytest
 
 import hybrid_rl
-from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.cli import build_parser
 from hybrid_rl.cli.phase1 import phase1_grid_from_args
 from hybrid_rl.cli.phase2 import phase2_grid_from_args
-from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.finetune import FinetuneConfig
 from hybrid_rl.launch.executor import run_grid
 from hybrid_rl.launch.ray_launcher import RayLauncher
@@ -162,14 +160,6 @@ def cluster() -> Iterator[Cluster]:
         assert not left, f"Ray processes {left} still running after the test"
 
 
-@pytest.fixture(scope="module")
-def hopper_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "hopper-ray.hdf5"
-    arrays = collect_transitions("Hopper-v4", None, 2_000, seed=0, num_envs=4, progress=False)
-    write_d4rl_hdf5(path, arrays, {"source": "test", "env_id": "Hopper-v4"})
-    return path
-
-
 def metrics_by_run(results: Path) -> dict[str, dict]:
     return {
         run.name: json.loads((run / "metrics.json").read_text())
@@ -196,7 +186,7 @@ def test_a_grid_on_a_cluster_survives_a_killed_worker_with_the_local_results(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    victim = "iql_hopper-ray_k0_noise0_s0"
+    victim = "iql_hopper-tiny_k0_noise0_s0"
     run_dir = tmp_path / "r1" / victim
     deadline = time.monotonic() + 180
     while not (run_dir / "checkpoint.pt").exists():
