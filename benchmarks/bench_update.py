@@ -375,18 +375,18 @@ def our_training_step(agent: Any, algo: str) -> Callable[[Any], None]:
     return step
 
 
-def synthetic_batches(count: int) -> list[Any]:
+def synthetic_batches(count: int, rows: int = BATCH) -> list[Any]:
     import torch
 
     from hybrid_rl.batch import TransitionBatch
 
     return [
         TransitionBatch(
-            observations=torch.randn(BATCH, OBS_DIM),
-            actions=torch.rand(BATCH, ACT_DIM) * 2 - 1,
-            rewards=torch.randn(BATCH),
-            next_observations=torch.randn(BATCH, OBS_DIM),
-            terminals=(torch.rand(BATCH) < 0.01).float(),
+            observations=torch.randn(rows, OBS_DIM),
+            actions=torch.rand(rows, ACT_DIM) * 2 - 1,
+            rewards=torch.randn(rows),
+            next_observations=torch.randn(rows, OBS_DIM),
+            terminals=(torch.rand(rows) < 0.01).float(),
         )
         for _ in range(count)
     ]
