@@ -47,6 +47,13 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     )
     card.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
     card.add_argument("--card", default=None, help="a card .json (default: the shipped one)")
+    card.add_argument(
+        "--refresh",
+        action="store_true",
+        help="recompute the summary from the recorded build (cached, or --file), adding the "
+        "statistics it lacks and changing none it has; no rebuild",
+    )
+    card.add_argument("--file", default=None, help="with --refresh: the recorded build's .hdf5")
     card.set_defaults(func=_dataset_card)
     report = dsub.add_parser(
         "report", help="replica statistics beside D4RL's, with return histograms"
@@ -132,12 +139,39 @@ def _dataset_card(args: argparse.Namespace) -> int:
     )
 
     card = Path(args.card) if args.card else replica_card_path(args.dataset)
+    if args.refresh:
+        return _refresh_card(card, args.dataset, args.file)
+    if args.file:
+        raise ValueError("--file goes with --refresh; a card is otherwise written from a build")
     path = _current_build(
         args.dataset, default_transitions(args.dataset), 0, DEFAULT_NUM_ENVS, rebuild_stale=True
     )
     record = replica_record(path, args.dataset)
     write_replica_record(card, record)
     print(f"wrote the summary of {path} (sha256 {record['sha256']}) into {card}")
+    return 0
+
+
+def _refresh_card(card: Path, dataset_id: str, file: str | None) -> int:
+    from hybrid_rl.behavior.replica import replica_path
+    from hybrid_rl.behavior.replica_card import (
+        read_replica_record,
+        refresh_summary,
+        write_replica_record,
+    )
+
+    if file:
+        path = Path(file)
+    else:
+        record = read_replica_record(card, dataset_id)
+        path = replica_path(dataset_id, record["n_transitions"], record["seed"], record["num_envs"])
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: --refresh reads the recorded build; name it with --file, "
+            f"or build it with `hybrid-rl dataset build {dataset_id}`"
+        )
+    write_replica_record(card, refresh_summary(card, dataset_id, path))
+    print(f"refreshed the summary in {card} from {path}")
     return 0
 
 
