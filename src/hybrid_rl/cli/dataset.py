@@ -56,24 +56,27 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     card.add_argument("--file", default=None, help="with --refresh: the recorded build's .hdf5")
     card.set_defaults(func=_dataset_card)
     report = dsub.add_parser(
-        "report", help="replica statistics beside D4RL's, with return histograms"
+        "report",
+        help="every shipped replica card beside D4RL's statistics, with return histograms",
+        description="Rewrites the generated part of OUT/datasets.md (between its two marker "
+        "lines; the rest is kept) and OUT/<id>-returns.png, from the cards alone.",
     )
-    report.add_argument("datasets", nargs="+", help="dataset ids or .hdf5 paths")
-    report.add_argument("--source", default="auto", help="auto | d4rl | minari | replica")
-    report.add_argument("--out", default="docs", help="folder for datasets.md and figures")
+    report.add_argument("--out", default="docs", help="folder of datasets.md and the figures")
+    report.add_argument(
+        "--cards", default=None, help="folder of the cards (default: the shipped ones)"
+    )
     report.set_defaults(func=_dataset_report)
 
 
 def _dataset_report(args: argparse.Namespace) -> int:
-    from hybrid_rl.behavior.replica import ensure_replica
-    from hybrid_rl.data.loader import load_dataset
-    from hybrid_rl.report.dataset_report import write_dataset_report
+    from hybrid_rl.behavior.policies import POLICY_DIR
+    from hybrid_rl.report.dataset_report import shipped_cards, write_dataset_report
 
-    loaded = [
-        load_dataset(dataset, args.source, replica_provider=ensure_replica)
-        for dataset in args.datasets
-    ]
-    print(f"wrote {write_dataset_report(loaded, Path(args.out))}")
+    card_dir = Path(args.cards) if args.cards else POLICY_DIR
+    cards = shipped_cards(card_dir)
+    if not cards:
+        raise FileNotFoundError(f"no card (*.json) in {card_dir}")
+    print(f"wrote {write_dataset_report(cards, Path(args.out))} from {len(cards)} cards")
     return 0
 
 
