@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from hybrid_rl.behavior.replica import (
 )
 from hybrid_rl.behavior.replica_card import (
     read_replica_record,
+    refresh_summary,
     replica_card_path,
     replica_record,
     write_replica_record,
@@ -101,6 +103,46 @@ def test_verify_names_every_statistic_that_differs(card, tmp_path):
     assert "result: 2 line(s) differ from the card" in result.stdout
 
 
+def test_verify_compares_the_histogram_count_by_count(card, tmp_path):
+    def move_one_trajectory(summary):
+        counts = summary["normalized_return_histogram"]["counts"]
+        filled = next(i for i, count in enumerate(counts) if count)
+        counts[filled] -= 1
+        counts[filled + 1] += 1
+
+    reference = str(card.parent / "reference.hdf5")
+    altered = altered_card(card, tmp_path, move_one_trajectory)
+    result = verify(DATASET, "--card", altered, "--file", reference, data_dir=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    differing = [line.split()[0] for line in result.stdout.splitlines() if "DIFFERS" in line]
+    assert len(differing) == 2 and all(name.startswith("histogram[") for name in differing)
+
+
+def test_refresh_adds_a_missing_histogram_and_changes_nothing_else(card, tmp_path):
+    def drop_histogram(summary):
+        del summary["normalized_return_histogram"]
+
+    old = Path(altered_card(card, tmp_path, drop_histogram))
+    reference = card.parent / "reference.hdf5"
+    record = refresh_summary(old, DATASET, reference)
+    assert record == read_replica_record(card, DATASET)
+    assert list(record["summary"])[-1] == "normalized_return_histogram"
+
+    other = build_replica(DATASET, 2_000, seed=1, path=tmp_path / "s1.hdf5", num_envs=4)
+    with pytest.raises(ValueError, match="sha256"):
+        refresh_summary(old, DATASET, other)
+
+
+def test_refresh_refuses_to_change_a_recorded_figure(card, tmp_path):
+    def change(summary):
+        summary["return"]["mean"] *= 1 + 1e-12
+
+    with pytest.raises(ValueError, match="changes return"):
+        refresh_summary(
+            Path(altered_card(card, tmp_path, change)), DATASET, card.parent / "reference.hdf5"
+        )
+
+
 def test_verify_tolerance_is_a_flag(card, tmp_path):
     def change(summary):
         summary["return"]["mean"] *= 1.001
@@ -168,4 +210,8 @@ def test_every_shipped_replica_card_records_a_current_build(dataset):
         f"the replica recipe changed: `hybrid-rl dataset card {dataset}` rewrites the card"
     )
     assert (record["n_transitions"], record["seed"]) == (DEFAULT_TRANSITIONS, 0)
-    assert record["summary"]["transitions"] == DEFAULT_TRANSITIONS
+    summary = record["summary"]
+    assert summary["transitions"] == DEFAULT_TRANSITIONS
+    histogram = summary["normalized_return_histogram"]
+    counted = sum(histogram["counts"]) + histogram["underflow"] + histogram["overflow"]
+    assert counted == summary["trajectories"]

@@ -1,43 +1,102 @@
-import numpy as np
+"""docs/datasets.md's generated part, from the shipped replica cards (no data files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from hybrid_rl.behavior.replica import collect_transitions
-from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
-from hybrid_rl.data.loader import load_dataset
-from hybrid_rl.data.registry import reference_scores
-from hybrid_rl.report.dataset_report import dataset_stats, write_dataset_report
+from hybrid_rl.behavior.policies import POLICY_DIR
+from hybrid_rl.report.dataset_report import (
+    BEGIN_MARK,
+    END_MARK,
+    shipped_cards,
+    write_dataset_report,
+)
+
+DOCS = Path(__file__).parents[2] / "docs"
 
 
-@pytest.fixture(scope="module")
-def hopper_replica(tmp_path_factory):
-    path = tmp_path_factory.mktemp("report") / "hopper-medium-v2.hdf5"
-    arrays = collect_transitions("Hopper-v4", None, 1_500, seed=2, num_envs=3, progress=False)
-    write_d4rl_hdf5(
-        path, arrays, {"source": "replica", "env_id": "Hopper-v4", "dataset_id": "hopper-medium-v2"}
+@pytest.fixture
+def cards(tmp_path) -> Path:
+    """Copies of the shipped cards (the replica cards only: the weights are not needed)."""
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    for card in shipped_cards(POLICY_DIR):
+        shutil.copy(card, folder / card.name)
+    return folder
+
+
+def table_rows(report: str, dataset_id: str) -> dict[str, tuple[str, str]]:
+    """{statistic: (replica, D4RL)} of the table in `dataset_id`'s section."""
+    section = report.split(f"## {dataset_id}\n")[1].split("\n## ")[0]
+    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return {name.strip(): (ours.strip(), theirs.strip()) for name, ours, theirs in rows[1:]}
+
+
+def test_tables_hold_each_cards_figures_beside_d4rls(cards, tmp_path):
+    report = write_dataset_report(shipped_cards(cards), tmp_path / "out").read_text()
+    assert len(shipped_cards(cards)) >= 4
+    for card_path in shipped_cards(cards):
+        record = json.loads(card_path.read_text())["replica"]
+        summary, dataset_id = record["summary"], record["dataset_id"]
+        rows = table_rows(report, dataset_id)
+        assert rows["transitions"][0] == f"{summary['transitions']:,}"
+        assert rows["trajectories"][0] == f"{summary['trajectories']:,}"
+        assert rows["timeouts"][0] == f"{summary['timeouts']:,}"
+        assert float(rows["return mean"][0]) == round(summary["return"]["mean"], 1)
+        normalized = summary["normalized_return"]
+        assert float(rows["normalized return max"][0]) == round(normalized["max"], 1)
+        assert float(rows["normalized return median"][0]) == round(normalized["q50"], 1)
+        assert rows["terminals"][1] == "—"  # no published figure
+        assert record["sha256"] in report
+        assert (tmp_path / "out" / f"{dataset_id}-returns.png").stat().st_size > 0
+    hopper = table_rows(report, "hopper-medium-v2")
+    assert hopper["trajectories"][1] == "2,187"  # TFDS d4rl_mujoco_hopper/v2-medium
+    assert hopper["return mean"][1] == "1422.1"  # Decision Transformer's console output
+    assert table_rows(report, "hopper-random-v2")["return mean"][1] == "—"
+
+
+def test_a_newly_shipped_card_appears_and_a_card_without_summary_says_so(cards, tmp_path):
+    (cards / "hopper_medium_replay.json").write_text(
+        json.dumps({"dataset": "hopper-medium-replay-v2 (replica)", "sha256": "0" * 64})
     )
-    return load_dataset(path), arrays
+    report = write_dataset_report(shipped_cards(cards), tmp_path).read_text()
+    section = report.split("## hopper-medium-replay-v2\n")[1].split(END_MARK)[0]
+    assert "records no replica build yet" in section
+    assert "hybrid-rl dataset card hopper-medium-replay-v2" in section
 
 
-def test_stats_leave_out_the_cut_off_last_trajectory(hopper_replica):
-    loaded, arrays = hopper_replica
-    ends = np.flatnonzero(arrays["terminals"] | arrays["timeouts"]) + 1
-    starts = np.concatenate([[0], ends[:-1]])
-    returns = [
-        arrays["rewards"][a:b].astype(np.float64).sum() for a, b in zip(starts, ends, strict=True)
-    ]
-    stats, kept = dataset_stats(loaded)
-    assert stats.trajectories == len(ends)
-    assert stats.transitions == ends[-1] < 1_500
-    np.testing.assert_allclose(kept, returns)
-    assert stats.return_mean == pytest.approx(np.mean(returns))
-    assert stats.episode_length_mean == pytest.approx(ends[-1] / len(ends))
+def test_only_the_marked_part_is_rewritten(cards, tmp_path):
+    (tmp_path / "datasets.md").write_text(
+        f"# kept\n\n{BEGIN_MARK}\nstale\n{END_MARK}\n\nkept too\n"
+    )
+    report = write_dataset_report(shipped_cards(cards), tmp_path).read_text()
+    assert report.startswith(f"# kept\n\n{BEGIN_MARK}\n") and report.endswith("\n\nkept too\n")
+    assert "stale" not in report and "## hopper-medium-v2" in report
+    (tmp_path / "datasets.md").write_text("# no markers\n")
+    with pytest.raises(ValueError, match="must hold"):
+        write_dataset_report(shipped_cards(cards), tmp_path)
 
 
-def test_report_puts_replica_beside_d4rl(hopper_replica, tmp_path):
-    loaded, _ = hopper_replica
-    report = write_dataset_report([loaded], tmp_path).read_text()
-    assert "| trajectories |" in report and "2,186" in report  # D4RL's hopper-medium-v2
-    stats, _ = dataset_stats(loaded)
-    low, high = reference_scores("hopper")
-    assert f"| normalized return std | {100 * stats.return_std / (high - low):.1f} |" in report
-    assert (tmp_path / "hopper-medium-v2-returns.png").stat().st_size > 0
+def test_committed_datasets_md_is_what_the_report_command_writes(tmp_path):
+    shutil.copy(DOCS / "datasets.md", tmp_path / "datasets.md")
+    exe = shutil.which("hybrid-rl")
+    assert exe, "the hybrid-rl console script is not installed"
+    result = subprocess.run(
+        [exe, "dataset", "report", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HYBRID_RL_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "datasets.md").read_text() == (DOCS / "datasets.md").read_text(), (
+        "docs/datasets.md is stale: run `hybrid-rl dataset report --out docs` and commit it"
+    )
+    for figure in tmp_path.glob("*-returns.png"):
+        assert (DOCS / figure.name).exists(), f"docs/{figure.name} is not committed"

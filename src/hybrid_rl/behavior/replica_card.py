@@ -32,6 +32,7 @@ LENGTH_RTOL = 1e-12
 # trajectory moves them far more than this.
 DEFAULT_RETURN_RTOL = 1e-6
 _COUNTS = ("transitions", "trajectories", "terminals", "timeouts", "obs_dim", "act_dim")
+HISTOGRAM_KEY = "normalized_return_histogram"
 
 
 def replica_card_path(dataset_id: str) -> Path:
@@ -80,6 +81,27 @@ def replica_record(path: Path, dataset_id: str) -> dict[str, Any]:
         "built_with": {"hybrid_rl": __version__, **versions},
         "summary": summary,
     }
+
+
+def refresh_summary(card_path: Path, dataset_id: str, path: Path) -> dict[str, Any]:
+    """The card's record with its summary recomputed from the reference build at `path`, for
+    when the summary gains a statistic: every figure the card records must come out the same,
+    so only new ones are added. Refuses a file that is not the recorded build (its sha256)."""
+    record = read_replica_record(card_path, dataset_id)
+    _, sha256, summary = _summarize(path)
+    if sha256 != record["sha256"]:
+        raise ValueError(
+            f"{path} has sha256 {sha256}, but {card_path} records the build {record['sha256']}: "
+            f"a summary is refreshed only from the recorded file; `hybrid-rl dataset card "
+            f"{dataset_id}` without --refresh rebuilds and rewrites the card"
+        )
+    changed = [key for key, value in record["summary"].items() if summary.get(key) != value]
+    if changed:
+        raise ValueError(
+            f"recomputing the summary of {path} changes {', '.join(changed)} from what "
+            f"{card_path} records (another numpy?); the card was left as it was"
+        )
+    return {**record, "summary": summary}
 
 
 def write_replica_record(card_path: Path, record: dict[str, Any]) -> None:
@@ -131,7 +153,8 @@ def compare_summaries(
     expected: dict[str, Any], actual: dict[str, Any], return_rtol: float
 ) -> list[Comparison]:
     """Every statistic of the card's summary beside the build's: counts exact, episode-length
-    figures up to rounding, return statistics (raw and normalized) within `return_rtol`."""
+    figures up to rounding, return statistics (raw and normalized) within `return_rtol`, the
+    normalized-return histogram (when the card has one) count by count."""
     comparisons = [Comparison(name, expected[name], actual[name], 0.0) for name in _COUNTS]
     for group, rtol in (
         ("episode_length", LENGTH_RTOL),
@@ -143,6 +166,27 @@ def compare_summaries(
             # A file that does not name its env has no normalized returns: nan, so it differs.
             local = actual.get(group, {}).get(stat, math.nan)
             comparisons.append(Comparison(f"{group}.{stat}", value, local, 0.0 if exact else rtol))
+    if HISTOGRAM_KEY in expected:
+        local_histogram = actual.get(HISTOGRAM_KEY, {})
+        comparisons += _histogram_comparisons(expected[HISTOGRAM_KEY], local_histogram)
+    return comparisons
+
+
+def _histogram_comparisons(expected: dict[str, Any], actual: dict[str, Any]) -> list[Comparison]:
+    """The histogram's bins, then its counts, all exact (a reproduced build has the same
+    trajectories). Bins empty in both are left out to keep the listing short."""
+    names = ("low", "high", "width", "underflow", "overflow")
+    comparisons = [
+        Comparison(f"histogram.{name}", expected[name], actual.get(name, math.nan), 0.0)
+        for name in names
+    ]
+    local_counts = actual.get("counts", [])
+    for i, count in enumerate(expected["counts"]):
+        local = local_counts[i] if i < len(local_counts) else math.nan
+        if count or local:
+            low = expected["low"] + i * expected["width"]
+            name = f"histogram[{low:g},{low + expected['width']:g})"
+            comparisons.append(Comparison(name, count, local, 0.0))
     return comparisons
 
 

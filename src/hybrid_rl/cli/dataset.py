@@ -47,26 +47,36 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     )
     card.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
     card.add_argument("--card", default=None, help="a card .json (default: the shipped one)")
+    card.add_argument(
+        "--refresh",
+        action="store_true",
+        help="recompute the summary from the recorded build (cached, or --file), adding the "
+        "statistics it lacks and changing none it has; no rebuild",
+    )
+    card.add_argument("--file", default=None, help="with --refresh: the recorded build's .hdf5")
     card.set_defaults(func=_dataset_card)
     report = dsub.add_parser(
-        "report", help="replica statistics beside D4RL's, with return histograms"
+        "report",
+        help="every shipped replica card beside D4RL's statistics, with return histograms",
+        description="Rewrites the generated part of OUT/datasets.md (between its two marker "
+        "lines; the rest is kept) and OUT/<id>-returns.png, from the cards alone.",
     )
-    report.add_argument("datasets", nargs="+", help="dataset ids or .hdf5 paths")
-    report.add_argument("--source", default="auto", help="auto | d4rl | minari | replica")
-    report.add_argument("--out", default="docs", help="folder for datasets.md and figures")
+    report.add_argument("--out", default="docs", help="folder of datasets.md and the figures")
+    report.add_argument(
+        "--cards", default=None, help="folder of the cards (default: the shipped ones)"
+    )
     report.set_defaults(func=_dataset_report)
 
 
 def _dataset_report(args: argparse.Namespace) -> int:
-    from hybrid_rl.behavior.replica import ensure_replica
-    from hybrid_rl.data.loader import load_dataset
-    from hybrid_rl.report.dataset_report import write_dataset_report
+    from hybrid_rl.behavior.policies import POLICY_DIR
+    from hybrid_rl.report.dataset_report import shipped_cards, write_dataset_report
 
-    loaded = [
-        load_dataset(dataset, args.source, replica_provider=ensure_replica)
-        for dataset in args.datasets
-    ]
-    print(f"wrote {write_dataset_report(loaded, Path(args.out))}")
+    card_dir = Path(args.cards) if args.cards else POLICY_DIR
+    cards = shipped_cards(card_dir)
+    if not cards:
+        raise FileNotFoundError(f"no card (*.json) in {card_dir}")
+    print(f"wrote {write_dataset_report(cards, Path(args.out))} from {len(cards)} cards")
     return 0
 
 
@@ -132,12 +142,39 @@ def _dataset_card(args: argparse.Namespace) -> int:
     )
 
     card = Path(args.card) if args.card else replica_card_path(args.dataset)
+    if args.refresh:
+        return _refresh_card(card, args.dataset, args.file)
+    if args.file:
+        raise ValueError("--file goes with --refresh; a card is otherwise written from a build")
     path = _current_build(
         args.dataset, default_transitions(args.dataset), 0, DEFAULT_NUM_ENVS, rebuild_stale=True
     )
     record = replica_record(path, args.dataset)
     write_replica_record(card, record)
     print(f"wrote the summary of {path} (sha256 {record['sha256']}) into {card}")
+    return 0
+
+
+def _refresh_card(card: Path, dataset_id: str, file: str | None) -> int:
+    from hybrid_rl.behavior.replica import replica_path
+    from hybrid_rl.behavior.replica_card import (
+        read_replica_record,
+        refresh_summary,
+        write_replica_record,
+    )
+
+    if file:
+        path = Path(file)
+    else:
+        record = read_replica_record(card, dataset_id)
+        path = replica_path(dataset_id, record["n_transitions"], record["seed"], record["num_envs"])
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: --refresh reads the recorded build; name it with --file, "
+            f"or build it with `hybrid-rl dataset build {dataset_id}`"
+        )
+    write_replica_record(card, refresh_summary(card, dataset_id, path))
+    print(f"refreshed the summary in {card} from {path}")
     return 0
 
 

@@ -11,6 +11,31 @@ from hybrid_rl.data.transitions import TransitionArrays, split_trajectories
 
 # Quantiles of trajectory returns a summary records (as "q05" ... "q95").
 RETURN_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+# Bins of the normalized-return histogram a summary records: fixed, so that histograms of
+# different datasets and builds compare bin by bin. 2 points wide from -5 to 125 on D4RL's
+# scale (0 random, 100 expert); bins are [a, a + 2) except the last, [123, 125].
+HISTOGRAM_LOW, HISTOGRAM_HIGH, HISTOGRAM_WIDTH = -5.0, 125.0, 2.0
+
+
+def histogram_edges() -> np.ndarray:
+    """The bin edges of `normalized_return_histogram` (66 edges, 65 bins)."""
+    n_bins = round((HISTOGRAM_HIGH - HISTOGRAM_LOW) / HISTOGRAM_WIDTH)
+    return HISTOGRAM_LOW + HISTOGRAM_WIDTH * np.arange(n_bins + 1)
+
+
+def normalized_return_histogram(normalized: np.ndarray) -> dict[str, Any]:
+    """Counts of normalized trajectory returns in the fixed bins, plus those below the first
+    edge (`underflow`) and above the last (`overflow`); the counts sum to len(normalized)."""
+    edges = histogram_edges()
+    counts, _ = np.histogram(normalized, bins=edges)
+    return {
+        "low": HISTOGRAM_LOW,
+        "high": HISTOGRAM_HIGH,
+        "width": HISTOGRAM_WIDTH,
+        "underflow": int((normalized < edges[0]).sum()),
+        "counts": [int(count) for count in counts],
+        "overflow": int((normalized > edges[-1]).sum()),
+    }
 
 
 def _stats(values: np.ndarray, quantiles: tuple[float, ...] = ()) -> dict[str, float]:
@@ -26,7 +51,8 @@ def summarize_transitions(transitions: TransitionArrays, env_id: str | None) -> 
     """Sizes, dims, episode lengths and returns (raw, and normalized when `env_id` is known).
 
     Returns are undiscounted sums over trajectories split on terminals | timeouts; their
-    statistics include the quantiles RETURN_QUANTILES.
+    statistics include the quantiles RETURN_QUANTILES, and normalized returns also a histogram
+    (`normalized_return_histogram`).
     """
     trajectories = split_trajectories(transitions)
     summary: dict[str, Any] = {
@@ -42,4 +68,5 @@ def summarize_transitions(transitions: TransitionArrays, env_id: str | None) -> 
     if env_id is not None:
         normalized = normalized_score(env_id, trajectories.returns)
         summary["normalized_return"] = _stats(normalized, RETURN_QUANTILES)
+        summary["normalized_return_histogram"] = normalized_return_histogram(normalized)
     return summary
