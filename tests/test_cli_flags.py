@@ -12,7 +12,9 @@ from hybrid_rl.cli import build_parser, main
 from hybrid_rl.cli.execution import Execution
 from hybrid_rl.cli.flags import FlagError, error_line, field_flags, given_values
 from hybrid_rl.cli.study import STUDY_FIELDS
-from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid, SettingError
+from hybrid_rl.launch.options import SettingError
+from hybrid_rl.launch.phase1_grid import Phase1Grid
+from hybrid_rl.launch.phase2_grid import Phase2Grid
 from hybrid_rl.launch.study import Study
 
 EXECUTION = ["--workers", "--threads", "--launcher", "--ray_address", "--plot_only"]

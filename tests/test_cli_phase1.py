@@ -12,7 +12,7 @@ from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.cli import build_parser, main
 from hybrid_rl.cli.phase1 import phase1_grid_from_args
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
-from hybrid_rl.launch.grid import Phase1Grid
+from hybrid_rl.launch.phase1_grid import Phase1Grid
 
 
 def grid_for(*flags: str) -> Phase1Grid:

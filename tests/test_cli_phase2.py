@@ -13,7 +13,8 @@ import pytest
 
 from hybrid_rl.cli import build_parser, main
 from hybrid_rl.cli.phase2 import phase1_command_for, phase2_grid_from_args
-from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
+from hybrid_rl.launch.phase1_grid import Phase1Grid
+from hybrid_rl.launch.phase2_grid import Phase2Grid
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PHASE1 = ["--total_steps", "100", "--log_every", "50", "--eval_every", "100"]

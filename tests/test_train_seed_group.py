@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hybrid_rl.cli import main
-from hybrid_rl.launch.grid import Phase1Grid
+from hybrid_rl.launch.phase1_grid import Phase1Grid
 from hybrid_rl.train import SeedGroup, TrainConfig, train_offline
 
 SEEDS = (0, 1, 2)

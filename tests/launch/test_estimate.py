@@ -16,7 +16,7 @@ from hybrid_rl.launch.estimate import (
     dataset_on_disk,
     estimate_wall_time,
 )
-from hybrid_rl.launch.grid import Phase1Grid
+from hybrid_rl.launch.phase1_grid import Phase1Grid
 from hybrid_rl.launch.study import Study
 from hybrid_rl.train import TrainConfig
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
+from hybrid_rl.launch.phase1_grid import Phase1Grid
+from hybrid_rl.launch.phase2_grid import Phase2Grid
 from hybrid_rl.launch.study import STUDY_ARMS, Study
 
 

@@ -12,7 +12,7 @@ from typing import Literal, TypeVar
 
 from hybrid_rl.cli.flags import Flag, FlagError, error_line, field_flags, given_values, overrides
 from hybrid_rl.launch.executor import RemoteLauncher, default_workers
-from hybrid_rl.launch.grid import SettingError, option
+from hybrid_rl.launch.options import SettingError, option
 from hybrid_rl.launch.ray_launcher import (
     RAY_INSTALL_COMMAND,
     RayLauncher,

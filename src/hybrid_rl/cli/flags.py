@@ -1,6 +1,6 @@
 """Command-line flags generated from dataclass fields.
 
-A field declared with `launch.grid.option(default, "flag", "help")` becomes `--flag`; its help
+A field declared with `launch.options.option(default, "flag", "help")` becomes `--flag`; its help
 shows the field's help text and default (and the `--quick` default where that differs), so
 neither is ever written twice. Tuple fields become list flags that take comma-separated or
 repeated values. Values are converted here; whether they are valid is the dataclass's to say
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hybrid_rl.launch.grid import SettingError
+from hybrid_rl.launch.options import SettingError
 
 
 class FlagError(ValueError):

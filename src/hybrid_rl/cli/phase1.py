@@ -13,7 +13,7 @@ from hybrid_rl.cli.execution import (
     print_estimate,
 )
 from hybrid_rl.cli.flags import add_flags, add_quick_flag, field_flags, given_values, overrides
-from hybrid_rl.launch.grid import Phase1Grid
+from hybrid_rl.launch.phase1_grid import Phase1Grid
 from hybrid_rl.train import TrainConfig
 
 PHASE1_FLAGS = field_flags(Phase1Grid)

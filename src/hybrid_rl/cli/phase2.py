@@ -18,7 +18,8 @@ from hybrid_rl.cli.execution import (
 )
 from hybrid_rl.cli.flags import add_flags, add_quick_flag, field_flags, given_values, overrides
 from hybrid_rl.finetune import FinetuneConfig
-from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid
+from hybrid_rl.launch.phase1_grid import Phase1Grid
+from hybrid_rl.launch.phase2_grid import Phase2Grid
 
 PHASE2_FLAGS = field_flags(Phase2Grid)
 

@@ -22,7 +22,9 @@ from hybrid_rl.cli.flags import (
     given_values,
     overrides,
 )
-from hybrid_rl.launch.grid import Phase1Grid, Phase2Grid, SettingError
+from hybrid_rl.launch.options import SettingError
+from hybrid_rl.launch.phase1_grid import Phase1Grid
+from hybrid_rl.launch.phase2_grid import Phase2Grid
 from hybrid_rl.launch.plan import PlanOptions
 from hybrid_rl.launch.study import Study
 from hybrid_rl.runs.spec import RunSpec

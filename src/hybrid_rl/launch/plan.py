@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from hybrid_rl.launch import estimate
 from hybrid_rl.launch.estimate import data_preparation, run_seconds
-from hybrid_rl.launch.grid import SettingError, option
+from hybrid_rl.launch.options import SettingError, option
 from hybrid_rl.runs.spec import RunCost, RunSpec
 
 HOUR = 3600.0

@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 
 from hybrid_rl.launch.datasets import datasets_loaded_once
 from hybrid_rl.launch.executor import GridSummary, RemoteLauncher, run_grid
-from hybrid_rl.launch.grid import QUICK_SUBDIR, Phase1Grid, Phase2Grid, option
+from hybrid_rl.launch.options import option
+from hybrid_rl.launch.phase1_grid import QUICK_SUBDIR, Phase1Grid
+from hybrid_rl.launch.phase2_grid import Phase2Grid
 from hybrid_rl.report.report_study import StudyOutputs, write_study_outputs
 from hybrid_rl.report.results import dataset_label
 from hybrid_rl.runs.spec import RunSpec
@@ -29,7 +31,7 @@ Grid = TypeVar("Grid", Phase1Grid, Phase2Grid)
 STUDY_ALGOS = ("iql",)
 STUDY_DATASETS = ("halfcheetah-medium-v2",)
 STUDY_PLOTS_DIR = "plots_study"
-# preset:bonus_type of each Phase II arm (launch.grid.Phase2Grid.arms). Each arm of a quick
+# preset:bonus_type of each Phase II arm (launch.phase2_grid.Phase2Grid.arms). Each arm of a quick
 # study adds about 1-2 min of IQL on 2 cores (plus the preset's 5,000 warm-up updates).
 STUDY_ARMS = ("spec:ensemble", "spec:none", "enoto:ensemble")
 # Phase II fields that choose arms; given any of them, the study does not impose STUDY_ARMS.
