@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from bench_update import BATCH, make_ours, synthetic_batches
@@ -220,7 +221,7 @@ def main() -> None:
             )
     result["load_after"] = load_average()
     if args.json:
-        write_json(args.json, result)
+        write_json(Path(args.json), result)
 
 
 if __name__ == "__main__":

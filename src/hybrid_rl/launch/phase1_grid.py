@@ -102,7 +102,9 @@ class Phase1Grid:
         "precision",
         f"{' | '.join(PRECISIONS)}: dtype of the critic's matrix products "
         f"({', '.join(PRECISION_ALGOS)}); bf16 needs AVX512-BF16/AMX or a bf16 GPU, else fp32 "
-        "is used (with a warning); Phase II runs keep their Phase I run's",
+        "is used (with a warning); Phase II runs keep their Phase I run's. Not shown to learn "
+        "like fp32: on halfcheetah CQL (3 seeds, 20k steps) bf16 ended 0.9 points lower on "
+        "every seed (docs/results-phase1.md)",
     )
     log_every: int = option(_TRAIN_DEFAULTS["log_every"], "log_every", "steps between metric logs")
     eval_every: int = option(
