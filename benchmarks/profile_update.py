@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_update import BATCH, make_ours, synthetic_batches
-from common import load_average, machine_info, write_json
+from bench_update import BATCH, Product, make_ours, synthetic_batches
+from common import Timing, load_average, machine_info, time_block, write_json
 
 # aten ops by group (names without "aten::" and a trailing "_" of in-place variants); anything
 # else is elementwise work or a reduction, and non-aten events are autograd and Python
@@ -66,20 +67,12 @@ def product_dims(op: str, shapes: list[list[int]]) -> tuple[int, int, int, int] 
     return batch, a[-2], a[-1], b[-1] if len(b) >= 2 else 1
 
 
-def standalone_rate(dims: tuple[int, int, int, int], seconds: float = 0.3) -> float:
+def standalone_rate(dims: tuple[int, int, int, int], blocks: int = 3) -> float:
     """GFLOP/s of the same product on fresh contiguous operands, alone in a loop."""
-    import time
-
-    import torch
-
-    batch, rows, inner, columns = dims
-    a, b = torch.randn(batch, rows, inner), torch.randn(batch, inner, columns)
-    torch.bmm(a, b)
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        torch.bmm(a, b)
-        calls += 1
-    return 2 * batch * rows * inner * columns * calls / (time.perf_counter() - start) / 1e9
+    product = Product(*dims, "float32", seconds=0.1)
+    for _ in range(blocks):
+        time_block(product.work, product.timing)
+    return product.rate()
 
 
 def profile(name: str, updates: int) -> dict[str, Any]:
@@ -145,21 +138,24 @@ def stacking_ceiling(name: str, seeds: int, rounds: int = 7, updates: int = 10) 
     products and elementwise passes on N times the rows, with the per-op overhead paid once.
     So N · t(256) / t(N · 256) bounds what `--seeds_per_process N` can gain over separate runs.
     """
-    import statistics
-    import time
-
     agent, _ = make_ours(name)
     sizes = (BATCH, seeds * BATCH)
     batches = {rows: synthetic_batches(4, rows) for rows in sizes}
-    seconds: dict[int, list[float]] = {rows: [] for rows in sizes}
-    for round_ in range(rounds + 1):
-        for rows in sizes:
-            start = time.perf_counter()
+    timings = {rows: Timing(updates) for rows in sizes}
+
+    def block(rows: int) -> Callable[[], None]:
+        def work() -> None:
             for i in range(updates):
                 agent.update(batches[rows][i % 4])
-            if round_:  # the first round warms up
-                seconds[rows].append((time.perf_counter() - start) / updates)
-    single, stacked = (statistics.median(seconds[rows]) for rows in sizes)
+
+        return work
+
+    for rows in sizes:  # warm-up: first calls allocate and pick kernels
+        block(rows)()
+    for _ in range(rounds):
+        for rows in sizes:
+            time_block(block(rows), timings[rows])
+    single, stacked = (1 / timings[rows].rate() for rows in sizes)
     return {
         "name": name,
         "seeds": seeds,
@@ -188,7 +184,7 @@ def main() -> None:
         "load_before": load_average(),
         "rows": [],
     }
-    result["matmul_gflop_per_s"] = round(standalone_rate((1, 2048, 2048, 2048), 2.0), 1)
+    result["matmul_gflop_per_s"] = round(standalone_rate((1, 2048, 2048, 2048), blocks=5), 1)
     print(f"matmul 2048x2048: {result['matmul_gflop_per_s']} GFLOP/s")
     for name in args.algos:
         row = profile(name, args.updates)
