@@ -22,6 +22,7 @@ from torch import Tensor
 
 from hybrid_rl.algos.sac import SAC, SACConfig
 from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
+from hybrid_rl.behavior.carry import start_from_carry
 from hybrid_rl.data.replay_buffer import ReplayBuffer
 from hybrid_rl.envs import make_env
 from hybrid_rl.eval.rollout import evaluate_policy
@@ -117,7 +118,9 @@ class BehaviorTask(LoopTask):
             np.array([truncated]),
         )
         self.obs = self.env.reset()[0] if terminated or truncated else next_obs
-        if step < self.config.learning_starts:
+        # A run carried to another machine (behavior.carry) left its buffer behind: the
+        # current policy refills it before updates resume.
+        if step < self.config.learning_starts or len(self.buffer) < self.config.learning_starts:
             return {}
         return self.agent.update(self.buffer.sample(self.config.sac.batch_size))
 
@@ -165,10 +168,14 @@ class BehaviorTask(LoopTask):
 
 
 def train_behavior_policy(
-    config: BehaviorTrainConfig, progress: bool = True
+    config: BehaviorTrainConfig, progress: bool = True, carry: str | Path | None = None
 ) -> dict[str, list[float]]:
-    """Train (or resume) a behaviour policy; returns its curve of normalized scores."""
+    """Train (or resume) a behaviour policy; returns its curve of normalized scores. With
+    `carry` (a state written by `behavior.carry.pack_carry`), a run folder without a
+    checkpoint continues the carried run instead of starting at step 0."""
     folder = RunFolder(Path(config.out_dir))
+    if carry is not None and not folder.checkpoint_path.exists():
+        start_from_carry(carry, config)
     device = resolve_device(config.device)
     resume = folder.load_checkpoint(device)
     if (finished := finished_metrics(resume)) is not None:

@@ -1,4 +1,4 @@
-"""`hybrid-rl behavior train|select|ship-replay`: the behaviour policies of the replica datasets."""
+"""`hybrid-rl behavior train|carry|select|ship-replay`: the replicas' behaviour policies."""
 
 from __future__ import annotations
 
@@ -21,7 +21,21 @@ def add_behavior_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--out", default=None, help="output folder (default behavior_runs/...)")
     train.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     train.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    train.add_argument(
+        "--carry",
+        default=None,
+        help="a state written by `behavior carry`: a run folder without a checkpoint continues "
+        "that run (its replay buffer left behind, refilled by the current policy)",
+    )
     train.set_defaults(func=_behavior_train)
+    carry = bsub.add_parser(
+        "carry",
+        help="write a run's latest checkpoint without its replay buffer, to commit and "
+        "continue on another machine with `behavior train --carry`",
+    )
+    carry.add_argument("--run", required=True, help="a `behavior train` output folder")
+    carry.add_argument("--out", required=True, help="the file to write, e.g. behavior_carry/X.pt")
+    carry.set_defaults(func=_behavior_carry)
     select = bsub.add_parser(
         "select", help="ship the snapshot whose stochastic score is closest to a target"
     )
@@ -71,6 +85,13 @@ def _behavior_ship_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _behavior_carry(args: argparse.Namespace) -> int:
+    from hybrid_rl.behavior.carry import pack_carry
+
+    print(json.dumps(pack_carry(args.run, args.out), indent=2))
+    return 0
+
+
 def _behavior_select(args: argparse.Namespace) -> int:
     from hybrid_rl.behavior.select import SelectionConfig, select_behavior_policy
 
@@ -104,5 +125,5 @@ def _behavior_train(args: argparse.Namespace) -> int:
         out_dir=args.out or f"behavior_runs/{env_name}_s{args.seed}",
         device=args.device,
     )
-    train_behavior_policy(config)
+    train_behavior_policy(config, carry=args.carry)
     return 0
