@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from hybrid_rl.behavior.replica import (
-    DEFAULT_TRANSITIONS,
     REPLICA_RECIPE,
     build_replica,
     collect_transitions,
+    default_transitions,
 )
 from hybrid_rl.behavior.replica_card import (
     read_replica_record,
@@ -202,16 +202,22 @@ def test_card_without_a_summary_says_how_to_write_one(tmp_path):
 
 @pytest.mark.parametrize(
     "dataset",
-    ["halfcheetah-medium-v2", "hopper-medium-v2", "halfcheetah-random-v2", "hopper-random-v2"],
+    [
+        "halfcheetah-medium-v2",
+        "hopper-medium-v2",
+        "halfcheetah-random-v2",
+        "hopper-random-v2",
+        "halfcheetah-medium-replay-v2",
+    ],
 )
 def test_every_shipped_replica_card_records_a_current_build(dataset):
     record = read_replica_record(replica_card_path(dataset), dataset)
     assert record["recipe"] == REPLICA_RECIPE, (
         f"the replica recipe changed: `hybrid-rl dataset card {dataset}` rewrites the card"
     )
-    assert (record["n_transitions"], record["seed"]) == (DEFAULT_TRANSITIONS, 0)
+    assert (record["n_transitions"], record["seed"]) == (default_transitions(dataset), 0)
     summary = record["summary"]
-    assert summary["transitions"] == DEFAULT_TRANSITIONS
+    assert summary["transitions"] == default_transitions(dataset)
     histogram = summary["normalized_return_histogram"]
     counted = sum(histogram["counts"]) + histogram["underflow"] + histogram["overflow"]
     assert counted == summary["trajectories"]
