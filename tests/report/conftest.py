@@ -37,12 +37,13 @@ def write_synthetic_run(
     train_values: Sequence[Mapping[str, float | None]] | None = None,
     eval_std: float = 0.0,
     reward_scale: float | None = None,
+    corruption: Mapping[str, Any] | None = None,
 ) -> Path:
     """A run folder whose evaluations are `evals` at steps 0, eval_every, 2·eval_every, ...
     and whose train log has one row per evaluation after the first (`train_values`, if given,
     holds each row's extra metrics: a metric missing from a row, or None, is logged as null).
-    `eval_std` is the std over the episodes of every evaluation; `reward_scale` is written to
-    config.json as training writes it."""
+    `eval_std` is the std over the episodes of every evaluation; `reward_scale` and
+    `corruption` (the corruption stats) are written to config.json as training writes them."""
     config = TrainConfig(
         algo=algo,
         dataset=dataset,
@@ -69,7 +70,7 @@ def write_synthetic_run(
         if train_values is not None:
             values.update(train_values[i - 1])
         log.log_train(i * eval_every, values)
-    return _finish_and_write(log, status, config, source, dataset, reward_scale)
+    return _finish_and_write(log, status, config, source, dataset, reward_scale, corruption)
 
 
 def _log_eval(log: MetricsLog, step: int, score: float, std: float) -> None:
@@ -86,6 +87,7 @@ def _finish_and_write(
     source: str,
     dataset: str,
     reward_scale: float | None = None,
+    corruption: Mapping[str, Any] | None = None,
 ) -> Path:
     """End `log` with `status` and write the run folder's config.json and metrics.json."""
     if status == "failed":
@@ -100,6 +102,7 @@ def _finish_and_write(
             "dataset": {"source": source, "dataset_id": dataset, "path": "/data/x.hdf5"},
             "git_commit": "0123456789abcdef0123456789abcdef01234567",
             **({} if reward_scale is None else {"reward_scale": reward_scale}),
+            **({} if corruption is None else {"corruption": dict(corruption)}),
         }
     )
     folder.write_metrics(log.data)

@@ -23,6 +23,7 @@ from hybrid_rl.report.document import (
     write_section_html,
     write_text,
 )
+from hybrid_rl.report.drop_table import drop_table
 from hybrid_rl.report.plotting import PlotFile, write_plots
 from hybrid_rl.report.results import (
     CellSummary,
@@ -352,6 +353,9 @@ def build_section(
     overall = aggregate_table(cells)
     if overall is not None:
         tables.append(overall)
+    drops = drop_table(cells, runs)
+    if drops is not None:
+        tables.append(drops)
     return Section(
         title="Phase I results",
         results_dir=results_dir,

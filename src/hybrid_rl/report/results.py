@@ -65,6 +65,19 @@ class UnreadableRun(ValueError):
 
 
 @dataclass(frozen=True)
+class KeptData:
+    """What a run trained on after its corruption (config.json's corruption stats); returns
+    normalized with D4RL's references (None without them)."""
+
+    trajectories_before: int
+    trajectories_after: int
+    transitions_before: int
+    transitions_after: int
+    kept_normalized_mean: float | None
+    kept_normalized_max: float | None
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One run folder: its condition, status, summary numbers and curves."""
 
@@ -91,6 +104,7 @@ class RunRecord:
     reward_scale: float = 1.0  # config.json's reward_scale (IQL: 1000 / return range)
     agent_config: dict[str, Any] = field(default_factory=dict, repr=False)
     git_commit: str | None = None  # of the code that ran it (config.json)
+    kept: KeptData | None = None  # None for runs saved before the stats were recorded
 
     @property
     def cell(self) -> CellKey:
@@ -192,6 +206,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
         reward_scale=float(saved.get("reward_scale") or 1.0),
         agent_config=dict(config.get("agent") or {}),
         git_commit=saved.get("git_commit"),
+        kept=_kept_data(saved),
     )
 
 
@@ -241,13 +256,34 @@ def train_metric_series(train: Mapping[str, Any]) -> dict[str, MetricSeries]:
 
 
 def _dataset_normalized_mean(saved: dict[str, Any]) -> float | None:
+    mean = ((saved.get("corruption") or {}).get("returns_before") or {}).get("mean")
+    return _normalized(saved, mean)
+
+
+def _kept_data(saved: dict[str, Any]) -> KeptData | None:
+    stats = saved.get("corruption") or {}
+    counts = ("trajectories_before", "trajectories_after", "transitions_before")
+    if any(stats.get(name) is None for name in (*counts, "transitions_after")):
+        return None
+    kept = stats.get("returns_after") or {}
+    return KeptData(
+        int(stats["trajectories_before"]),
+        int(stats["trajectories_after"]),
+        int(stats["transitions_before"]),
+        int(stats["transitions_after"]),
+        _normalized(saved, kept.get("mean")),
+        _normalized(saved, kept.get("max")),
+    )
+
+
+def _normalized(saved: dict[str, Any], value: float | None) -> float | None:
+    """A raw return of the run's dataset in D4RL's normalized units, when it has references."""
     provenance = saved.get("dataset") or {}
     env = provenance.get("env_id") or provenance.get("dataset_id")
-    mean = ((saved.get("corruption") or {}).get("returns_before") or {}).get("mean")
-    if env is None or mean is None:
+    if env is None or value is None:
         return None
     try:
-        return float(normalized_score(env, mean))
+        return float(normalized_score(env, value))
     except KeyError:  # an environment without D4RL reference scores
         return None
 
