@@ -6,9 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from hybrid_rl.behavior.replica import build_replica, collect_transitions
+from hybrid_rl.behavior.replica import REPLICA_QUALITIES, build_replica, collect_transitions
 from hybrid_rl.data.hdf5_format import file_sha256
 from hybrid_rl.data.loader import load_dataset
+from hybrid_rl.data.registry import DATASETS
 from hybrid_rl.data.transitions import split_trajectories
 from hybrid_rl.envs import make_env
 
@@ -79,9 +80,8 @@ def test_same_seed_gives_the_same_data_and_another_seed_does_not():
     assert not np.array_equal(first["observations"], other["observations"])
 
 
-def test_unsupported_quality_is_refused_with_the_supported_ones(tmp_path):
-    with pytest.raises(ValueError, match="medium, medium-replay, random"):
-        build_replica("hopper-expert-v2", 100, path=tmp_path / "x.hdf5", progress=False)
+def test_every_known_dataset_has_a_replica_recipe():
+    assert {spec.quality for spec in DATASETS.values()} == set(REPLICA_QUALITIES)
 
 
 def test_same_seed_gives_a_byte_identical_file(tmp_path):

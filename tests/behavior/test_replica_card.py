@@ -181,7 +181,7 @@ def test_verify_flags_a_file_an_older_recipe_built(card, tmp_path):
     ("args", "message"),
     [
         (["walker2d-medium-v2"], "valid ids"),
-        (["hopper-expert-v2"], "no replica"),
+        (["hopper-medium-v2", "--card", "/nonexistent.json"], "no card /nonexistent.json"),
         (["hopper-medium-v2", "--rtol", "-1"], "--rtol"),
         (["hopper-medium-v2", "--file", "/nonexistent.hdf5"], "does not exist"),
     ],

@@ -51,7 +51,9 @@ def load_shipped_policy(
         shipped = sorted(p.stem for p in weights.parent.glob("*.pt"))
         raise FileNotFoundError(
             f"no shipped {quality} behaviour policy for {env_name!r} (looked for {weights}); "
-            f"shipped policies: {shipped or 'none'}"
+            f"shipped policies: {shipped or 'none'}; ship one from a behaviour-training run with "
+            f"`hybrid-rl behavior select --run behavior_runs/<run> --target <normalized score> "
+            f"--band <distance> --quality {quality}`"
         )
     card, payload = load_verified(weights, card_path, "reinstall the package")
     actor = TanhGaussianActor(payload["obs_dim"], payload["act_dim"])

@@ -1,6 +1,6 @@
-"""Replica D4RL datasets: roll out a shipped behaviour policy (or random actions, or a
-medium-replay snapshot set) into an HDF5 file with D4RL's layout, for when the real D4RL files
-cannot be downloaded.
+"""Replica D4RL datasets: roll out a shipped behaviour policy (or random actions, a
+medium-replay snapshot set, or the medium policy then the expert one) into an HDF5 file with
+D4RL's layout, for when the real D4RL files cannot be downloaded.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -24,8 +25,10 @@ from hybrid_rl.data.hdf5_format import read_d4rl_metadata, write_d4rl_hdf5
 from hybrid_rl.data.registry import get_dataset_spec
 from hybrid_rl.envs import make_vector_env
 
-REPLICA_QUALITIES = ("medium", "medium-replay", "random")
+REPLICA_QUALITIES = ("medium", "medium-replay", "medium-expert", "expert", "random")
 DEFAULT_TRANSITIONS = 1_000_000
+# D4RL's medium-expert files are its medium file followed by its expert file.
+MEDIUM_EXPERT_PARTS = ("medium", "expert")
 REPLICA_DIR_ENV_VAR = "HYBRID_RL_DATA_DIR"
 # D4RL's medium-replay sizes: the behaviour run's buffer up to its medium snapshot.
 REPLAY_TRANSITIONS = {"halfcheetah": 202_000, "hopper": 402_000}
@@ -43,11 +46,19 @@ def replica_cache_dir() -> Path:
 
 
 def default_transitions(dataset_id: str) -> int:
-    """D4RL's size of `dataset_id`: 1M, or the medium-replay buffer's size."""
+    """D4RL's size of `dataset_id`: 1M, the medium-replay buffer's size, or 2M (medium-expert)."""
     spec = get_dataset_spec(dataset_id)
     if spec.quality == "medium-replay":
         return REPLAY_TRANSITIONS[spec.env_name]
+    if spec.quality == "medium-expert":
+        return len(MEDIUM_EXPERT_PARTS) * DEFAULT_TRANSITIONS
     return DEFAULT_TRANSITIONS
+
+
+def medium_expert_rows(n_transitions: int) -> list[int]:
+    """The rows of the medium part and of the expert part of an `n_transitions` medium-expert
+    replica: halves (the medium part one row longer when `n_transitions` is odd)."""
+    return [n_transitions - n_transitions // 2, n_transitions // 2]
 
 
 def replica_path(
@@ -221,6 +232,40 @@ def collect_replay_transitions(
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
+def collect_medium_expert_transitions(
+    env_id: str,
+    policies: list[tuple[PortableActor, int]],
+    n_transitions: int,
+    seed: int,
+    num_envs: int = DEFAULT_NUM_ENVS,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """The medium part then the expert part (`medium_expert_rows`), each the rows the replica
+    of its own quality with this `seed` holds (`policies`: (actor, training step) of each).
+
+    The extra column `infos/policy_step` names the policy of each row by its training step,
+    as in medium-replay. The medium part is left bit for bit as the medium replica has it: its
+    last episode, cut at the end of the part, keeps its unflagged last row, so splitting on the
+    flags runs it into the expert's first episode. D4RL's file, its medium file followed by its
+    expert file, is the same (TFDS counts 3,214 hopper-medium-expert-v2 episodes, one fewer
+    than medium's 2,187 and expert's 1,028).
+    """
+    parts = []
+    rows = medium_expert_rows(n_transitions)
+    for (actor, policy_step), part_rows in zip(policies, rows, strict=True):
+        arrays = collect_transitions(env_id, actor, part_rows, seed, num_envs, progress)
+        arrays["infos/policy_step"] = np.full(part_rows, policy_step, np.int64)
+        parts.append(arrays)
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _shipped_actor(
+    env_name: str, quality: str, policy_dir: Path | None
+) -> tuple[PortableActor, dict[str, Any]]:
+    torch_actor, card = load_shipped_policy(env_name, quality, policy_dir)
+    return PortableActor.from_actor(torch_actor), card
+
+
 def build_replica(
     dataset_id: str,
     n_transitions: int | None = None,
@@ -230,8 +275,9 @@ def build_replica(
     progress: bool = True,
     policy_dir: Path | None = None,
 ) -> Path:
-    """Build the replica of `dataset_id` ('{halfcheetah,hopper}-{medium,medium-replay,random}-v2')
-    atomically; `n_transitions` None is D4RL's size, `policy_dir` None the shipped policies."""
+    """Build the replica of `dataset_id` (e.g. 'hopper-medium-v2', any quality of
+    `REPLICA_QUALITIES`) atomically; `n_transitions` None is D4RL's size, `policy_dir` None the
+    shipped policies."""
     spec = get_dataset_spec(dataset_id)
     if spec.quality not in REPLICA_QUALITIES:
         raise ValueError(
@@ -265,12 +311,29 @@ def build_replica(
             "(stochastic actions, float64 in a fixed order)"
         )
         arrays = collect_replay_transitions(replay_set, n_transitions, seed, num_envs, progress)
-    elif spec.quality == "medium":
-        torch_actor, card = load_shipped_policy(spec.env_name, "medium", policy_dir)
+    elif spec.quality == "medium-expert":
+        # Both policies are loaded (and checked) before the first rollout.
+        policies = [_shipped_actor(spec.env_name, q, policy_dir) for q in MEDIUM_EXPERT_PARTS]
+        metadata["policy_sha256"] = ",".join(card["sha256"] for _, card in policies)
+        metadata["policy_steps"] = ",".join(str(card["train_step"]) for _, card in policies)
+        metadata["segment_rows"] = ",".join(str(rows) for rows in medium_expert_rows(n_transitions))
+        metadata["policy"] = (
+            "the medium replica's rows, then the expert replica's (SAC actors, stochastic "
+            "actions, float64 in a fixed order)"
+        )
+        arrays = collect_medium_expert_transitions(
+            spec.gym_env_id,
+            [(actor, card["train_step"]) for actor, card in policies],
+            n_transitions,
+            seed,
+            num_envs,
+            progress,
+        )
+    elif spec.quality in ("medium", "expert"):
+        actor, card = _shipped_actor(spec.env_name, spec.quality, policy_dir)
         metadata["policy_sha256"] = card["sha256"]
         metadata["policy_train_step"] = card["train_step"]
         metadata["policy"] = "SAC actor (stochastic actions, float64 in a fixed order)"
-        actor = PortableActor.from_actor(torch_actor)
         arrays = collect_transitions(
             spec.gym_env_id, actor, n_transitions, seed, num_envs, progress
         )
@@ -282,13 +345,28 @@ def build_replica(
     return target
 
 
+def shipped_policy_sha256(
+    env_name: str, quality: str, policy_dir: Path | None = None
+) -> str | None:
+    """The `policy_sha256` a replica of `quality` built now records: the sha256 in the shipped
+    card (medium-expert: the medium then the expert card's, comma-separated); None when a
+    card or its sha256 is missing (random: a card without weights)."""
+    digests = []
+    for part in MEDIUM_EXPERT_PARTS if quality == "medium-expert" else (quality,):
+        card_path = policy_paths(env_name, part, policy_dir)[1]
+        digest = json.loads(card_path.read_text()).get("sha256") if card_path.exists() else None
+        if digest is None:
+            return None
+        digests.append(digest)
+    return ",".join(digests)
+
+
 def built_from_shipped_policy(path: Path, dataset_id: str, policy_dir: Path | None = None) -> bool:
-    """Whether the replica at `path` was built by the current recipe from the policy (or
+    """Whether the replica at `path` was built by the current recipe from the policies (or
     snapshot set) shipped now, by the sha256 its metadata records (random replicas: none)."""
     metadata = read_d4rl_metadata(path)
     spec = get_dataset_spec(dataset_id)
-    card_path = policy_paths(spec.env_name, spec.quality, policy_dir)[1]
-    shipped = json.loads(card_path.read_text()).get("sha256") if card_path.exists() else None
+    shipped = shipped_policy_sha256(spec.env_name, spec.quality, policy_dir)
     return metadata.get("recipe") == REPLICA_RECIPE and metadata.get("policy_sha256") == shipped
 
 

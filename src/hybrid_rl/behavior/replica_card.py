@@ -1,9 +1,9 @@
 """What a shipped replica should contain, and whether a local build does.
 
-The card of a replica's behaviour policy (`policies/<env>_<quality>.json`; for the random
-replicas a card without weights) records how the reference build was made (seed, size, recipe,
-library versions) and the summary of its data. `verify_replica` compares a local build against
-that summary, statistic by statistic.
+The card of a replica's behaviour policy (`policies/<env>_<quality>.json`; for the random and
+medium-expert replicas a card without weights) records how the reference build was made (seed,
+size, recipe, library versions) and the summary of its data. `verify_replica` compares a local
+build against that summary, statistic by statistic.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ LENGTH_RTOL = 1e-12
 DEFAULT_RETURN_RTOL = 1e-6
 _COUNTS = ("transitions", "trajectories", "terminals", "timeouts", "obs_dim", "act_dim")
 HISTOGRAM_KEY = "normalized_return_histogram"
+# The replicas that ship no weights of their own: their card is created with its first record.
+_POLICY_WITHOUT_WEIGHTS = {
+    "random": "uniform random actions in [-1, 1] (no weights)",
+    "medium-expert": "the medium replica's rows, then the expert replica's: the policies of "
+    "{env}_medium.json and {env}_expert.json (no weights of its own)",
+}
 
 
 def replica_card_path(dataset_id: str) -> Path:
@@ -105,17 +111,18 @@ def refresh_summary(card_path: Path, dataset_id: str, path: Path) -> dict[str, A
 
 
 def write_replica_record(card_path: Path, record: dict[str, Any]) -> None:
-    """Put `record` into the card (a random replica's card is created: it has no weights)."""
+    """Put `record` into the card (a random or medium-expert replica's card is created: it
+    has no weights)."""
     if card_path.exists():
         card = json.loads(card_path.read_text())
     else:
         spec = get_dataset_spec(record["dataset_id"])
-        if spec.quality != "random":
+        if spec.quality not in _POLICY_WITHOUT_WEIGHTS:
             raise FileNotFoundError(f"no card {card_path} for the policy of {spec.dataset_id}")
         card = {
             "dataset": f"{spec.dataset_id} (replica)",
             "env_id": spec.gym_env_id,
-            "policy": "uniform random actions in [-1, 1] (no weights)",
+            "policy": _POLICY_WITHOUT_WEIGHTS[spec.quality].format(env=spec.env_name),
         }
     card[REPLICA_KEY] = record
     write_json_atomic(card_path, card)

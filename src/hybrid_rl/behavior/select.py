@@ -10,11 +10,15 @@ import torch
 
 from hybrid_rl.algos.networks import TanhGaussianActor
 from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
-from hybrid_rl.behavior.policies import POLICY_DIR, sha256_of
+from hybrid_rl.behavior.policies import POLICY_DIR, policy_paths, sha256_of
 from hybrid_rl.data.registry import env_name_of
 from hybrid_rl.eval.rollout import EvalResult, PolicyFn, evaluate_policy
 from hybrid_rl.provenance import git_commit
 from hybrid_rl.runs.folder import RunFolder
+
+# The qualities whose replica samples one shipped policy (medium-replay ships a snapshot set
+# with `behavior ship-replay`; medium-expert rolls out the medium then the expert policy).
+SELECTABLE_QUALITIES = ("medium", "expert")
 
 
 @dataclass
@@ -24,7 +28,7 @@ class SelectionConfig:
     band: float  # acceptable distance from the target
     episodes: int = 30
     seed: int = 123
-    quality: str = "medium"
+    quality: str = "medium"  # one of SELECTABLE_QUALITIES: ships <env>_<quality>.pt
     min_step: int = 0  # ignore snapshots before this training step
     policy_dir: str = str(POLICY_DIR)
     # Shape of the data the policy would give, over its stochastic episodes: at most this std
@@ -74,6 +78,10 @@ def _summary(result: EvalResult) -> dict[str, float]:
 
 def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
     """Re-evaluate the snapshots near the target and write `<env>_<quality>.pt` plus its card."""
+    if config.quality not in SELECTABLE_QUALITIES:
+        raise ValueError(
+            f"--quality must be one of {', '.join(SELECTABLE_QUALITIES)}, got {config.quality!r}"
+        )
     run = Path(config.run_dir)
     folder = RunFolder(run)
     train_config, metrics = folder.read_config(), folder.read_metrics()
@@ -125,7 +133,7 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
     )
 
     env_name = env_name_of(payload["env_id"])
-    weights = Path(config.policy_dir) / f"{env_name}_{config.quality}.pt"
+    weights = policy_paths(env_name, config.quality, Path(config.policy_dir))[0]
     save_torch_atomic(
         weights,
         {
@@ -154,7 +162,8 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
         "select_command": (
             f"hybrid-rl behavior select --run {config.run_dir} "
             f"--target {config.target} --band {config.band} "
-            f"--episodes {config.episodes} --seed {config.seed} --min-step {config.min_step}"
+            f"--episodes {config.episodes} --seed {config.seed} --min-step {config.min_step} "
+            f"--quality {config.quality}"
             + ("" if config.max_return_std is None else f" --max-std {config.max_return_std}")
             + (
                 ""

@@ -8,6 +8,11 @@ import json
 import torch
 
 from hybrid_rl.behavior.replay_set import ReplayShipConfig
+from hybrid_rl.behavior.select import (
+    SELECTABLE_QUALITIES,
+    SelectionConfig,
+    select_behavior_policy,
+)
 
 
 def add_behavior_commands(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +61,18 @@ def add_behavior_commands(sub: argparse._SubParsersAction) -> None:
         metavar=("MIN", "MAX"),
         help="mean episode length of the stochastic episodes within [MIN, MAX]",
     )
+    select.add_argument(
+        "--quality",
+        choices=SELECTABLE_QUALITIES,
+        default=SelectionConfig.quality,
+        help="the replica the policy is for: ships <env>_<quality>.pt and .json (expert: "
+        "also the second half of <env>-medium-expert-v2)",
+    )
+    select.add_argument(
+        "--policy-dir",
+        default=SelectionConfig.policy_dir,
+        help="where to ship (default: the package's policies folder)",
+    )
     select.set_defaults(func=_behavior_select)
     ship_replay = bsub.add_parser(
         "ship-replay",
@@ -93,8 +110,6 @@ def _behavior_carry(args: argparse.Namespace) -> int:
 
 
 def _behavior_select(args: argparse.Namespace) -> int:
-    from hybrid_rl.behavior.select import SelectionConfig, select_behavior_policy
-
     card = select_behavior_policy(
         SelectionConfig(
             run_dir=args.run,
@@ -102,7 +117,9 @@ def _behavior_select(args: argparse.Namespace) -> int:
             band=args.band,
             episodes=args.episodes,
             seed=args.seed,
+            quality=args.quality,
             min_step=args.min_step,
+            policy_dir=args.policy_dir,
             max_return_std=args.max_std,
             length_range=tuple(args.length_range) if args.length_range else None,
         )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from hybrid_rl.behavior.replica_card import DEFAULT_RETURN_RTOL
 
+_REPLICA_IDS = "{halfcheetah,hopper}-{medium,medium-replay,medium-expert,expert,random}-v2"
+
 
 def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     dataset = sub.add_parser("dataset", help="inspect and build offline datasets")
@@ -19,7 +21,7 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_dataset_info)
     build = dsub.add_parser("build", help="build a replica dataset from a shipped policy")
-    build.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
+    build.add_argument("dataset", help=_REPLICA_IDS)
     build.add_argument(
         "--n", type=int, default=None, help="transitions (default: D4RL's size of the dataset)"
     )
@@ -33,7 +35,7 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
         "2 on bad input. Counts and episode lengths must be equal; return statistics agree "
         "within --rtol.",
     )
-    verify.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
+    verify.add_argument("dataset", help=_REPLICA_IDS)
     verify.add_argument("--file", default=None, help="check this .hdf5 instead of the cache")
     verify.add_argument("--card", default=None, help="a card .json (default: the shipped one)")
     verify.add_argument(
@@ -45,7 +47,7 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
         help="build a replica (if absent) and write its summary into the shipped card",
         description="For maintainers, after the policy or the build recipe changed.",
     )
-    card.add_argument("dataset", help="{halfcheetah,hopper}-{medium,medium-replay,random}-v2")
+    card.add_argument("dataset", help=_REPLICA_IDS)
     card.add_argument("--card", default=None, help="a card .json (default: the shipped one)")
     card.add_argument(
         "--refresh",
