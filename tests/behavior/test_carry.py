@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hybrid_rl.behavior.carry import pack_carry, start_from_carry
+from hybrid_rl.behavior.select import SelectionConfig, select_behavior_policy
 from hybrid_rl.behavior.train_sac import BehaviorTrainConfig, train_behavior_policy
 
 
@@ -47,7 +48,7 @@ def test_the_carried_state_is_the_checkpoint_without_its_buffer(carried):
     assert state["metrics"] == checkpoint["metrics"]
 
 
-def test_a_carried_run_refills_its_buffer_with_the_current_policy_then_trains_on(carried):
+def test_a_carried_run_refills_its_buffer_then_trains_on_and_its_policy_card_says_so(carried):
     root, _ = carried
     second = root / "second"
     curve = train_behavior_policy(leg(second, 800), progress=False, carry=root / "state.pt")
@@ -64,6 +65,17 @@ def test_a_carried_run_refills_its_buffer_with_the_current_policy_then_trains_on
     # by step 800 the updates have resumed.
     assert all(torch.equal(actor(second, 600)[k], v) for k, v in first.items())
     assert any(not torch.equal(actor(second, 800)[k], v) for k, v in first.items())
+    card = select_behavior_policy(
+        SelectionConfig(
+            run_dir=str(second),
+            target=curve["stochastic"][-1],
+            band=50.0,
+            episodes=2,
+            min_step=600,
+            policy_dir=str(root / "policies"),
+        )
+    )
+    assert card["carried"] == [{"step": 400, "buffer_rows_left": 400}]
 
 
 def test_a_carry_is_refused_for_other_settings_or_a_folder_that_has_a_checkpoint(carried):

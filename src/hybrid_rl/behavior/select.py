@@ -171,6 +171,9 @@ def select_behavior_policy(config: SelectionConfig) -> dict[str, Any]:
                 else f" --length-range {config.length_range[0]:g} {config.length_range[1]:g}"
             )
         ),
+        # Legs of the run continued on another machine without their replay buffer
+        # (behavior.carry): the policy is not what one uninterrupted run would have given.
+        "carried": metrics.get("carried", []),
         "git_commit": git_commit(),
         "sha256": sha256_of(weights),
     }
