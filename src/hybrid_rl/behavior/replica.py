@@ -244,11 +244,13 @@ def collect_medium_expert_transitions(
     of its own quality with this `seed` holds (`policies`: (actor, training step) of each).
 
     The extra column `infos/policy_step` names the policy of each row by its training step,
-    as in medium-replay. The medium part is left bit for bit as the medium replica has it: its
-    last episode, cut at the end of the part, keeps its unflagged last row, so splitting on the
-    flags runs it into the expert's first episode. D4RL's file, its medium file followed by its
-    expert file, is the same (TFDS counts 3,214 hopper-medium-expert-v2 episodes, one fewer
-    than medium's 2,187 and expert's 1,028).
+    as in medium-replay. The medium part's last episode, cut at the end of the part, is
+    flagged as a timeout there (unless it fell on that step), as medium-replay flags each
+    policy switch: so the part differs from the medium replica in that one flag, and no
+    trajectory runs from the medium policy into the expert's first episode. D4RL's file, its
+    medium file followed by its expert file, leaves that row unflagged (TFDS counts 3,214
+    hopper-medium-expert-v2 episodes, one fewer than medium's 2,187 and expert's 1,028), so
+    top-k removal there ranks one trajectory made of two policies' episodes.
     """
     parts = []
     rows = medium_expert_rows(n_transitions)
@@ -256,6 +258,8 @@ def collect_medium_expert_transitions(
         arrays = collect_transitions(env_id, actor, part_rows, seed, num_envs, progress)
         arrays["infos/policy_step"] = np.full(part_rows, policy_step, np.int64)
         parts.append(arrays)
+    medium = parts[0]
+    medium["timeouts"][-1] |= ~medium["terminals"][-1]
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
