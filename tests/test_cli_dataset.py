@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
+from cli_runner import run_hybrid_rl
 
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.data.registry import normalized_score
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    exe = shutil.which("hybrid-rl")
-    assert exe, "the hybrid-rl console script is not installed"
-    return subprocess.run(
-        [exe, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
-    )
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +27,7 @@ def cheetah_file(tmp_path_factory):
 
 def test_info_reports_sizes_returns_and_provenance(cheetah_file):
     path, arrays = cheetah_file
-    result = run_cli("dataset", "info", str(path), "--json")
+    result = run_hybrid_rl("dataset", "info", str(path), "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["transitions"] == 2_500 and info["trajectories"] == 3
@@ -63,14 +53,14 @@ def test_info_reports_sizes_returns_and_provenance(cheetah_file):
 
 
 def test_info_table_is_readable(cheetah_file):
-    result = run_cli("dataset", "info", str(cheetah_file[0]))
+    result = run_hybrid_rl("dataset", "info", str(cheetah_file[0]))
     assert result.returncode == 0, result.stderr
     for word in ("transitions", "trajectories", "normalized", "sha256", "replica"):
         assert word in result.stdout
 
 
 def test_unknown_dataset_is_a_one_line_error_listing_valid_ids():
-    result = run_cli("dataset", "info", "walker2d-medium-v2")
+    result = run_hybrid_rl("dataset", "info", "walker2d-medium-v2")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "hopper-medium-v2" in result.stderr
@@ -78,7 +68,7 @@ def test_unknown_dataset_is_a_one_line_error_listing_valid_ids():
 
 def test_offline_auto_without_cache_says_what_it_tried(tmp_path):
     # No D4RL cache, network disabled, and a replica for a quality that has no recipe.
-    result = run_cli(
+    result = run_hybrid_rl(
         "dataset",
         "info",
         "hopper-expert-v2",

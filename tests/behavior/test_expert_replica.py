@@ -6,7 +6,6 @@ and expert replicas and the real env."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 
@@ -14,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_hybrid_rl
 
 from hybrid_rl.behavior.policies import POLICY_DIR, load_shipped_policy
 from hybrid_rl.behavior.replica import (
@@ -41,15 +41,7 @@ BUILD = {"seed": 0, "num_envs": 4, "progress": False}
 
 
 def behavior_select(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("hybrid-rl")
-    assert exe, "the hybrid-rl console script is not installed"
-    return subprocess.run(
-        [exe, "behavior", "select", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ),
-    )
+    return run_hybrid_rl("behavior", "select", *args)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
 from itertools import pairwise
 
@@ -15,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_hybrid_rl
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -316,15 +315,7 @@ def test_a_missing_set_says_how_to_ship_one(tmp_path):
 
 
 def ship_replay(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("hybrid-rl")
-    assert exe, "the hybrid-rl console script is not installed"
-    return subprocess.run(
-        [exe, "behavior", "ship-replay", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ),
-    )
+    return run_hybrid_rl("behavior", "ship-replay", *args)
 
 
 @pytest.mark.parametrize(

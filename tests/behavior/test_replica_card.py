@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_hybrid_rl
 
 from hybrid_rl.behavior.replica import (
     REPLICA_RECIPE,
@@ -34,12 +33,8 @@ TINY = {"n_transitions": 2_000, "seed": 0, "num_envs": 4}
 
 
 def verify(*args: str, data_dir) -> subprocess.CompletedProcess:
-    exe = shutil.which("hybrid-rl")
-    assert exe, "the hybrid-rl console script is not installed"
-    env = {**os.environ, "HYBRID_RL_OFFLINE": "1", "HYBRID_RL_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [exe, "dataset", "verify", *args], capture_output=True, text=True, timeout=900, env=env
-    )
+    env = {"HYBRID_RL_OFFLINE": "1", "HYBRID_RL_DATA_DIR": str(data_dir)}
+    return run_hybrid_rl("dataset", "verify", *args, env=env, timeout=900)
 
 
 @pytest.fixture(scope="module")

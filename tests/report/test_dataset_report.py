@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from cli_runner import run_hybrid_rl
 
 from hybrid_rl.behavior.policies import POLICY_DIR
 from hybrid_rl.report.dataset_report import (
@@ -85,14 +84,8 @@ def test_only_the_marked_part_is_rewritten(cards, tmp_path):
 
 def test_committed_datasets_md_is_what_the_report_command_writes(tmp_path):
     shutil.copy(DOCS / "datasets.md", tmp_path / "datasets.md")
-    exe = shutil.which("hybrid-rl")
-    assert exe, "the hybrid-rl console script is not installed"
-    result = subprocess.run(
-        [exe, "dataset", "report", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HYBRID_RL_OFFLINE": "1"},
+    result = run_hybrid_rl(
+        "dataset", "report", "--out", str(tmp_path), env={"HYBRID_RL_OFFLINE": "1"}
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "datasets.md").read_text() == (DOCS / "datasets.md").read_text(), (
