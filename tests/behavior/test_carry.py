@@ -80,7 +80,7 @@ def test_a_carried_run_refills_its_buffer_then_trains_on_and_its_policy_card_say
 
 def test_a_carry_is_refused_for_other_settings_or_a_folder_that_has_a_checkpoint(carried):
     root, _ = carried
-    with pytest.raises(ValueError, match="seed: carried 0, asked 1"):
+    with pytest.raises(ValueError, match="other settings: seed 0 there, 1 asked"):
         start_from_carry(root / "state.pt", leg(root / "other_seed", 800, seed=1))
     with pytest.raises(ValueError, match="leaves nothing to train"):
         start_from_carry(root / "state.pt", leg(root / "too_short", 400))

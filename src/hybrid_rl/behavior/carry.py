@@ -12,22 +12,17 @@ shipped from it say so.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 
 from hybrid_rl.atomic_io import save_torch_atomic
-from hybrid_rl.data.replay_buffer import ReplayBuffer
-from hybrid_rl.envs import make_env
 from hybrid_rl.runs.folder import RunFolder
-from hybrid_rl.runs.identity import as_json
+from hybrid_rl.runs.identity import identity_conflict
 
 CARRY_FORMAT = "hybrid-rl behaviour carry 1"
-# Settings that may change between the legs of one carried run: where and on what it runs,
-# and how long it goes on.
-_LEG_SETTINGS = ("out_dir", "device", "total_steps")
 
 
 def pack_carry(run_dir: str | Path, out: str | Path) -> dict[str, Any]:
@@ -66,18 +61,17 @@ def start_from_carry(carry: str | Path, config: Any) -> int:
     state = torch.load(Path(carry), map_location="cpu", weights_only=False)
     if not isinstance(state, dict) or state.get("format") != CARRY_FORMAT:
         raise ValueError(f"{carry} is not a carried behaviour run (hybrid-rl behavior carry)")
-    differences = _setting_differences(state["config"], as_json(config))
-    if differences:
-        raise ValueError(f"{carry} was trained with other settings: {'; '.join(differences)}")
+    # A leg may run to more steps than the one before it; everything else but how and where
+    # it runs (the EXECUTION settings) must be the carried run's.
+    leg = dataclasses.replace(config, total_steps=state["config"]["total_steps"])
+    conflict = identity_conflict(leg, state["config"])
+    if conflict is not None:
+        raise ValueError(f"{carry} was trained with other settings: {conflict}")
     step = int(state["step"])
     if step >= config.total_steps:
         raise ValueError(
             f"{carry} is at step {step}; --steps {config.total_steps} leaves nothing to train"
         )
-    probe = make_env(config.env_id)
-    obs_dim = gym.spaces.flatdim(probe.observation_space)
-    act_dim = gym.spaces.flatdim(probe.action_space)
-    probe.close()
     metrics = state["metrics"]
     # A leg that reached its --steps ended as completed; the run goes on.
     metrics.update(status="running", summary={})
@@ -85,15 +79,7 @@ def start_from_carry(carry: str | Path, config: Any) -> int:
         {"step": step, "buffer_rows_left": state["buffer_rows_left"]}
     )
     kept = {k: v for k, v in state.items() if k not in ("format", "config", "buffer_rows_left")}
-    empty = ReplayBuffer(config.total_steps, obs_dim, act_dim).state_dict()
     folder.path.mkdir(parents=True, exist_ok=True)
-    folder.save_checkpoint({**kept, "metrics": metrics, "buffer": empty})
+    # No buffer: the run's first checkpoint on this machine starts with an empty one.
+    folder.save_checkpoint({**kept, "metrics": metrics, "buffer": None})
     return step
-
-
-def _setting_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    return [
-        f"{key}: carried {saved.get(key)!r}, asked {wanted.get(key)!r}"
-        for key in sorted(set(saved) | set(wanted))
-        if key not in _LEG_SETTINGS and saved.get(key) != wanted.get(key)
-    ]

@@ -30,6 +30,7 @@ from hybrid_rl.runs.folder import RunFolder
 from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.seeding import resolve_device, seed_everything
+from hybrid_rl.settings import EXECUTION
 
 
 @dataclass
@@ -42,8 +43,8 @@ class BehaviorTrainConfig:
     eval_episodes: int = 10
     log_every: int = 1_000
     resume_every: int = 25_000
-    out_dir: str = "behavior_runs/halfcheetah_s0"
-    device: str = "cpu"
+    out_dir: str = dataclasses.field(default="behavior_runs/halfcheetah_s0", metadata=EXECUTION)
+    device: str = dataclasses.field(default="cpu", metadata=EXECUTION)
     sac: SACConfig = dataclasses.field(default_factory=SACConfig)
 
 
@@ -161,7 +162,8 @@ class BehaviorTask(LoopTask):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.agent.load_state_dict(state["agent"])
-        self.buffer.load_state_dict(state["buffer"])
+        if state["buffer"] is not None:  # None: a carried run's first leg here (behavior.carry)
+            self.buffer.load_state_dict(state["buffer"])
 
     def close(self) -> None:
         self.env.close()

@@ -262,8 +262,13 @@ def _dataset_normalized_mean(saved: dict[str, Any]) -> float | None:
 
 def _kept_data(saved: dict[str, Any]) -> KeptData | None:
     stats = saved.get("corruption") or {}
-    counts = ("trajectories_before", "trajectories_after", "transitions_before")
-    if any(stats.get(name) is None for name in (*counts, "transitions_after")):
+    counts = (
+        "trajectories_before",
+        "trajectories_after",
+        "transitions_before",
+        "transitions_after",
+    )
+    if any(stats.get(name) is None for name in counts):
         return None
     kept = stats.get("returns_after") or {}
     return KeptData(
