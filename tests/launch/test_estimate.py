@@ -10,11 +10,12 @@ from hybrid_rl.behavior.replica import replica_path
 from hybrid_rl.finetune import ONLINE_STEP_COST, WARMUP_UPDATE_COST
 from hybrid_rl.launch.estimate import (
     EVAL_SECONDS_PER_EPISODE,
-    REPLICA_BUILD_SECONDS,
+    REPLICA_BUILD_SECONDS_PER_MILLION,
     RUN_START_SECONDS,
     UPDATES_PER_SECOND,
     dataset_on_disk,
     estimate_wall_time,
+    replica_build_seconds,
 )
 from hybrid_rl.launch.phase1_grid import Phase1Grid
 from hybrid_rl.launch.study import Study
@@ -29,11 +30,11 @@ def empty_caches(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_the_quick_study_is_estimated_under_20_minutes_on_2_workers(empty_caches):
+def test_the_quick_study_is_estimated_from_its_runs_and_its_replica_build(empty_caches):
     study = Study.create(quick=True)
     estimate = estimate_wall_time(study.configs(), workers=2)
     iql = UPDATES_PER_SECOND["iql"]
-    phase1 = RUN_START_SECONDS + 20_000 / iql + 5 * 10 * EVAL_SECONDS_PER_EPISODE
+    phase1 = RUN_START_SECONDS + 30_000 / iql + 7 * 10 * EVAL_SECONDS_PER_EPISODE
     phase2 = (
         RUN_START_SECONDS
         + 5_000 * ONLINE_STEP_COST["iql"] / iql
@@ -42,17 +43,19 @@ def test_the_quick_study_is_estimated_under_20_minutes_on_2_workers(empty_caches
     # The preset's arm adds its 5,000 warm-up updates at WARMUP_UPDATE_COST each.
     preset = phase2 + 5_000 * WARMUP_UPDATE_COST / iql
     runs = max((3 * phase1 + 6 * phase2 + 3 * preset) / 2, phase1 + preset)
-    assert estimate.seconds == pytest.approx(REPLICA_BUILD_SECONDS + runs)
-    assert estimate.seconds < 20 * 60
+    # hopper-medium-replay's replica holds 402,000 transitions
+    build = 0.402 * REPLICA_BUILD_SECONDS_PER_MILLION
+    assert replica_build_seconds("hopper-medium-replay-v2") == pytest.approx(build)
+    assert estimate.seconds == pytest.approx(build + runs)
     text = "\n".join(estimate.lines)
-    assert "halfcheetah-medium-v2 is not on disk" in text
-    assert "Phase I: 3 IQL runs × 20,000 updates" in text
+    assert "hopper-medium-replay-v2 is not on disk: a replica build takes ~2 min" in text
+    assert "Phase I: 3 IQL runs × 30,000 updates" in text
     assert "Phase II: 9 IQL runs × 5,000 online steps" in text
 
 
 def test_finished_runs_and_a_built_replica_are_left_out_of_the_estimate(empty_caches):
     study = Study.create(quick=True)
-    path = replica_path("halfcheetah-medium-v2")
+    path = replica_path("hopper-medium-replay-v2")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
     for config in study.configs():
@@ -74,11 +77,13 @@ def test_a_long_phase1_run_bounds_the_estimate_from_below(empty_caches):
     assert isinstance(first, TrainConfig)
     evaluation = 10 * EVAL_SECONDS_PER_EPISODE
     rate = UPDATES_PER_SECOND["iql"]
-    phase1 = RUN_START_SECONDS + first.total_steps / rate + 5 * evaluation
+    phase1 = RUN_START_SECONDS + first.total_steps / rate + 7 * evaluation
     phase2 = (
         RUN_START_SECONDS + second.online_steps * ONLINE_STEP_COST["iql"] / rate + 6 * evaluation
     )
-    assert estimate.seconds == pytest.approx(REPLICA_BUILD_SECONDS + phase1 + phase2)
+    assert estimate.seconds == pytest.approx(
+        replica_build_seconds("hopper-medium-replay-v2") + phase1 + phase2
+    )
 
 
 def test_datasets_on_disk(empty_caches):
@@ -102,7 +107,7 @@ def test_a_phase1_grid_alone_is_estimated_from_its_cql_and_iql_runs_and_both_dat
         a: RUN_START_SECONDS + 20_000 / rate + evaluations for a, rate in UPDATES_PER_SECOND.items()
     }
     runs = 6 * (one_run["cql"] + one_run["iql"]) / 2
-    assert estimate.seconds == pytest.approx(2 * REPLICA_BUILD_SECONDS + runs)
+    assert estimate.seconds == pytest.approx(2 * REPLICA_BUILD_SECONDS_PER_MILLION + runs)
     text = "\n".join(estimate.lines)
     assert "halfcheetah-medium-v2 is not on disk" in text
     assert "hopper-medium-v2 is not on disk" in text

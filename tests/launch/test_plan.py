@@ -26,7 +26,7 @@ def known_speeds(monkeypatch):
     monkeypatch.setattr(estimate, "UPDATES_PER_SECOND", {"cql": 10.0, "iql": 100.0})
     monkeypatch.setattr(estimate, "EVAL_SECONDS_PER_EPISODE", 0.5)
     monkeypatch.setattr(estimate, "RUN_START_SECONDS", 2.0)
-    monkeypatch.setattr(estimate, "REPLICA_BUILD_SECONDS", 60.0)
+    monkeypatch.setattr(estimate, "REPLICA_BUILD_SECONDS_PER_MILLION", 60.0)
 
 
 def run(name: str, seconds: float, prerequisite: str | None = None) -> PlannedRun:
@@ -60,7 +60,7 @@ def test_a_tiny_study_is_planned_as_computed_by_hand(empty_caches, known_speeds)
     assert [r.seconds for r in plan.runs] == pytest.approx([phase1, phase1, phase2, phase2])
     assert plan.cpu_seconds == pytest.approx(2 * (phase1 + phase2))
     assert plan.longest_chain_seconds == pytest.approx(phase1 + phase2)
-    replica = 60  # halfcheetah is not on disk
+    replica = 60  # halfcheetah-medium (1M transitions) is not on disk
     assert plan.wall_seconds(1) == pytest.approx(replica + 2 * (phase1 + phase2))
     assert plan.wall_seconds(2) == pytest.approx(replica + phase1 + phase2)
     assert plan.wall_seconds(3) == pytest.approx(replica + phase1 + phase2)

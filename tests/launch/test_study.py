@@ -7,12 +7,12 @@ from hybrid_rl.launch.phase2_grid import Phase2Grid
 from hybrid_rl.launch.study import STUDY_ARMS, Study
 
 
-def test_the_quick_study_is_iql_on_halfcheetah_k_0_30_60_in_three_arms():
+def test_the_quick_study_is_iql_on_hopper_medium_replay_k_0_30_60_in_three_arms():
     study = Study.create(quick=True)
-    one = {"algos": ("iql",), "datasets": ("halfcheetah-medium-v2",)}
-    # the very runs `run_phase1.py --quick` and `run_phase2.py --quick` make for this cell,
-    # plus the preset's arm
-    assert study.phase1 == Phase1Grid.quick(**one)
+    one = {"algos": ("iql",), "datasets": ("hopper-medium-replay-v2",)}
+    # the very runs `run_phase1.py --quick --total_steps 30000` and `run_phase2.py --quick`
+    # make for this cell, plus the preset's arm
+    assert study.phase1 == Phase1Grid.quick(**one, total_steps=30_000)
     assert study.phase2 == Phase2Grid.quick(**one, arms=STUDY_ARMS)
     configs = study.configs()
     assert [type(c).__name__ for c in configs] == ["TrainConfig"] * 3 + ["FinetuneConfig"] * 9
@@ -29,7 +29,7 @@ def test_the_quick_study_is_iql_on_halfcheetah_k_0_30_60_in_three_arms():
         c.run_name for c in configs[:3]
     }
     assert "ensemble (as specified)" in study.describe()[1]
-    assert {c.total_steps for c in configs[:3]} == {20_000}
+    assert {c.total_steps for c in configs[:3]} == {30_000}
     assert {c.online_steps for c in configs[3:]} == {5_000}
     assert study.phase2.phase1_results_dir == study.phase1.results_dir == "results/quick"
     assert study.plots_dir == "plots_study/quick"

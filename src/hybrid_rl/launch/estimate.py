@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from hybrid_rl.behavior.replica import replica_path
+from hybrid_rl.behavior.replica import default_transitions, replica_path
 from hybrid_rl.data.download import d4rl_cache_dir
 from hybrid_rl.data.registry import DATASETS, get_dataset_spec
 from hybrid_rl.runs.folder import FINISHED_STATUSES
@@ -29,8 +29,8 @@ UPDATES_PER_SECOND = {"iql": 70.0, "cql": 11.0}
 EVAL_SECONDS_PER_EPISODE = 0.15
 RUN_START_SECONDS = 5.0  # process start, imports, dataset load and corruption
 # A 1M-transition replica, once: 125 s quiet, 1.2–2.3 min in fresh clones, 7 min 40 s on a
-# saturated machine ("Replica dataset build", "The quick study").
-REPLICA_BUILD_SECONDS = 240.0
+# saturated machine ("Replica dataset build", "The quick study"); other sizes in proportion.
+REPLICA_BUILD_SECONDS_PER_MILLION = 240.0
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,18 @@ def data_preparation(configs: Sequence[RunSpec]) -> tuple[float, list[str]]:
     seconds, lines = 0.0, []
     for dataset, source in dict.fromkeys(d for c in configs for d in c.cost.datasets):
         if not dataset_on_disk(dataset, source):
-            seconds += REPLICA_BUILD_SECONDS
+            build = replica_build_seconds(dataset)
+            seconds += build
             lines.append(
                 f"data: {dataset} is not on disk: a replica build takes "
-                f"~{REPLICA_BUILD_SECONDS / 60:.0f} min (once; if D4RL's file cannot be fetched)"
+                f"{format_minutes(build)} (once; if D4RL's file cannot be fetched)"
             )
     return seconds, lines
+
+
+def replica_build_seconds(dataset: str) -> float:
+    """The expected build time of `dataset`'s replica, in proportion to its size."""
+    return REPLICA_BUILD_SECONDS_PER_MILLION * default_transitions(dataset) / 1e6
 
 
 def _phase_lines(phase: str, runs: Sequence[RunSpec], seconds: Mapping[str, float]) -> list[str]:
