@@ -4,11 +4,10 @@ By default one algo (IQL: its updates cost about a tenth of CQL's on a CPU) on o
 (halfcheetah-medium-v2; the quick study: hopper-medium-replay-v2), k ∈ {0, 30, 60} %,
 fine-tuned in three arms from the same Phase I checkpoints (`STUDY_ARMS`): the ensemble bonus
 as specified, no bonus as specified, and the "enoto" preset of `finetune.PHASE2_PRESETS` with
-its bonus. Both
-phases run on one process pool: a Phase II run starts as soon as its Phase I run has
-finished, so the pool stays full. Runs live in the usual Phase I and Phase II folders (a
-quick study shares its runs with `run_phase1.py --quick` and `run_phase2.py --quick`); the
-figures and the report go to the study's own folder.
+its bonus. Both phases run on one process pool: a Phase II run starts as soon as its Phase I
+run has finished, so the pool stays full. Runs live in the usual Phase I and Phase II folders
+(a quick study shares its runs with `run_phase1.py --quick` and `run_phase2.py --quick` given
+the same dataset and steps); the figures and the report go to the study's own folder.
 """
 
 from __future__ import annotations
