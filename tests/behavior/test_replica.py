@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import h5py
 import numpy as np
 import pytest
 
+from hybrid_rl.behavior.policies import policy_paths
 from hybrid_rl.behavior.replica import REPLICA_QUALITIES, build_replica, collect_transitions
-from hybrid_rl.data.hdf5_format import file_sha256
+from hybrid_rl.data.hdf5_format import file_sha256, read_d4rl_metadata
 from hybrid_rl.data.loader import load_dataset
 from hybrid_rl.data.registry import DATASETS
 from hybrid_rl.data.transitions import split_trajectories
@@ -122,3 +126,35 @@ def test_medium_replica_same_seed_gives_a_byte_identical_file(tmp_path):
     for path in paths:
         build_replica("halfcheetah-medium-v2", 200, seed=0, path=path, num_envs=2, progress=False)
     assert file_sha256(paths[0]) == file_sha256(paths[1])
+
+
+def test_the_bimodal_set_is_the_former_hopper_medium_policys_rows(tmp_path):
+    # hopper-medium-bimodal-v2 rolls out hopper_medium_bimodal.pt as hopper-medium-v2 rolls
+    # out hopper_medium.pt: with the bimodal weights in a medium policy's place, same rows.
+    weights, card = policy_paths("hopper", "medium-bimodal")
+    as_medium_dir = tmp_path / "policies"
+    as_medium_dir.mkdir()
+    shutil.copy(weights, as_medium_dir / "hopper_medium.pt")
+    shutil.copy(card, as_medium_dir / "hopper_medium.json")
+    own = build_replica(
+        "hopper-medium-bimodal-v2", 400, path=tmp_path / "own.hdf5", num_envs=2, progress=False
+    )
+    as_medium = build_replica(
+        "hopper-medium-v2",
+        400,
+        path=tmp_path / "as_medium.hdf5",
+        num_envs=2,
+        progress=False,
+        policy_dir=as_medium_dir,
+    )
+    with h5py.File(own) as a, h5py.File(as_medium) as b:
+        for key in ("observations", "actions", "rewards", "terminals", "timeouts"):
+            np.testing.assert_array_equal(a[key][:], b[key][:])
+    metadata = read_d4rl_metadata(own)
+    assert metadata["dataset_id"] == "hopper-medium-bimodal-v2"
+    assert metadata["policy_sha256"] == json.loads(card.read_text())["sha256"]
+    shipped_medium = build_replica(
+        "hopper-medium-v2", 400, path=tmp_path / "medium.hdf5", num_envs=2, progress=False
+    )
+    with h5py.File(own) as a, h5py.File(shipped_medium) as b:
+        assert not np.array_equal(a["actions"][:], b["actions"][:])

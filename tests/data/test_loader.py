@@ -268,6 +268,26 @@ def test_replica_source_uses_the_provider(cache, replica_provider):
     assert replica_provider.asked == [DATASET_ID]
 
 
+def test_the_projects_own_dataset_is_its_replica_and_d4rl_is_never_asked(
+    cache, file_server, hopper_file_bytes, replica_provider, capsys
+):
+    # Even a file of that name on the server and in the cache is not D4RL's: never used.
+    own = "hopper-medium-bimodal-v2"
+    file_server.routes["/d4rl/hopper_medium_bimodal-v2.hdf5"] = ("full", hopper_file_bytes)
+    cache.mkdir()
+    (cache / "hopper_medium_bimodal-v2.hdf5").write_bytes(hopper_file_bytes)
+    loaded = load_dataset(own, replica_provider=replica_provider, progress=False)
+
+    assert file_server.request_count == 0
+    assert replica_provider.asked == [own]
+    assert (loaded.provenance.source, loaded.provenance.dataset_id) == ("replica", own)
+    (line,) = _stderr_lines(capsys)
+    assert f"{own}: this project's own dataset; using replica {loaded.provenance.path}" in line
+    with pytest.raises(DatasetUnavailableError, match="not one of D4RL's"):
+        load_dataset(own, source="d4rl", progress=False)
+    assert file_server.request_count == 0
+
+
 def test_replica_source_without_provider_says_how_to_build_one():
     with pytest.raises(DatasetUnavailableError, match=f"hybrid-rl dataset build {DATASET_ID}"):
         load_dataset(DATASET_ID, source="replica")

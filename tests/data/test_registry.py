@@ -23,4 +23,15 @@ def test_registry_urls_follow_d4rl_file_naming():
     spec = get_dataset_spec("halfcheetah-medium-replay-v2")
     assert spec.url.endswith("gym_mujoco_v2/halfcheetah_medium_replay-v2.hdf5")
     assert spec.gym_env_id == "HalfCheetah-v4"
-    assert len(DATASETS) == 10
+    assert len(DATASETS) == 11
+
+
+def test_the_projects_own_dataset_is_marked_as_not_d4rls():
+    ours = [spec.dataset_id for spec in DATASETS.values() if not spec.in_d4rl]
+    assert ours == ["hopper-medium-bimodal-v2"]
+    spec = get_dataset_spec("hopper-medium-bimodal-v2")
+    assert (spec.env_name, spec.quality, spec.gym_env_id) == (
+        "hopper",
+        "medium-bimodal",
+        "Hopper-v4",
+    )

@@ -58,6 +58,11 @@ def test_tables_hold_each_cards_figures_beside_d4rls(cards, tmp_path):
     assert hopper["trajectories"][1] == "2,187"  # TFDS d4rl_mujoco_hopper/v2-medium
     assert hopper["return mean"][1] == "1422.1"  # Decision Transformer's console output
     assert table_rows(report, "hopper-random-v2")["return mean"][1] == "—"
+    # the project's own bimodal set stands beside D4RL's hopper-medium
+    bimodal = report.split("## hopper-medium-bimodal-v2\n")[1].split("\n## ")[0]
+    assert "D4RL has no such file), beside D4RL's hopper-medium-v2" in bimodal
+    assert "| statistic | replica | D4RL hopper-medium-v2 |" in bimodal
+    assert table_rows(report, "hopper-medium-bimodal-v2")["trajectories"][1] == "2,187"
 
 
 def test_a_newly_shipped_card_appears_and_a_card_without_summary_says_so(cards, tmp_path):

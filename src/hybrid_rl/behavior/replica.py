@@ -25,7 +25,16 @@ from hybrid_rl.data.hdf5_format import read_d4rl_metadata, write_d4rl_hdf5
 from hybrid_rl.data.registry import get_dataset_spec
 from hybrid_rl.envs import make_vector_env
 
-REPLICA_QUALITIES = ("medium", "medium-replay", "medium-expert", "expert", "random")
+REPLICA_QUALITIES = (
+    "medium",
+    "medium-replay",
+    "medium-expert",
+    "expert",
+    "random",
+    "medium-bimodal",
+)
+# Rolled out from one shipped policy of that quality (<env>_<quality>.pt).
+_ONE_POLICY_QUALITIES = ("medium", "expert", "medium-bimodal")
 DEFAULT_TRANSITIONS = 1_000_000
 # D4RL's medium-expert files are its medium file followed by its expert file.
 MEDIUM_EXPERT_PARTS = ("medium", "expert")
@@ -333,7 +342,7 @@ def build_replica(
             num_envs,
             progress,
         )
-    elif spec.quality in ("medium", "expert"):
+    elif spec.quality in _ONE_POLICY_QUALITIES:
         actor, card = _shipped_actor(spec.env_name, spec.quality, policy_dir)
         metadata["policy_sha256"] = card["sha256"]
         metadata["policy_train_step"] = card["train_step"]

@@ -91,6 +91,8 @@ def load_dataset(
     - `source="auto"`: D4RL cache, else download (short timeouts; skipped when
       HYBRID_RL_OFFLINE=1), else the replica provider if given; prints one line to stderr
       saying what was tried and used.
+    - An id of this project's own (`DatasetSpec.in_d4rl` False) is always its replica;
+      `source="d4rl"` is refused.
 
     Errors: ValueError for an unknown source, KeyError (listing valid ids) for an unknown id,
     FileNotFoundError for a missing .hdf5 path, DatasetFormatError for a bad file,
@@ -106,6 +108,8 @@ def load_dataset(
     if source == "minari":
         return _load_minari(dataset_id)
     spec = get_dataset_spec(dataset_id)
+    if not spec.in_d4rl:
+        return _load_project_dataset(spec, source, replica_provider)
     if source == "d4rl":
         return _load_d4rl(spec, progress)
     if source == "replica":
@@ -233,6 +237,22 @@ def _load_replica(
         note=f"{note_prefix}using replica {path}",
     )
     return LoadedDataset(transitions, provenance)
+
+
+def _load_project_dataset(
+    spec: DatasetSpec, source: str, replica_provider: ReplicaProvider | None
+) -> LoadedDataset:
+    """This project's own dataset: its replica, whatever `auto` would try first (D4RL has no
+    such file to look for)."""
+    if source == "d4rl":
+        raise DatasetUnavailableError(
+            f"{spec.dataset_id} is this project's own dataset, not one of D4RL's: D4RL has no "
+            "file to download. Use --source replica (or auto), which builds it"
+        )
+    loaded = _load_replica(spec, replica_provider, note_prefix="this project's own dataset; ")
+    if source == "auto":
+        print(f"hybrid-rl: {spec.dataset_id}: {loaded.provenance.note}", file=sys.stderr)
+    return loaded
 
 
 def _load_auto(

@@ -86,6 +86,9 @@ D4RL_REFERENCE: dict[str, dict[str, float]] = {
     "hopper-medium-expert-v2": {"trajectories": 3_214},
 }
 
+# This project's own datasets (`DatasetSpec.in_d4rl` False) beside the D4RL dataset they vary.
+COMPARED_WITH = {"hopper-medium-bimodal-v2": "hopper-medium-v2"}
+
 _INTRODUCTION = """\
 One section per replica card the package ships (`src/hybrid_rl/behavior/policies/*.json`):
 the summary of the card's reference build beside D4RL's published statistics of the same id,
@@ -103,9 +106,14 @@ def shipped_cards(card_dir: Path) -> list[Path]:
     return sorted(card_dir.glob("*.json"))
 
 
+def d4rl_reference_id(dataset_id: str) -> str:
+    """The D4RL id a card is compared with: its own, or the one a project dataset varies."""
+    return COMPARED_WITH.get(dataset_id, dataset_id)
+
+
 def comparison_rows(dataset_id: str, summary: dict[str, Any]) -> list[str]:
     """Markdown rows: the card's summary beside D4RL's figures ('—' where not known)."""
-    theirs = D4RL_REFERENCE.get(dataset_id, {})
+    theirs = D4RL_REFERENCE.get(d4rl_reference_id(dataset_id), {})
     low, high = reference_scores(dataset_id)
 
     def normalized(field: str) -> float | None:
@@ -162,7 +170,7 @@ def histogram_figure(dataset_id: str, histogram: dict[str, Any], path: Path) -> 
         alpha=0.8,
         label="replica trajectories",
     )
-    reference = D4RL_REFERENCE.get(dataset_id, {})
+    reference = D4RL_REFERENCE.get(d4rl_reference_id(dataset_id), {})
     if "return_mean" in reference:
         ax.axvline(
             float(normalized_score(dataset_id, reference["return_mean"])),
@@ -196,11 +204,17 @@ def card_section(card_path: Path, out_dir: Path) -> list[str]:
             f"`hybrid-rl dataset card {dataset_id}` builds one and writes its summary.",
         ]
     versions = ", ".join(f"{name} {v}" for name, v in record["built_with"].items())
+    reference_id = d4rl_reference_id(dataset_id)
+    if reference_id != dataset_id:
+        lines += [
+            f"This project's own dataset (D4RL has no such file), beside D4RL's {reference_id}.",
+            "",
+        ]
     lines += [
         f"Card `{card_path.name}`: seed {record['seed']}, {record['num_envs']} envs, recipe "
         f"{record['recipe']}, built with {versions}; sha256 `{record['sha256']}`.",
         "",
-        f"| statistic | replica | D4RL {dataset_id} |",
+        f"| statistic | replica | D4RL {reference_id} |",
         "|---|---|---|",
         *comparison_rows(dataset_id, record["summary"]),
     ]
