@@ -95,6 +95,13 @@ def test_datasets_on_disk(empty_caches):
     assert dataset_on_disk("hopper-medium-v2", "auto")
     assert dataset_on_disk("hopper-medium-v2", "d4rl")
     assert not dataset_on_disk("hopper-medium-v2", "replica")
+    # this project's own dataset is its replica only, whatever the D4RL cache holds
+    (empty_caches / "d4rl" / "hopper_medium_bimodal-v2.hdf5").write_bytes(b"")
+    assert not dataset_on_disk("hopper-medium-bimodal-v2", "auto")
+    replica = replica_path("hopper-medium-bimodal-v2")
+    replica.parent.mkdir(parents=True)
+    replica.write_bytes(b"")
+    assert dataset_on_disk("hopper-medium-bimodal-v2", "auto")
 
 
 def test_a_phase1_grid_alone_is_estimated_from_its_cql_and_iql_runs_and_both_datasets(

@@ -115,8 +115,10 @@ def dataset_on_disk(dataset: str, source: str) -> bool:
     if dataset not in DATASETS:
         return True  # an unknown id fails at once when loaded; nothing to wait for
     spec = get_dataset_spec(dataset)
-    d4rl_file = (d4rl_cache_dir() / spec.file_name).is_file()
     replica = replica_path(dataset).is_file()
+    if not spec.in_d4rl:  # always its replica, whatever lies in the D4RL cache
+        return replica
+    d4rl_file = (d4rl_cache_dir() / spec.file_name).is_file()
     return {"d4rl": d4rl_file, "replica": replica}.get(source, d4rl_file or replica)
 
 
