@@ -67,11 +67,12 @@ def test_unknown_dataset_is_a_one_line_error_listing_valid_ids():
 
 
 def test_offline_auto_without_cache_says_what_it_tried(tmp_path):
-    # No D4RL cache, network disabled, and a replica for a quality that has no recipe.
+    # No D4RL cache, network disabled, and a replica whose policy is not shipped (no
+    # halfcheetah expert yet: when one ships, take an id that still has none).
     result = run_hybrid_rl(
         "dataset",
         "info",
-        "hopper-expert-v2",
+        "halfcheetah-expert-v2",
         env={
             "HYBRID_RL_OFFLINE": "1",
             "D4RL_DATASET_DIR": str(tmp_path),

@@ -205,6 +205,8 @@ def test_card_without_a_summary_says_how_to_write_one(tmp_path):
         "halfcheetah-medium-replay-v2",
         "hopper-medium-replay-v2",
         "hopper-medium-bimodal-v2",
+        "hopper-expert-v2",
+        "hopper-medium-expert-v2",
     ],
 )
 def test_every_shipped_replica_card_records_a_current_build(dataset):
