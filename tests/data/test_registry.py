@@ -35,3 +35,5 @@ def test_the_projects_own_dataset_is_marked_as_not_d4rls():
         "medium-bimodal",
         "Hopper-v4",
     )
+    assert spec.d4rl_id == "hopper-medium-v2"  # the D4RL dataset it varies
+    assert all(s.d4rl_id == s.dataset_id for s in DATASETS.values() if s.in_d4rl)

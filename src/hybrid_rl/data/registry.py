@@ -18,16 +18,17 @@ _GYM_ENV_IDS = {"halfcheetah": "HalfCheetah-v4", "hopper": "Hopper-v4"}
 # (obs_dim, act_dim) of D4RL's v2 datasets, equal to the Gymnasium v4 envs' spaces.
 _DIMS = {"halfcheetah": (17, 6), "hopper": (11, 3)}
 _QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
-# This project's own datasets, replicas only (D4RL publishes no such file): env → qualities.
-# hopper-medium-bimodal-v2 is the first hopper-medium replica, whose policy either falls early
-# or runs the full 1,000 steps (std 36 normalized against D4RL's 11.6): a stress case.
-_PROJECT_QUALITIES = {"hopper": ("medium-bimodal",)}
+# This project's own datasets, replicas only (D4RL publishes no such file): env → {quality:
+# the D4RL quality it varies}. hopper-medium-bimodal-v2 is the first hopper-medium replica,
+# whose policy either falls early or runs the full 1,000 steps (std 36 normalized against
+# D4RL's 11.6): a stress case.
+_PROJECT_QUALITIES = {"hopper": {"medium-bimodal": "medium"}}
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Everything the project needs to know about one dataset id (D4RL's, or this project's
-    own when `in_d4rl` is False)."""
+    """Everything the project needs to know about one dataset id: D4RL's, or this project's
+    own (then `d4rl_id` names the D4RL dataset it varies)."""
 
     dataset_id: str
     env_name: str  # "halfcheetah" | "hopper"
@@ -37,7 +38,12 @@ class DatasetSpec:
     ref_max_score: float
     obs_dim: int
     act_dim: int
-    in_d4rl: bool = True  # False: this project's own dataset, built as a replica only
+    d4rl_id: str  # this id when D4RL publishes it
+
+    @property
+    def in_d4rl(self) -> bool:
+        """False for this project's own datasets, built as replicas only."""
+        return self.d4rl_id == self.dataset_id
 
     @property
     def url(self) -> str:
@@ -48,7 +54,7 @@ class DatasetSpec:
         return f"{self.env_name}_{self.quality.replace('-', '_')}-v2.hdf5"
 
 
-def _spec(env: str, quality: str, in_d4rl: bool) -> DatasetSpec:
+def _spec(env: str, quality: str, d4rl_quality: str) -> DatasetSpec:
     return DatasetSpec(
         dataset_id=f"{env}-{quality}-v2",
         env_name=env,
@@ -58,16 +64,16 @@ def _spec(env: str, quality: str, in_d4rl: bool) -> DatasetSpec:
         ref_max_score=_REFERENCE_SCORES[env][1],
         obs_dim=_DIMS[env][0],
         act_dim=_DIMS[env][1],
-        in_d4rl=in_d4rl,
+        d4rl_id=f"{env}-{d4rl_quality}-v2",
     )
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    **{f"{env}-{q}-v2": _spec(env, q, True) for env in _GYM_ENV_IDS for q in _QUALITIES},
+    **{f"{env}-{q}-v2": _spec(env, q, q) for env in _GYM_ENV_IDS for q in _QUALITIES},
     **{
-        f"{env}-{q}-v2": _spec(env, q, False)
+        f"{env}-{q}-v2": _spec(env, q, varied)
         for env, qualities in _PROJECT_QUALITIES.items()
-        for q in qualities
+        for q, varied in qualities.items()
     },
 }
 
