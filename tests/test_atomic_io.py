@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from hybrid_rl.atomic_io import atomic_write, write_json_atomic
+from hybrid_rl.atomic_io import atomic_write, check_writable_dir, write_json_atomic
 
 
 def test_failed_write_leaves_neither_target_nor_temporary(tmp_path):
@@ -29,3 +29,14 @@ def test_written_files_get_the_ordinary_umask_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~mask
+
+
+def test_writable_check_creates_the_directory_and_leaves_it_empty(tmp_path):
+    check_writable_dir(tmp_path / "a" / "b")
+    assert (tmp_path / "a" / "b").is_dir() and list((tmp_path / "a" / "b").iterdir()) == []
+
+
+def test_writable_check_names_a_path_that_cannot_be_a_directory(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"cannot write to .*file/sub"):
+        check_writable_dir(tmp_path / "file" / "sub")

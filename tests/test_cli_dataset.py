@@ -67,18 +67,30 @@ def test_unknown_dataset_is_a_one_line_error_listing_valid_ids():
 
 
 def test_offline_auto_without_cache_says_what_it_tried(tmp_path):
-    # No D4RL cache, network disabled, and a replica whose policy is not shipped (no
-    # halfcheetah expert yet: when one ships, take an id that still has none).
+    # No D4RL cache, network disabled, and a replica cache that cannot be written (a file
+    # where the directory should be): every source fails, the replica before any rollout.
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
     result = run_hybrid_rl(
         "dataset",
         "info",
-        "halfcheetah-expert-v2",
+        "hopper-expert-v2",
         env={
             "HYBRID_RL_OFFLINE": "1",
             "D4RL_DATASET_DIR": str(tmp_path),
-            "HYBRID_RL_DATA_DIR": str(tmp_path),
+            "HYBRID_RL_DATA_DIR": str(blocked),
         },
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "download skipped" in result.stderr and "replica" in result.stderr
+    assert "download skipped" in result.stderr and "replica failed" in result.stderr
+    assert f"cannot write to {blocked}" in result.stderr
+
+
+def test_build_to_an_unwritable_place_fails_before_rolling_out(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = run_hybrid_rl("dataset", "build", "hopper-expert-v2", "--out", f"{blocked}/x.hdf5")
+    assert result.returncode == 2
+    assert f"cannot write to {blocked}" in result.stderr
+    assert "Traceback" not in result.stderr and "it/s" not in result.stderr

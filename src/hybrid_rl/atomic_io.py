@@ -30,6 +30,19 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     return target
 
 
+def check_writable_dir(directory: str | os.PathLike[str]) -> None:
+    """Create `directory` if needed and write a probe file in it, so that a long job whose
+    result goes there fails before it starts (ValueError saying why), not at its end."""
+    target = Path(directory)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=target)
+    except OSError as exc:
+        raise ValueError(f"cannot write to {target}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hybrid_rl import __version__
+from hybrid_rl.atomic_io import check_writable_dir
 from hybrid_rl.behavior.policies import load_shipped_policy, policy_paths
 from hybrid_rl.behavior.portable_actor import PortableActor
 from hybrid_rl.behavior.replay_set import ReplaySet, load_replay_set, segment_rows
@@ -300,6 +301,8 @@ def build_replica(
     n_transitions = default_transitions(dataset_id) if n_transitions is None else n_transitions
     if n_transitions <= 0:
         raise ValueError(f"--n must be positive, got {n_transitions}")
+    target = path or replica_path(dataset_id, n_transitions, seed, num_envs)
+    check_writable_dir(target.parent)
     metadata: dict[str, str | int | float] = {
         "source": "replica",
         "dataset_id": dataset_id,
@@ -353,7 +356,6 @@ def build_replica(
     else:
         metadata["policy"] = "uniform random actions"
         arrays = collect_transitions(spec.gym_env_id, None, n_transitions, seed, num_envs, progress)
-    target = path or replica_path(dataset_id, n_transitions, seed, num_envs)
     write_d4rl_hdf5(target, arrays, metadata)
     return target
 

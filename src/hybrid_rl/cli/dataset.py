@@ -8,8 +8,13 @@ import json
 from pathlib import Path
 
 from hybrid_rl.behavior.replica_card import DEFAULT_RETURN_RTOL
+from hybrid_rl.data.registry import DATASETS
 
-_REPLICA_IDS = "{halfcheetah,hopper}-{medium,medium-replay,medium-expert,expert,random}-v2"
+_PROJECT_IDS = ", ".join(i for i, spec in DATASETS.items() if not spec.in_d4rl)
+_REPLICA_IDS = (
+    "{halfcheetah,hopper}-{medium,medium-replay,medium-expert,expert,random}-v2, or this "
+    f"project's own {_PROJECT_IDS}"
+)
 
 
 def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
