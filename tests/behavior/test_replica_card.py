@@ -207,6 +207,8 @@ def test_card_without_a_summary_says_how_to_write_one(tmp_path):
         "hopper-medium-bimodal-v2",
         "hopper-expert-v2",
         "hopper-medium-expert-v2",
+        "halfcheetah-expert-v2",
+        "halfcheetah-medium-expert-v2",
     ],
 )
 def test_every_shipped_replica_card_records_a_current_build(dataset):
