@@ -157,9 +157,11 @@ def test_a_killed_seed_group_resumes_to_the_uninterrupted_result(hopper_file, tm
         "SeedGroup(runs).execute(progress=False)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
-    checkpoints = [run.run_dir / "checkpoint.pt" for run in killed]
+    # metrics.json follows each checkpoint.pt: wait for both, or a loaded machine can kill in
+    # between (the partial metrics below would be missing, not wrong).
+    written = [run.run_dir / name for run in killed for name in ("checkpoint.pt", "metrics.json")]
     deadline = time.monotonic() + 180
-    while not all(c.exists() for c in checkpoints) and proc.poll() is None:
+    while not all(path.exists() for path in written) and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
