@@ -4,13 +4,16 @@ and reports.
 Builds a 2,000-transition random-action Hopper dataset in a temporary folder, runs CQL, IQL
 and BC with k ∈ {0, 30} % for 200 gradient steps each through the `phase1` CLI, then
 fine-tunes the IQL k = 30 run online for 300 steps with the ensemble bonus through the
-`phase2` CLI, checks that every output exists and is non-empty, and prints the wall time.
+`phase2` CLI, checks that every run folder holds its files and that every figure each
+report.md links to exists and is non-empty (so a renamed figure fails here, not for a user),
+and prints the wall time.
 Meant to finish in under 2 minutes on 2 CPU cores. `--keep DIR` keeps the outputs in DIR.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -19,6 +22,7 @@ from pathlib import Path
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.cli import main as cli_main
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
+from hybrid_rl.runs.folder import RUN_FILES
 
 ENV_ID = "Hopper-v4"
 TRANSITIONS = 2_000
@@ -53,14 +57,8 @@ def run_smoke_test(workdir: Path) -> None:
     runs = sorted(p.name for p in results.iterdir() if p.is_dir())
     assert len(runs) == len(ALGOS) * len(K_PERCENTS), f"expected 6 run folders, got {runs}"
     for run in results.iterdir():
-        for name in ("config.json", "metrics.json", "checkpoint.pt"):
-            assert (run / name).stat().st_size > 0, f"{run / name} is empty"
-    figures = sorted(plots.glob("*.png")) + sorted(plots.glob("*.pdf"))
-    kinds = ("learning_curves", "final_returns", "q_values", "loss_variance")
-    for kind in kinds:
-        for suffix in (".png", ".pdf"):
-            path = plots / f"{kind}_hopper-smoke{suffix}"
-            assert path.stat().st_size > 0, f"{path} is missing or empty"
+        check_run_files(run)
+    figures = check_report(plots, kinds=5)
     report = (plots / "report.md").read_text()
     for algo in ALGOS:
         assert f"| {algo.upper()} |" in report, f"report.md has no row for {algo}"
@@ -84,10 +82,31 @@ def run_smoke_test(workdir: Path) -> None:
     )  # fmt: skip
     assert code == 0, f"hybrid-rl phase2 exited with {code}"
     online_run = phase2_results / "ft_iql_hopper-smoke_k30_noise0_ensemble_s0"
-    for name in ("config.json", "metrics.json", "checkpoint.pt"):
-        assert (online_run / name).stat().st_size > 0, f"{online_run / name} is empty"
+    check_run_files(online_run)
+    figures += check_report(phase2_plots, kinds=1)
     assert "| IQL |" in (phase2_plots / "report.md").read_text(), "no Phase II row in report.md"
-    print(f"outputs: {len(runs)} Phase I runs, 1 Phase II run, {len(figures)} figure files")
+    print(f"outputs: {len(runs)} Phase I runs, 1 Phase II run, {figures} figure files")
+
+
+def check_run_files(run: Path) -> None:
+    for name in RUN_FILES:
+        assert (run / name).stat().st_size > 0, f"{run / name} is missing or empty"
+
+
+def check_report(plots: Path, kinds: int) -> int:
+    """report.md and report.html in `plots` are non-empty and every file report.md links to
+    (its figures, PNG and PDF) exists and is non-empty, at least `kinds` figures of each
+    format; returns how many files it links to."""
+    for name in ("report.md", "report.html"):
+        assert (plots / name).stat().st_size > 0, f"{plots / name} is missing or empty"
+    links = re.findall(r"\]\(([^)\s]+\.(?:png|pdf))\)", (plots / "report.md").read_text())
+    for link in links:
+        path = plots / link
+        assert path.is_file() and path.stat().st_size > 0, f"{path} (linked) is missing or empty"
+    for suffix in (".png", ".pdf"):
+        count = sum(link.endswith(suffix) for link in links)
+        assert count >= kinds, f"{plots / 'report.md'} links {count} {suffix} figures, not {kinds}"
+    return len(links)
 
 
 def main() -> int:

@@ -219,6 +219,10 @@ class OfflineTask(LoopTask):
     def step(self, step: int) -> Mapping[str, Tensor]:
         return self.agent.update(self.dataset.sample(self.batch_size))
 
+    def first_steps_stage(self) -> str:
+        compiles = getattr(self.config.agent, "compile", False)
+        return "compiling the update (seconds to minutes)" if compiles else "first steps"
+
     def evaluate(self, step: int, log: MetricsLog) -> None:
         result = self.evaluator.evaluate(
             lambda obs: self.agent.act(obs, deterministic=True),

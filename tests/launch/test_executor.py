@@ -18,7 +18,13 @@ from hybrid_rl.algos.iql import IQLConfig
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
 from hybrid_rl.finetune import FinetuneConfig
-from hybrid_rl.launch.executor import default_workers, run_grid, threads_per_worker
+from hybrid_rl.launch.executor import (
+    _StepCounter,
+    default_workers,
+    run_grid,
+    threads_per_worker,
+)
+from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.train import TrainConfig
 
 
@@ -129,6 +135,18 @@ def test_a_pool_of_two_workers_runs_the_grid_under_a_bar_of_steps(hopper_file, t
     err = capsys.readouterr().err
     assert "steps (all runs)" in err
     assert "300/300" in err  # three runs of 100 gradient steps, the failed one counted as done
+
+
+def test_the_step_bar_says_what_a_run_yet_to_log_is_doing(hopper_file, tmp_path, capsys):
+    # Before its first log a run in a worker moves no step; it writes what it is doing (a
+    # compile, the first evaluation) into metrics.json, and the grid's bar shows it.
+    config = tiny(hopper_file, tmp_path, seed=0)
+    log = MetricsLog()
+    log.set_stage("compiling the update")
+    config.folder.write_metrics(log.data)
+    with _StepCounter([config], {}, progress=True):
+        pass
+    assert f"{config.run_name}: compiling the update" in capsys.readouterr().err
 
 
 def _pool_workers_of(pid: int) -> list[int]:

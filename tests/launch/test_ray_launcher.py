@@ -28,7 +28,7 @@ from hybrid_rl.launch.executor import run_grid
 from hybrid_rl.launch.ray_launcher import RayLauncher
 from hybrid_rl.train import TrainConfig
 
-pytest.importorskip("ray", reason="Ray (the [ray] extra)")
+pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[ray]"')
 pytestmark = [
     pytest.mark.slow,  # a Ray cluster takes ~20 s to start on 2 cores
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)"),

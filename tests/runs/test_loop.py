@@ -102,3 +102,37 @@ def test_a_non_finite_metric_ends_the_run_as_diverged_with_a_checkpoint(tmp_path
 def test_inconsistent_cadences_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         Cadence(**settings)
+
+
+class StageWatchingTask(CountingTask):
+    """Records what metrics.json says the run is doing at its first evaluation and step."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        super().__init__()
+        self.folder, self.seen = folder, []
+
+    def _read_stage(self) -> None:
+        metrics = self.folder.read_metrics()
+        self.seen.append(None if metrics is None else metrics.get("stage"))
+
+    def evaluate(self, step: int, log: MetricsLog) -> None:
+        if step == 0:
+            self._read_stage()
+        super().evaluate(step, log)
+
+    def step(self, step: int) -> Mapping[str, Tensor]:
+        if step == 0:
+            self._read_stage()
+        return super().step(step)
+
+    def first_steps_stage(self) -> str:
+        return "compiling the update"
+
+
+def test_a_run_says_what_it_does_until_its_first_log_and_then_stops_saying_it(tmp_path):
+    # A grid's bar reads metrics.json from another process: the stage must be on disk.
+    folder = RunFolder(tmp_path / "run")
+    task = StageWatchingTask(folder)
+    metrics = run(folder, task, Cadence(6, log_every=3, eval_every=6))
+    assert task.seen == ["first evaluation", "compiling the update"]
+    assert "stage" not in metrics and "stage" not in folder.read_metrics()

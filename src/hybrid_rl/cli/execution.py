@@ -16,8 +16,9 @@ from hybrid_rl.launch.options import SettingError, option
 from hybrid_rl.launch.ray_launcher import (
     RAY_INSTALL_COMMAND,
     RayLauncher,
-    address_problem,
+    address_form_problem,
     ray_installed,
+    unreachable_address_problem,
 )
 from hybrid_rl.runs.spec import RunSpec
 
@@ -68,6 +69,12 @@ class Execution:
             raise SettingError(
                 "ray_address", "--ray_address applies to --launcher ray only; add it"
             )
+        # The form is checked here, with the other values, so that a bad address is named as
+        # such whatever this machine has installed.
+        if self.ray_address is not None:
+            problem = address_form_problem(self.ray_address)
+            if problem is not None:
+                raise SettingError("ray_address", problem)
         if self.workers is not None and self.launcher == "ray":
             raise SettingError(
                 "workers",
@@ -76,19 +83,19 @@ class Execution:
             )
 
     def check_environment(self) -> None:
-        """What depends on this machine, for a grid about to run: Ray installed, and a
-        cluster answering at --ray_address."""
+        """What depends on this machine, for a well-formed grid about to run: a cluster
+        answering at --ray_address, then Ray installed here."""
         if self.plot_only or self.launcher != "ray":
             return
+        if self.ray_address is not None:
+            problem = unreachable_address_problem(self.ray_address)
+            if problem is not None:
+                raise SettingError("ray_address", problem)
         if not ray_installed():
             raise SettingError(
                 "launcher",
                 f"--launcher ray needs Ray, which is not installed here: {RAY_INSTALL_COMMAND}",
             )
-        if self.ray_address is not None:
-            problem = address_problem(self.ray_address)
-            if problem is not None:
-                raise SettingError("ray_address", problem)
 
     def remote_launcher(self) -> RemoteLauncher | None:
         """The launcher `run_grid` hands the runs to, or None for the local pool."""

@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 import torch
 from tqdm import tqdm
 
-from hybrid_rl.runs.folder import FINISHED_STATUSES, RunFolder
+from hybrid_rl.runs.folder import FINISHED_STATUSES
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.runs.spec import RunSpec
 
@@ -292,20 +292,32 @@ class _StepCounter:
             disable=not progress,
             position=0,
         )
+        # the last finished run and its status; before any, what the pool is doing
+        self.latest = "starting the runs (worker processes, data)"
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def report(self, outcome: RunOutcome) -> None:
+        self.latest = f"{outcome.run_name}: {outcome.status}"
         self.refresh()
-        self.bar.set_postfix_str(f"{outcome.run_name}: {outcome.status}")
 
     def refresh(self) -> None:
-        done = sum(
-            c.budget if c.run_name in self.outcomes else _logged_steps(c) for c in self.configs
-        )
+        done, stages = 0, []
+        for config in self.configs:
+            if config.run_name in self.outcomes:
+                done += config.budget
+                continue
+            progress = _logged_progress(config)
+            done += progress.steps
+            stages += [f"{config.run_name}: {stage}" for stage in progress.stages]
         with self._lock:
             self.bar.update(done - self.bar.n)
+            # Until a run logs its first steps (an evaluation, a compile: up to minutes), the
+            # bar says what it is doing instead of sitting at 0 without a word.
+            postfix = "; ".join(stages) or self.latest
+            if postfix:
+                self.bar.set_postfix_str(postfix)
 
     def _poll(self) -> None:
         while not self._stop.wait(_POLL_SECONDS):
@@ -325,22 +337,28 @@ class _StepCounter:
         self.bar.close()
 
 
-def _logged_steps(config: RunSpec) -> int:
-    """The steps its unfinished run folders' metrics.json files logged."""
+@dataclass(frozen=True)
+class _Progress:
+    steps: int  # logged by the run's unfinished folders
+    stages: tuple[str, ...]  # what those yet to log a step say they are doing
+
+
+def _logged_progress(config: RunSpec) -> _Progress:
+    """What its unfinished run folders' metrics.json files say of their progress."""
     budget = config.budget // len(config.folders)
-    return sum(_folder_steps(folder, budget) for folder in config.folders)
-
-
-def _folder_steps(folder: RunFolder, budget: int) -> int:
-    """The last step an unfinished run's metrics.json logged (0 without one)."""
-    try:
-        metrics = folder.read_metrics()
-        if metrics is None or metrics["status"] != "running":
-            return 0  # none yet, or left over from an earlier attempt that failed
-        steps = metrics["train"]["steps"]
-    except (RuntimeError, KeyError, TypeError):  # damaged: the run will report it
-        return 0
-    return min(int(steps[-1]), budget) if steps else 0
+    steps, stages = 0, []
+    for folder in config.folders:
+        try:
+            metrics = folder.read_metrics()
+            if metrics is None or metrics["status"] != "running":
+                continue  # none yet, or left over from an earlier attempt that failed
+            logged = metrics["train"]["steps"]
+        except (RuntimeError, KeyError, TypeError):  # damaged: the run will report it
+            continue
+        steps += min(int(logged[-1]), budget) if logged else 0
+        if metrics.get("stage"):
+            stages.append(str(metrics["stage"]))
+    return _Progress(steps, tuple(dict.fromkeys(stages)))
 
 
 def _init_worker(threads: int, parent_pid: int) -> None:

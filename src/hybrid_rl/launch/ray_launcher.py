@@ -45,13 +45,19 @@ def ray_installed() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def address_problem(address: str) -> str | None:
-    """Why no Ray cluster can be reached at `address` ("host:port" of its head, as `ray start
-    --head` prints it), or None. Checked before a grid starts: Ray itself waits minutes on an
-    address where nothing listens."""
+def address_form_problem(address: str) -> str | None:
+    """Why `address` is not of the form "host:port" (as `ray start --head` prints the head's
+    address), or None."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         return f"{address!r} is not host:port (the head's address, e.g. 10.0.0.5:6379)"
+    return None
+
+
+def unreachable_address_problem(address: str) -> str | None:
+    """Why no Ray cluster can be reached at the well-formed `address`, or None. Checked before
+    a grid starts: Ray itself waits minutes on an address where nothing listens."""
+    host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S):
             return None

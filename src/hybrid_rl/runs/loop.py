@@ -69,6 +69,11 @@ class LoopTask:
         """Do step `step` (0-based); the metrics it produced (any subset, as tensors)."""
         raise NotImplementedError
 
+    def first_steps_stage(self) -> str:
+        """What the steps before the first log are doing, as a progress line says it (a
+        task whose first step compiles its update says so: that takes seconds to minutes)."""
+        return "first steps"
+
     def evaluate(self, step: int, log: MetricsLog) -> None:
         """Evaluate after `step` steps and record it in `log`."""
 
@@ -141,10 +146,19 @@ class _Run:
             self.loss_window.load_state_dict(resume["loss_window"])
             print(f"resuming {folder.name} from step {self.start}", file=sys.stderr)
 
-    def begin(self) -> None:
+    def begin(self, bar: tqdm) -> None:
         if self.start == 0 and self.cadence.evaluate_at_start:
+            self.announce("first evaluation", bar)
             self.task.evaluate(0, self.log)
         self.task.begin(self.start, self.log)
+        self.announce(self.task.first_steps_stage(), bar)
+
+    def announce(self, stage: str, bar: tqdm) -> None:
+        """Say what the run is doing until its first log: on its own bar, and in
+        metrics.json, where a grid's bar (in another process) reads it."""
+        self.log.set_stage(stage)
+        self.folder.write_metrics(self.log.data)
+        bar.set_postfix_str(stage, refresh=True)
 
     def checkpoint(self, step: int, final: bool) -> None:
         self.folder.save_checkpoint(
@@ -214,12 +228,14 @@ def run_loop(
     metrics.json.
     """
     run = _Run(folder, task, cadence, resume, device, loss_variance_window)
-    run.begin()
     bar = _bar(folder.name, run.start, cadence.total_steps, progress)
     try:
+        run.begin(bar)
         for step in bar:
             if not run.record(task.step(step)):
                 break
+            if step == run.start:  # the first step, which may have compiled, is done
+                bar.set_postfix_str("")
             score = run.log.latest_score()
             if cadence.evaluates_at(run.done) and score is not None:
                 bar.set_postfix(score=f"{score:.1f}")
@@ -248,12 +264,12 @@ def run_lockstep(
     starts = {run.start for run in each}
     if len(starts) != 1:
         raise ValueError(f"runs stepped together must resume from one step, got {sorted(starts)}")
-    for run in each:
-        run.begin()
     running = [run.done < cadence.total_steps for run in each]
     name = f"{each[0].folder.name} (+{len(each) - 1})"
     bar = _bar(name, each[0].start, cadence.total_steps, progress)
     try:
+        for run in each:
+            run.begin(bar)
         for i in bar:
             if not any(running):
                 break

@@ -40,9 +40,22 @@ class MetricsLog:
     def status(self) -> str:
         return str(self.data["status"])
 
+    def set_stage(self, stage: str | None) -> None:
+        """What the run is doing before its first logged step (e.g. "first evaluation"), for
+        progress lines that read metrics.json; None once steps are logged."""
+        if stage is None:
+            self.data.pop("stage", None)
+        else:
+            self.data["stage"] = stage
+
+    @property
+    def stage(self) -> str | None:
+        return self.data.get("stage")
+
     def log_train(self, step: int, values: Mapping[str, float | None]) -> None:
         """Metrics of the interval ending at `step`; every metric list stays aligned with
         `steps` (null where a metric was not produced)."""
+        self.set_stage(None)
         train = self.data["train"]
         earlier = len(train["steps"])
         train["steps"].append(step)
