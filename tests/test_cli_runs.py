@@ -51,3 +51,35 @@ def test_a_truncated_checkpoint_names_the_file_and_reset_starts_the_run_over(
 def test_reset_of_a_missing_folder_is_a_usage_error(tmp_path, capsys):
     assert main(["runs", "reset", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_archive_copies_finished_runs_with_their_checkpoints_and_grids_skip_them_there(
+    hopper_file, tmp_path, capsys
+):
+    flags = ["phase1", "--env", str(hopper_file), "--remove_top_k", "0", "30", "--seed", "0"]
+    flags += ["--results_dir", str(tmp_path / "r"), "--plots_dir", str(tmp_path / "p")]
+    assert main([*flags, *TINY, *COMMON]) == 0
+    finished, unfinished = sorted((tmp_path / "r").iterdir())
+    metrics = (unfinished / "metrics.json").read_text()
+    (unfinished / "metrics.json").write_text(metrics.replace('"completed"', '"running"', 1))
+    capsys.readouterr()
+
+    kept = tmp_path / "kept"
+    assert main(["runs", "archive", str(tmp_path / "r"), str(kept), "--checkpoints"]) == 0
+    assert "1 runs archived, 0 already there" in capsys.readouterr().out
+    assert sorted(p.name for p in kept.iterdir()) == [finished.name]  # not the running one
+    for name in ("config.json", "metrics.json", "checkpoint.pt"):
+        assert (kept / finished.name / name).read_bytes() == (finished / name).read_bytes()
+    assert main(["runs", "archive", str(tmp_path / "r"), str(kept), "--checkpoints"]) == 0
+    assert "0 runs archived, 1 already there" in capsys.readouterr().out
+
+    # The archived run is finished where it now is: a grid pointed there skips it.
+    moved = ["phase1", "--env", str(hopper_file), "--remove_top_k", "0", "--seed", "0"]
+    moved += ["--results_dir", str(kept), "--plots_dir", str(tmp_path / "p2")]
+    assert main([*moved, *TINY, *COMMON]) == 0
+    assert "1 runs: 0 completed, 0 diverged, 0 failed, 1 skipped" in capsys.readouterr().out
+
+
+def test_archive_of_a_missing_folder_is_a_usage_error(tmp_path, capsys):
+    assert main(["runs", "archive", str(tmp_path / "nope"), str(tmp_path / "to")]) == 2
+    assert "no such folder" in capsys.readouterr().err

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hybrid_rl.atomic_io import save_torch_atomic, write_json_atomic
+from hybrid_rl.atomic_io import atomic_write, save_torch_atomic, write_json_atomic
 
 FINISHED_STATUSES = ("completed", "diverged")
 RUN_FILES = ("config.json", "metrics.json", "checkpoint.pt")
@@ -105,6 +106,17 @@ class RunFolder:
     def is_finished(self) -> bool:
         return self.status() in FINISHED_STATUSES
 
+    def archive_to(self, destination: Path, checkpoint: bool) -> list[Path]:
+        """Copy a finished run's config.json, metrics.json and (with `checkpoint`) its final
+        checkpoint.pt into the folder `destination` (e.g. one that is committed, so a later
+        phase can start from it on another machine); returns the files written. Each file is
+        copied atomically, the checkpoint first and metrics.json last, so an interrupted copy
+        never looks like a finished run."""
+        if not self.is_finished():
+            raise ValueError(f"{self.path} is not a finished run (status {self.status()!r})")
+        names = (["checkpoint.pt"] if checkpoint else []) + ["config.json", "metrics.json"]
+        return [atomic_write(destination / name, _copy_from(self.path / name)) for name in names]
+
     def reset(self) -> list[Path]:
         """Remove the run's files (and its TensorBoard log) so it starts over; returns them."""
         removed = [self.path / name for name in RUN_FILES if (self.path / name).exists()]
@@ -115,6 +127,13 @@ class RunFolder:
             shutil.rmtree(tensorboard)
             removed.append(tensorboard)
         return removed
+
+
+def _copy_from(source: Path) -> Callable[[Path], None]:
+    def copy(target: Path) -> None:
+        shutil.copyfile(source, target)
+
+    return copy
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
