@@ -292,8 +292,7 @@ class _StepCounter:
             disable=not progress,
             position=0,
         )
-        # the last finished run and its status; before any, what the pool is doing
-        self.latest = "starting the runs (worker processes, data)"
+        self.latest = ""  # the last finished run and its status
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -315,9 +314,8 @@ class _StepCounter:
             self.bar.update(done - self.bar.n)
             # Until a run logs its first steps (an evaluation, a compile: up to minutes), the
             # bar says what it is doing instead of sitting at 0 without a word.
-            postfix = "; ".join(stages) or self.latest
-            if postfix:
-                self.bar.set_postfix_str(postfix)
+            postfix = "; ".join(stages) or self.latest or ("" if done else _STARTING)
+            self.bar.set_postfix_str(postfix)
 
     def _poll(self) -> None:
         while not self._stop.wait(_POLL_SECONDS):
@@ -335,6 +333,11 @@ class _StepCounter:
             self._thread.join()
         self.refresh()
         self.bar.close()
+
+
+# What the step bar says before any run has written a word: the pool's processes start
+# (importing torch) and each run loads its data.
+_STARTING = "starting the runs (worker processes, data)"
 
 
 @dataclass(frozen=True)
