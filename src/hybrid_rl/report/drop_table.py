@@ -26,7 +26,7 @@ _HEADER: tuple[tuple[str, bool], ...] = (
     ("Transitions kept", True),
     ("Kept return (normalized mean)", True),
     ("Kept return (normalized max)", True),
-    ("Final IQM [95% CI]", True),
+    ("Final IQM [interval]", True),
     ("Δ final IQM vs clean (points)", True),
 )
 

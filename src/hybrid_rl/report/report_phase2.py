@@ -6,7 +6,8 @@ sentences comparing the ensemble bonus with plain fine-tuning, every number from
 aggregate over seeds, write the plots, `plots_dir/report.md` and `plots_dir/report.html`.
 
 The two arms (ensemble bonus and none) share seeds, evaluation seeds and the Phase I
-checkpoint, so they are compared paired on seed. One seed per arm has no confidence interval:
+checkpoint, so they are compared paired on seed, with the interval the number of seeds allows
+(`statistics.interval_over_seeds`: below 5 seeds their range). One seed per arm has none:
 the sentences then give the step-0 score, the dip and the recovery of each arm, and say that
 the difference is one seed's outcome, not an estimate of the bonus's effect.
 """
@@ -44,6 +45,7 @@ from hybrid_rl.report.report import (
     divergence_sentences,
     format_mean_std,
     format_probability,
+    interval_definition,
     select_runs,
     write_markdown,
 )
@@ -59,7 +61,7 @@ from hybrid_rl.report.results_phase2 import (
     compare_arms,
     load_finetune_runs,
 )
-from hybrid_rl.report.statistics import Interval, PairedDifference
+from hybrid_rl.report.statistics import Interval
 
 _PCT = f"{THRESHOLD_FRACTION:.0%}"
 _COLUMNS: tuple[tuple[str, bool], ...] = (
@@ -78,14 +80,14 @@ _COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Diverged", True),
     ("Failed", True),
     ("Running", True),
-    ("Final IQM [95% CI]", True),
+    ("Final IQM [interval]", True),
     ("Gap: clean − start", True),
     ("No gap", True),
     ("Final recovery (IQM)", True),
     ("Steps to 50% recovery (median)", True),
     ("Steps to 80% recovery (median)", True),
-    ("AUC (IQM) [95% CI]", True),
-    ("Dip depth (IQM) [95% CI]", True),
+    ("AUC (IQM) [interval]", True),
+    ("Dip depth (IQM) [interval]", True),
 )
 _PAIRED_COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Dataset", False),
@@ -93,10 +95,10 @@ _PAIRED_COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Phase I data", False),
     ("Arms", False),
     ("Paired seeds", True),
-    ("Final: bonus − none [95% CI]", True),
-    ("AUC: bonus − none [95% CI]", True),
-    ("Dip depth: bonus − none [95% CI]", True),
-    ("P(bonus > none) [95% CI]", True),
+    ("Final: bonus − none [interval]", True),
+    ("AUC: bonus − none [interval]", True),
+    ("Dip depth: bonus − none [interval]", True),
+    ("P(bonus > none) [interval]", True),
 )
 
 
@@ -186,22 +188,6 @@ def format_recovery_steps(cell: FinetuneCell, level: float) -> str:
     return f"{median:,.0f}"
 
 
-def format_difference(difference: PairedDifference) -> str:
-    """ "−3.2 [−5.0, −1.1]", "−3.2 (1 seed, no CI)" or "—"."""
-    interval = difference.mean
-    if interval.n == 0:
-        return "—"
-    sign = "−" if interval.point < 0 else "+"
-    text = f"{sign}{abs(interval.point):.1f}"
-    if not interval.has_ci:
-        return f"{text} (1 seed, no CI)"
-    return f"{text} [{_signed(interval.low)}, {_signed(interval.high)}]"
-
-
-def _signed(value: float) -> str:
-    return f"{'−' if value < 0 else ''}{abs(value):.1f}"
-
-
 def results_table(cells: Sequence[FinetuneCell]) -> Table:
     """One row per condition × bonus type, each row naming its run folders."""
     rows = []
@@ -248,13 +234,15 @@ def results_table(cells: Sequence[FinetuneCell]) -> Table:
 
 
 def _percent_interval(interval: Interval) -> str:
-    """A fraction as percent: "62% [40%, 85%]", "62% (1 seed, no CI)" or "—"."""
+    """A fraction as percent: "62% [40%, 85%] 95% CI", "62% [40%, 85%] range (3 seeds)",
+    "62% (1 seed)" or "—"."""
     if interval.n == 0 or not math.isfinite(interval.point):
         return "—"
     point = f"{100 * interval.point:.0f}%"
-    if interval.has_ci:
-        return f"{point} [{100 * interval.low:.0f}%, {100 * interval.high:.0f}%]"
-    return f"{point} (1 seed, no CI)" if interval.n == 1 else point
+    if interval.kind == "none":
+        return f"{point} ({interval.sample})"
+    label = "95% CI" if interval.has_ci else f"range ({interval.sample})"
+    return f"{point} [{100 * interval.low:.0f}%, {100 * interval.high:.0f}%] {label}"
 
 
 def paired_table(comparisons: Sequence[ArmComparison]) -> Table:
@@ -267,9 +255,9 @@ def paired_table(comparisons: Sequence[ArmComparison]) -> Table:
                 condition_label(c.corruption),
                 _variant_text(c.variant),
                 str(len(c.final.seeds)),
-                format_difference(c.final),
-                format_difference(c.auc),
-                format_difference(c.dip),
+                c.final.format(),
+                c.auc.format(),
+                c.dip.format(),
                 format_probability(c.improvement),
             ),
             c.run_dirs,
@@ -433,8 +421,8 @@ def _paired_sentence(comparison: ArmComparison) -> str:
     arms = f" ({_variant_text(comparison.variant)})" if comparison.variant else ""
     return (
         f"Paired on seed ({n} seed{'s' if n != 1 else ''}), bonus − none{arms}: final "
-        f"{format_difference(comparison.final)}, time-averaged score "
-        f"{format_difference(comparison.auc)}, dip depth {format_difference(comparison.dip)}; "
+        f"{comparison.final.format()}, time-averaged score "
+        f"{comparison.auc.format()}, dip depth {comparison.dip.format()}; "
         f"P(a bonus run ends above a no-bonus run) = {format_probability(comparison.improvement)}."
     )
 
@@ -542,10 +530,11 @@ def _definitions(cells: Sequence[FinetuneCell]) -> list[str]:
         "evaluation (two consecutive evaluations), median over the runs with a gap, not reached"
         " counting as beyond the budget. AUC: the time average of the score over fine-tuning "
         "(trapezoid rule over the evaluations ÷ their span, in score points). Dip depth: start "
-        "− the lowest later score (0 if it never falls). IQMs with 95% stratified-bootstrap "
-        "intervals (10,000 resamples of the seeds; one seed has none). Bonus − none: per-seed "
+        "− the lowest later score (0 if it never falls). IQMs and means with the interval their "
+        f"seeds allow. {interval_definition()} Bonus − none: per-seed "
         "differences of the two arms (same seed, same checkpoint, same evaluation seeds), their"
-        " mean with a bootstrap interval over seeds, for the spec's two arms and for each "
+        " mean with that interval and, from 5 seeds, a paired Student-t 95% interval beside "
+        "it, for the spec's two arms and for each "
         "preset's bonus arm against the same preset without it; P(bonus > none): the "
         "probability that a bonus run ends above a no-bonus run (ties count half).",
     ]

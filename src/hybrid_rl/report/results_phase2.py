@@ -53,9 +53,9 @@ from hybrid_rl.report.statistics import (
     NO_RUNS,
     Interval,
     PairedDifference,
+    interval_over_seeds,
     paired_difference,
     probability_of_improvement_interval,
-    stratified_bootstrap,
 )
 from hybrid_rl.runs.folder import DamagedRunFile, RunFolder
 
@@ -206,7 +206,8 @@ class FinetuneCell:
     diverged: int
     failed: int
     running: int
-    # IQM over the completed seeds with stratified-bootstrap 95% CIs.
+    # IQM over the completed seeds with the interval their number allows (a 95% bootstrap CI
+    # from 5 seeds, else their range: `statistics.interval_over_seeds`).
     final_iqm: Interval = NO_RUNS
     auc_iqm: Interval = NO_RUNS
     dip_iqm: Interval = NO_RUNS
@@ -400,13 +401,13 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
         diverged=sum(r.status == "diverged" for r in group),
         failed=sum(r.status == "failed" for r in group),
         running=sum(r.status == "running" for r in group),
-        final_iqm=stratified_bootstrap([finals]),
-        auc_iqm=stratified_bootstrap([[v for r in completed if (v := r.auc) is not None]]),
-        dip_iqm=stratified_bootstrap([[v for r in completed if (v := r.dip_depth) is not None]]),
+        final_iqm=interval_over_seeds([finals]),
+        auc_iqm=interval_over_seeds([[v for r in completed if (v := r.auc) is not None]]),
+        dip_iqm=interval_over_seeds([[v for r in completed if (v := r.dip_depth) is not None]]),
         with_clean_reference=len(recoveries),
         no_gap=len(recoveries) - len(with_gap),
         gap_mean=mean_or_nan([rec.gap for rec in recoveries]),
-        recovery_iqm=stratified_bootstrap(
+        recovery_iqm=interval_over_seeds(
             [[rec.final_recovery for rec in with_gap if rec.final_recovery is not None]]
         ),
         recovery_steps_median={
