@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from hybrid_rl.report.recovery import (
-    CleanReference,
+    PooledReference,
     clean_reference,
+    pooled_reference,
     recovery_metrics,
     sustained_crossing,
     time_averaged_score,
@@ -18,10 +20,8 @@ STEPS = (0, 1_000, 2_000, 3_000, 4_000, 5_000)
 EPISODES = 10
 
 
-def reference(robust: float, se: float = 0.5) -> CleanReference:
-    return CleanReference(
-        "iql_clean_s0", final=robust, robust=robust, standard_error=se, evaluations=5
-    )
+def reference(level: float, se: float = 0.5) -> PooledReference:
+    return PooledReference(level, se, ("iql_clean_s0",))
 
 
 def test_a_run_that_starts_at_the_clean_level_has_no_gap_not_zero_steps():
@@ -99,16 +99,48 @@ def test_no_step0_evaluation_gives_no_recovery():
 def test_the_clean_reference_is_the_mean_of_the_last_five_evaluations():
     # hopper's clean reference swings between 20 and 100 from one evaluation to the next
     scores = [0.0, 5.0, 20.0, 30.0, 40.0, 100.0, 22.0, 98.0, 25.0, 95.0]
-    stds = [1.0] * 10
-    ref = clean_reference("iql_hopper_k0_s0", scores, stds, episodes=10)
+    ref = clean_reference("iql_hopper_k0_s0", scores)
     assert ref is not None
     assert ref.final == 95.0
     assert ref.robust == pytest.approx((100 + 22 + 98 + 25 + 95) / 5)
-    assert ref.evaluations == 5
-    assert ref.standard_error == pytest.approx(math.sqrt(5 / 10) / 5)
+    assert ref.tail == (100.0, 22.0, 98.0, 25.0, 95.0) and ref.evaluations == 5
     # A short run (20k steps evaluated every 5k): the untrained step-0 score stays out.
-    short = clean_reference("r", [2.0, 30.0, 37.0, 40.0, 42.0], [1.0] * 5, episodes=10)
+    short = clean_reference("r", [2.0, 30.0, 37.0, 40.0, 42.0])
     assert short is not None and short.robust == 41.0 and short.evaluations == 2
-    single = clean_reference("r", [10.0], [2.0], episodes=10)
+    single = clean_reference("r", [10.0])
     assert single is not None and single.robust == 10.0 and single.evaluations == 1
-    assert clean_reference("r", [], [], episodes=10) is None
+    assert clean_reference("r", []) is None
+
+
+def test_a_pooled_reference_of_two_seeds_20_points_apart_sees_no_gap_8_points_below():
+    # each seed steady over its last evaluations: the noise is the seed-to-seed spread
+    seed0 = clean_reference("iql_k0_s0", [0.0] * 5 + [40.0] * 5)
+    seed1 = clean_reference("iql_k0_s1", [0.0] * 5 + [60.0] * 5)
+    assert seed0 is not None and seed1 is not None
+    pooled = pooled_reference([seed0, seed1])
+    assert pooled is not None and pooled.seeds == 2 and pooled.level == 50.0
+    # between-seed variance (40 − 50)² + (60 − 50)² = 200 (ddof 1), over 2 seeds: SE 10
+    assert pooled.standard_error == pytest.approx(10.0)
+    rec = recovery_metrics(STEPS[:3], (42.0, 45.0, 50.0), (0.0,) * 3, EPISODES, pooled)
+    assert rec is not None and rec.gap == pytest.approx(8.0) and rec.no_gap
+    assert rec.clean_seeds == 2
+    # the 5-point floor alone (the old rule) called that a gap
+    assert rec.gap > 5.0
+
+
+def test_the_within_run_spread_sets_the_standard_error_when_seeds_agree():
+    # one seed whose last five evaluations swing ±8: variance 64 (ddof 1) / 5 = 12.8, SE ≈ 3.58
+    ref = clean_reference("iql_k0_s0", [0.0] * 5 + [42.0, 58.0, 42.0, 58.0, 50.0])
+    assert ref is not None
+    pooled = pooled_reference([ref])
+    assert pooled is not None and pooled.level == 50.0
+    assert pooled.standard_error == pytest.approx(
+        math.sqrt(float(np.var([42, 58, 42, 58, 50], ddof=1)) / 5)
+    )
+    # 7 points below: a gap by the 5-point floor, not by 2 SE (≈ 7.16)
+    rec = recovery_metrics(STEPS[:2], (43.0, 50.0), (0.0, 0.0), EPISODES, pooled)
+    assert rec is not None and rec.no_gap
+    # one seed with a single evaluation: no spread, the floor decides
+    lone = pooled_reference([clean_reference("r", [30.0])])  # type: ignore[list-item]
+    assert lone is not None and math.isnan(lone.standard_error)
+    assert pooled_reference([]) is None

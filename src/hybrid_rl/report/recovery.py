@@ -6,16 +6,19 @@ and it compares one noisy evaluation with another. These metrics measure the gap
 actually had to close:
 
 - start: the step-0 evaluation (the Phase I policy before any online step);
-- clean reference: robust, the mean of the clean Phase I run's last `CLEAN_REFERENCE_EVALS`
-  evaluations (not its single final one), and of no more than the later half of its
-  evaluations: a short run's first ones score an untrained policy;
-- gap = clean − start; "no gap" when it is within `NO_GAP_STANDARD_ERRORS` standard errors
-  of the evaluation noise (the start's and the reference's together) or under
-  `MIN_GAP_POINTS`, so a run that starts at (or above) the clean level is reported as having
-  nothing to recover, never as 0 steps. The floor is there because the standard errors come
-  from the spread of episodes within one evaluation, which on hopper is a fraction of a point
-  while repeated evaluations of the same policy differ by several: a 1.6-point gap passed
-  the test and every later score became a recovery fraction of ±1000s of percent;
+- clean reference of one seed: the mean of the clean Phase I run's last
+  `CLEAN_REFERENCE_EVALS` evaluations (not its single final one), and of no more than the
+  later half of its evaluations: a short run's first ones score an untrained policy;
+- pooled clean reference of a condition (`pooled_reference`): the mean of those per-seed
+  references over the seeds that have one, with a standard error from the between-seed spread
+  and the within-run spread of those evaluations. The noise that matters is seed to seed and
+  evaluation to evaluation: on hopper-medium-replay one clean run's last five evaluations
+  spread by ≈ 8 points and two seeds differ by 17–24, while the spread of the episodes within
+  one deterministic evaluation is a fraction of a point;
+- gap = pooled clean − start; "no gap" when it is under `NO_GAP_STANDARD_ERRORS` standard
+  errors (the pooled reference's and the start evaluation's together), with `MIN_GAP_POINTS`
+  kept as a minimum, so a run that starts at (or above) the clean level is reported as having
+  nothing to recover, never as 0 steps;
 - recovery fraction at an evaluation: (score − start) / (clean − start);
 - steps to 50 % / 80 % recovery: the first evaluation whose recovery fraction reaches the
   level and whose next evaluation also does (sustained over two evaluations), None if none;
@@ -34,45 +37,71 @@ import numpy as np
 
 CLEAN_REFERENCE_EVALS = 5
 NO_GAP_STANDARD_ERRORS = 2.0
-MIN_GAP_POINTS = 5.0  # normalized-score points
+MIN_GAP_POINTS = 5.0  # normalized-score points: the least gap, however quiet the reference
 RECOVERY_LEVELS = (0.5, 0.8)
 
 
 @dataclass(frozen=True)
 class CleanReference:
-    """The clean Phase I run of the same algo, dataset and seed, as a reference score."""
+    """The clean Phase I run of one algo, dataset and seed, as a reference score."""
 
     run_name: str
     final: float  # its last evaluation (the spec's reference)
     robust: float  # mean of its last `evaluations` evaluations
-    standard_error: float  # of `robust`, from the episode spread of those evaluations
-    evaluations: int
+    tail: tuple[float, ...]  # those evaluations
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.tail)
 
 
-def clean_reference(
-    run_name: str,
-    scores: Sequence[float],
-    episode_stds: Sequence[float],
-    episodes: int,
-    last: int = CLEAN_REFERENCE_EVALS,
-) -> CleanReference | None:
+def clean_reference(run_name: str, scores: Sequence[float]) -> CleanReference | None:
     """The reference of a clean Phase I run from its evaluations (`scores`: normalized return
-    means, `episode_stds`: their std over the `episodes` episodes of each evaluation). The
-    robust score is the mean of the last m = min(`last`, max(1, ⌊n/2⌋)) of its n evaluations
-    (a 20k-step run evaluated every 5k has 5, the first at step 0: its reference is the mean of
-    the last 2); its standard error is sqrt(Σ σ_i² / episodes) / m."""
+    means). The robust score is the mean of the last m = min(`CLEAN_REFERENCE_EVALS`,
+    max(1, ⌊n/2⌋)) of its n evaluations (a 20k-step run evaluated every 5k has 5, the first
+    at step 0: its reference is the mean of the last 2)."""
     if not scores:
         return None
-    last = min(last, max(1, len(scores) // 2))
-    tail = np.asarray(scores[-last:], dtype=np.float64)
-    stds = np.asarray(episode_stds[-last:], dtype=np.float64)
-    m = tail.size
-    se = (
-        float(math.sqrt(float(np.sum(stds**2)) / max(episodes, 1)) / m)
-        if stds.size == m
-        else math.nan
-    )
-    return CleanReference(run_name, float(scores[-1]), float(tail.mean()), se, m)
+    last = min(CLEAN_REFERENCE_EVALS, max(1, len(scores) // 2))
+    tail = tuple(float(v) for v in scores[-last:])
+    return CleanReference(run_name, float(scores[-1]), float(np.mean(tail)), tail)
+
+
+@dataclass(frozen=True)
+class PooledReference:
+    """The clean reference of a condition pooled over its seeds (see `pooled_reference`)."""
+
+    level: float  # mean over the seeds of each seed's robust reference
+    standard_error: float  # NaN: one seed with one evaluation, no spread to measure
+    run_names: tuple[str, ...]  # the clean runs pooled, one per seed
+
+    @property
+    def seeds(self) -> int:
+        return len(self.run_names)
+
+
+def pooled_reference(references: Sequence[CleanReference]) -> PooledReference | None:
+    """The mean of the per-seed references r_s (s = 1..n, each the mean of m_s evaluations
+    with sample variance w_s²), with standard error sqrt(max(b², mean_s(w_s² / m_s)) / n),
+    b² being the sample variance of the r_s (0 with one seed). In a model where each seed has
+    its own level and each evaluation its own noise, b² estimates the level spread plus the
+    evaluation noise left in an r_s, and w_s² / m_s that evaluation noise alone: so b² / n is
+    the variance of the mean, and the within-run term keeps it from vanishing when few seeds
+    happen to agree (or there is one). None without references."""
+    if not references:
+        return None
+    levels = np.array([r.robust for r in references])
+    n = levels.size
+    between = float(levels.var(ddof=1)) if n >= 2 else 0.0
+    # each seed's evaluation noise left in its reference: w_s² / m_s
+    within = [
+        float(np.var(r.tail, ddof=1)) / r.evaluations for r in references if r.evaluations > 1
+    ]
+    if n < 2 and not within:
+        se = math.nan  # one seed, one evaluation: no spread to measure
+    else:
+        se = math.sqrt(max(between, float(np.mean(within)) if within else 0.0) / n)
+    return PooledReference(float(levels.mean()), se, tuple(r.run_name for r in references))
 
 
 @dataclass(frozen=True)
@@ -80,7 +109,8 @@ class Recovery:
     """The recovery metrics of one fine-tuning run (see the module docstring)."""
 
     start: float
-    clean: float
+    clean: float  # the pooled clean reference's level
+    clean_seeds: int  # seeds behind it
     gap: float  # clean − start
     gap_standard_error: float
     no_gap: bool
@@ -146,20 +176,20 @@ def recovery_metrics(
     scores: Sequence[float],
     episode_stds: Sequence[float],
     episodes: int,
-    clean: CleanReference,
+    clean: PooledReference,
 ) -> Recovery | None:
     """The recovery of a run whose evaluations are (`eval_steps`, `scores`), the first at
-    online step 0, against `clean`; None without a step-0 evaluation. The start's standard
-    error is its episode std / sqrt(episodes)."""
+    online step 0, against the pooled reference `clean`; None without a step-0 evaluation.
+    The start's standard error is its episode std / sqrt(episodes); an unknown one (NaN)
+    counts as 0, leaving the reference's and the floor."""
     if not scores or not eval_steps or eval_steps[0] != 0:
         return None
     start = float(scores[0])
     start_se = float(episode_stds[0]) / math.sqrt(max(episodes, 1)) if episode_stds else math.nan
-    gap_se = math.sqrt(start_se**2 + clean.standard_error**2)
-    gap = clean.robust - start
-    noise = NO_GAP_STANDARD_ERRORS * gap_se if math.isfinite(gap_se) else 0.0
-    no_gap = gap < max(noise, MIN_GAP_POINTS)
-    fractions = [recovery_fraction(s, start, clean.robust) for s in scores] if not no_gap else []
+    gap_se = math.sqrt(sum(se**2 for se in (start_se, clean.standard_error) if math.isfinite(se)))
+    gap = clean.level - start
+    no_gap = gap < max(NO_GAP_STANDARD_ERRORS * gap_se, MIN_GAP_POINTS)
+    fractions = [recovery_fraction(s, start, clean.level) for s in scores] if not no_gap else []
     steps = {
         level: None if no_gap else sustained_crossing(eval_steps, fractions, level)
         for level in RECOVERY_LEVELS
@@ -167,7 +197,8 @@ def recovery_metrics(
     depth, dip_step = dip(eval_steps, scores)
     return Recovery(
         start=start,
-        clean=clean.robust,
+        clean=clean.level,
+        clean_seeds=clean.seeds,
         gap=gap,
         gap_standard_error=gap_se,
         no_gap=no_gap,

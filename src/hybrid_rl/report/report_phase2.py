@@ -61,7 +61,7 @@ from hybrid_rl.report.results_phase2 import (
     compare_arms,
     load_finetune_runs,
 )
-from hybrid_rl.report.statistics import Interval
+from hybrid_rl.report.statistics import Interval, seed_count
 
 _PCT = f"{THRESHOLD_FRACTION:.0%}"
 _COLUMNS: tuple[tuple[str, bool], ...] = (
@@ -81,7 +81,7 @@ _COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Failed", True),
     ("Running", True),
     ("Final IQM [interval]", True),
-    ("Gap: clean − start", True),
+    ("Gap: clean (pooled) − start", True),
     ("No gap", True),
     ("Final recovery (IQM)", True),
     ("Steps to 50% recovery (median)", True),
@@ -220,7 +220,9 @@ def results_table(cells: Sequence[FinetuneCell]) -> Table:
             str(c.failed),
             str(c.running),
             c.final_iqm.format(),
-            "—" if math.isnan(c.gap_mean) else f"{c.gap_mean:.1f}",
+            "—"
+            if math.isnan(c.gap_mean)
+            else f"{c.gap_mean:.1f} (clean: {seed_count(c.clean_seeds)})",
             no_gap,
             recovery,
             format_recovery_steps(c, 0.5),
@@ -231,6 +233,13 @@ def results_table(cells: Sequence[FinetuneCell]) -> Table:
         rows.append(TableRow(text, c.run_dirs))
     header, numeric = zip(*_COLUMNS, strict=True)
     return Table(tuple(header), tuple(numeric), tuple(rows))
+
+
+def _gap_text(cell: FinetuneCell) -> str:
+    """The mean gap and how many seeds the clean reference pools: "12.3 (clean: 2 seeds)"."""
+    if math.isnan(cell.gap_mean):
+        return "—"
+    return f"{cell.gap_mean:.1f} (clean: {seed_count(cell.clean_seeds)})"
 
 
 def _percent_interval(interval: Interval) -> str:
@@ -400,16 +409,17 @@ def _trajectory_sentence(bonus: FinetuneCell, plain: FinetuneCell) -> str:
         return f"{dip_text} at its lowest, ends at {cell.final_mean:.1f} ({recovered})"
 
     gap = bonus.gap_mean
+    reference = f"the clean reference pooled over {seed_count(bonus.clean_seeds)}"
     if bonus.with_clean_reference and bonus.no_gap == bonus.with_clean_reference:
         gap_text = (
-            f"within {NO_GAP_STANDARD_ERRORS:g} standard errors or {MIN_GAP_POINTS:g} points of "
-            f"(or above) the robust clean reference ({gap:+.1f} points to it), so there is no "
-            "gap to recover"
+            f"within {NO_GAP_STANDARD_ERRORS:g} standard errors (at least {MIN_GAP_POINTS:g} "
+            f"points) of (or above) {reference} ({gap:+.1f} points to it), so there is no gap "
+            "to recover"
         )
     elif math.isnan(gap):
         gap_text = "no clean reference to measure a gap against"
     else:
-        gap_text = f"{gap:.1f} points below the robust clean reference"
+        gap_text = f"{gap:.1f} points below {reference}"
     return (
         f"Both arms start from the same checkpoint at {start} (step 0; {gap_text}); with the "
         f"bonus the score {arm(bonus)}; without it the score {arm(plain)}."
@@ -517,14 +527,16 @@ def _definitions(cells: Sequence[FinetuneCell]) -> list[str]:
         "the collected (s, a), averaged over the last logging interval, in the critic's "
         "reward units (IQL: rewards scaled by 1000 / return range).",
         "",
-        "Recovery, relative to the corrupted start: the robust clean reference is the mean of "
-        f"the last {CLEAN_REFERENCE_EVALS} evaluations of the clean (k = 0) Phase I run of the "
-        "same algorithm, dataset and seed; gap = reference − step-0 score. No gap: the gap is "
-        f"within {NO_GAP_STANDARD_ERRORS:g} standard errors of the evaluation noise (the step-0 "
-        "evaluation's and the reference's, from the spread over episodes) or under "
-        f"{MIN_GAP_POINTS:g} points (the episode spread misses how much repeated evaluations of "
-        "one policy differ), so the run had nothing to recover (counted apart, never as 0 "
-        "steps). Recovery fraction = (score − start) / (reference − start); final recovery: at "
+        "Recovery, relative to the corrupted start: the clean reference of an algorithm and "
+        "dataset pools its seeds: each seed's clean (k = 0) Phase I run gives the mean of its "
+        f"last {CLEAN_REFERENCE_EVALS} evaluations, the reference is their mean over the seeds "
+        "(n in the gap column), and its standard error comes from the between-seed spread of "
+        "those means and the within-run spread of the evaluations, whichever is larger "
+        "(sqrt(max(b², mean w²/m) / n)); gap = reference − step-0 score. No gap: the gap is "
+        f"under {NO_GAP_STANDARD_ERRORS:g} such standard errors (the step-0 evaluation's "
+        f"episode spread added), with {MIN_GAP_POINTS:g} points as the least gap, so the run had "
+        "nothing to recover (counted apart, never as 0 steps). Recovery fraction = (score − "
+        "start) / (reference − start); final recovery: at "
         "the last evaluation (IQM over the runs with a gap). Steps to 50% / 80% recovery: the "
         "first evaluation where the fraction reaches the level and stays there at the next "
         "evaluation (two consecutive evaluations), median over the runs with a gap, not reached"

@@ -10,9 +10,10 @@ so they are multiples of the run's `eval_every`. A run that never reaches the th
 censored ("not reached"): it is counted, never dropped. As in Phase I, statistics use the
 completed runs; diverged, failed and running runs are counted.
 
-Beside it, `report.recovery` measures recovery relative to the corrupted start against a robust
-clean reference (the mean of the clean run's last evaluations), and the two arms (bonus and
-none) are compared paired on seed (`compare_arms`).
+Beside it, `report.recovery` measures recovery relative to the corrupted start against the
+clean reference of the condition pooled over its seeds (each seed's clean run: the mean of its
+last evaluations), and the two arms (bonus and none) are compared paired on seed
+(`compare_arms`).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from hybrid_rl.finetune import FinetuneConfig
 from hybrid_rl.report.recovery import (
     RECOVERY_LEVELS,
     CleanReference,
+    PooledReference,
     Recovery,
     clean_reference,
     dip,
+    pooled_reference,
     recovery_metrics,
     time_averaged_score,
 )
@@ -102,6 +105,9 @@ class FinetuneRecord:
     eval_normalized_stds: tuple[float, ...] = ()  # std over each evaluation's episodes
     eval_episodes: int = 10
     clean_reference: CleanReference | None = None  # the clean Phase I run, same seed
+    # The clean references of every seed of the same algo and dataset, pooled (set by
+    # `load_finetune_runs`, which sees them all).
+    pooled_reference: PooledReference | None = None
     git_commit: str | None = None
 
     @property
@@ -125,16 +131,16 @@ class FinetuneRecord:
 
     @property
     def recovery(self) -> Recovery | None:
-        """Recovery relative to the step-0 score against the robust clean reference; None
+        """Recovery relative to the step-0 score against the pooled clean reference; None
         without a reference or a step-0 evaluation."""
-        if self.clean_reference is None:
+        if self.pooled_reference is None:
             return None
         return recovery_metrics(
             self.eval_steps,
             self.eval_normalized_returns,
             self.eval_normalized_stds,
             self.eval_episodes,
-            self.clean_reference,
+            self.pooled_reference,
         )
 
     @property
@@ -214,6 +220,7 @@ class FinetuneCell:
     # Recovery: runs with a clean reference, those of them with no gap to close, the IQM of
     # the final recovery fraction over the others, and per level the median steps to it.
     with_clean_reference: int = 0
+    clean_seeds: int = 0  # seeds pooled in the clean reference of the runs' algo and dataset
     no_gap: int = 0
     gap_mean: float = math.nan  # mean over those runs of robust clean − step-0 score
     recovery_iqm: Interval = NO_RUNS
@@ -309,10 +316,8 @@ def clean_reference_of(
     train_config = clean.phase1_train_config()
     try:
         metrics = train_config.folder.read_metrics()
-        saved = train_config.folder.read_config() or {}
     except DamagedRunFile:
         return None
-    episodes = int((saved.get("config") or {}).get("eval_episodes", train_config.eval_episodes))
     if metrics is None or metrics.get("status") != "completed":
         return None
     score = (metrics.get("summary") or {}).get("final_normalized_return")
@@ -320,8 +325,7 @@ def clean_reference_of(
         return None
     evaluation = metrics.get("eval") or {}
     scores = [float(v) for v in evaluation.get("normalized_return_mean", ())]
-    stds = [float(v) for v in evaluation.get("normalized_return_std", ())]
-    reference = clean_reference(train_config.run_name, scores, stds, episodes)
+    reference = clean_reference(train_config.run_name, scores)
     if reference is None:
         return None
     # the summary's final score is the spec's reference, whatever the list holds
@@ -331,11 +335,32 @@ def clean_reference_of(
 def load_finetune_runs(
     results_dir: str | Path, phase1_results_dir: str | os.PathLike[str] | None = None
 ) -> tuple[list[FinetuneRecord], list[str]]:
-    """Every Phase II run folder directly under `results_dir`, sorted by run name, and a line
-    for each sub-folder that could not be read (see `load_finetune_run`)."""
-    return load_run_folders(
+    """Every Phase II run folder directly under `results_dir`, sorted by run name, each with
+    the clean reference of its algo and dataset pooled over the seeds (`with_pooled_references`),
+    and a line for each sub-folder that could not be read (see `load_finetune_run`)."""
+    records, unreadable = load_run_folders(
         results_dir, lambda run_dir: load_finetune_run(run_dir, phase1_results_dir)
     )
+    return with_pooled_references(records), unreadable
+
+
+def with_pooled_references(records: Sequence[FinetuneRecord]) -> list[FinetuneRecord]:
+    """`records`, each given the clean reference pooled over every seed whose clean Phase I
+    run of the same algo and dataset one of them found (one reference per seed)."""
+    by_seed: dict[tuple[str, str], dict[int, CleanReference]] = {}
+    for record in records:
+        if record.clean_reference is not None:
+            by_seed.setdefault((record.algo, record.dataset), {})[record.seed] = (
+                record.clean_reference
+            )
+    pooled = {
+        key: pooled_reference([references[s] for s in sorted(references)])
+        for key, references in by_seed.items()
+    }
+    return [
+        dataclasses.replace(record, pooled_reference=pooled.get((record.algo, record.dataset)))
+        for record in records
+    ]
 
 
 def median_steps(records: Sequence[FinetuneRecord]) -> float | None:
@@ -405,6 +430,7 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
         auc_iqm=interval_over_seeds([[v for r in completed if (v := r.auc) is not None]]),
         dip_iqm=interval_over_seeds([[v for r in completed if (v := r.dip_depth) is not None]]),
         with_clean_reference=len(recoveries),
+        clean_seeds=max((rec.clean_seeds for rec in recoveries), default=0),
         no_gap=len(recoveries) - len(with_gap),
         gap_mean=mean_or_nan([rec.gap for rec in recoveries]),
         recovery_iqm=interval_over_seeds(
