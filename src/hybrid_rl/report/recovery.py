@@ -20,8 +20,14 @@ actually had to close:
   kept as a minimum, so a run that starts at (or above) the clean level is reported as having
   nothing to recover, never as 0 steps;
 - recovery fraction at an evaluation: (score − start) / (clean − start);
-- steps to 50 % / 80 % recovery: the first evaluation whose recovery fraction reaches the
-  level and whose next evaluation also does (sustained over two evaluations), None if none;
+- every threshold is crossed smoothed: by the running mean of `RUNNING_MEAN_EVALS`
+  evaluations (consecutive hopper evaluations differ by 30–90 points, so one lucky evaluation
+  crosses anything), sustained over `SUSTAINED_EVALS` evaluations (`smoothed_crossing`);
+- steps to 50 % / 80 % recovery: the first evaluation at which the running mean of the
+  recovery fraction reaches the level and stays there at the next, None if none;
+- steps to 80 % / 100 % of clean: the same crossing of that fraction of the pooled clean
+  reference (beside the spec's first raw evaluation ≥ 80 % of the seed's clean final score,
+  which `sample_efficiency.steps_to_threshold` keeps "as specified");
 - normalized AUC: the time average of the score over the fine-tuning run (trapezoid rule over
   the evaluation steps, divided by their span), in normalized-score points;
 - dip depth: how far the score falls below the start at its lowest (0 if it never does).
@@ -39,6 +45,9 @@ CLEAN_REFERENCE_EVALS = 5
 NO_GAP_STANDARD_ERRORS = 2.0
 MIN_GAP_POINTS = 5.0  # normalized-score points: the least gap, however quiet the reference
 RECOVERY_LEVELS = (0.5, 0.8)
+CLEAN_LEVELS = (0.8, 1.0)  # fractions of the pooled clean reference
+RUNNING_MEAN_EVALS = 3
+SUSTAINED_EVALS = 2
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,7 @@ class Recovery:
     final: float
     final_recovery: float | None  # None when there is no gap
     steps_to_recovery: dict[float, int | None]  # level -> steps; None: not reached / no gap
+    steps_to_clean: dict[float, int | None]  # fraction of clean -> steps; None: not reached
     auc: float  # time-averaged normalized score
     dip_depth: float  # start − lowest score, ≥ 0
     dip_step: int | None  # step of the lowest score after step 0 (None: no dip)
@@ -135,14 +145,21 @@ def recovery_fraction(score: float, start: float, clean: float) -> float:
     return (score - start) / (clean - start)
 
 
-def sustained_crossing(
+def running_mean(values: Sequence[float], window: int = RUNNING_MEAN_EVALS) -> list[float]:
+    """The trailing mean of each value and the `window` − 1 before it (fewer at the start:
+    the first value is its own mean)."""
+    return [float(np.mean(values[max(0, i + 1 - window) : i + 1])) for i in range(len(values))]
+
+
+def smoothed_crossing(
     eval_steps: Sequence[int], values: Sequence[float], level: float
 ) -> int | None:
-    """The step of the first evaluation where `values` ≥ `level` at it and at the next
-    evaluation (two consecutive evaluations); None if that never happens. The last evaluation
-    alone cannot confirm a crossing."""
-    for i in range(len(values) - 1):
-        if values[i] >= level and values[i + 1] >= level:
+    """The step of the first evaluation where the running mean of `values` is ≥ `level`
+    there and at the next `SUSTAINED_EVALS` − 1 evaluations; None if that never happens (the
+    last evaluations alone cannot confirm a crossing)."""
+    smoothed = running_mean(values)
+    for i in range(len(smoothed) - SUSTAINED_EVALS + 1):
+        if all(v >= level for v in smoothed[i : i + SUSTAINED_EVALS]):
             return int(eval_steps[i])
     return None
 
@@ -191,8 +208,12 @@ def recovery_metrics(
     no_gap = gap < max(NO_GAP_STANDARD_ERRORS * gap_se, MIN_GAP_POINTS)
     fractions = [recovery_fraction(s, start, clean.level) for s in scores] if not no_gap else []
     steps = {
-        level: None if no_gap else sustained_crossing(eval_steps, fractions, level)
+        level: None if no_gap else smoothed_crossing(eval_steps, fractions, level)
         for level in RECOVERY_LEVELS
+    }
+    to_clean = {
+        fraction: smoothed_crossing(eval_steps, scores, fraction * clean.level)
+        for fraction in CLEAN_LEVELS
     }
     depth, dip_step = dip(eval_steps, scores)
     return Recovery(
@@ -205,6 +226,7 @@ def recovery_metrics(
         final=float(scores[-1]),
         final_recovery=None if no_gap else fractions[-1],
         steps_to_recovery=steps,
+        steps_to_clean=to_clean,
         auc=time_averaged_score(eval_steps, scores),
         dip_depth=depth,
         dip_step=dip_step,

@@ -40,6 +40,8 @@ from hybrid_rl.report.recovery import (
     CLEAN_REFERENCE_EVALS,
     MIN_GAP_POINTS,
     NO_GAP_STANDARD_ERRORS,
+    RUNNING_MEAN_EVALS,
+    SUSTAINED_EVALS,
 )
 from hybrid_rl.report.report import (
     divergence_sentences,
@@ -74,6 +76,8 @@ _COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Step-0 score", True),
     ("Final score", True),
     (f"Steps to {_PCT} of clean (median, as specified)", True),
+    (f"Steps to {_PCT} of clean (median, smoothed)", True),
+    ("Steps to 100% of clean (median, smoothed)", True),
     ("Not reached", True),
     ("n", True),
     ("Final disagreement", True),
@@ -84,8 +88,8 @@ _COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Gap: clean (pooled) − start", True),
     ("No gap", True),
     ("Final recovery (IQM)", True),
-    ("Steps to 50% recovery (median)", True),
-    ("Steps to 80% recovery (median)", True),
+    ("Steps to 50% recovery (median, smoothed)", True),
+    ("Steps to 80% recovery (median, smoothed)", True),
     ("AUC (IQM) [interval]", True),
     ("Dip depth (IQM) [interval]", True),
 )
@@ -166,6 +170,17 @@ def format_steps(cell: FinetuneCell) -> str:
     return f"{cell.steps_median:,.0f}"
 
 
+def format_clean_steps(cell: FinetuneCell, fraction: float) -> str:
+    """Median smoothed steps to `fraction` of the pooled clean reference: "2,000", "not
+    reached (> 5,000)" or "—" (no clean reference)."""
+    median = cell.clean_steps_median.get(fraction)
+    if median is None:
+        return "—"
+    if math.isinf(median):
+        return f"{NOT_REACHED} (> {cell.budget:,})"
+    return f"{median:,.0f}"
+
+
 def format_disagreement(mean: float, std: float, n: int) -> str:
     """Three significant digits ("0.412 ± 0.05"); the mean alone for one seed; "—" for none."""
     if n == 0 or math.isnan(mean):
@@ -213,6 +228,8 @@ def results_table(cells: Sequence[FinetuneCell]) -> Table:
             format_mean_std(c.step0_mean, c.step0_std, c.n),
             format_mean_std(c.final_mean, c.final_std, c.n),
             format_steps(c),
+            format_clean_steps(c, THRESHOLD_FRACTION),
+            format_clean_steps(c, 1.0),
             not_reached,
             str(c.n),
             format_disagreement(c.disagreement_mean, c.disagreement_std, c.n),
@@ -537,10 +554,14 @@ def _definitions(cells: Sequence[FinetuneCell]) -> list[str]:
         f"episode spread added), with {MIN_GAP_POINTS:g} points as the least gap, so the run had "
         "nothing to recover (counted apart, never as 0 steps). Recovery fraction = (score − "
         "start) / (reference − start); final recovery: at "
-        "the last evaluation (IQM over the runs with a gap). Steps to 50% / 80% recovery: the "
-        "first evaluation where the fraction reaches the level and stays there at the next "
-        "evaluation (two consecutive evaluations), median over the runs with a gap, not reached"
-        " counting as beyond the budget. AUC: the time average of the score over fine-tuning "
+        "the last evaluation (IQM over the runs with a gap). Smoothed thresholds: crossed by the "
+        f"running mean of {RUNNING_MEAN_EVALS} evaluations (fewer at the start) and sustained "
+        f"for {SUSTAINED_EVALS} evaluations, so one lucky evaluation crosses nothing. Steps to "
+        "50% / 80% recovery: the first evaluation where the smoothed fraction reaches the level "
+        "and stays there, median over the runs with a gap; steps to 80% / 100% of clean "
+        "(smoothed): the same crossing of that share of the pooled clean reference, median "
+        "over the runs with one; not reached counting as beyond the budget. AUC: the time "
+        "average of the score over fine-tuning "
         "(trapezoid rule over the evaluations ÷ their span, in score points). Dip depth: start "
         "− the lowest later score (0 if it never falls). IQMs and means with the interval their "
         f"seeds allow. {interval_definition()} Bonus − none: per-seed "

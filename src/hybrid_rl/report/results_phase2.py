@@ -31,6 +31,7 @@ import numpy as np
 from hybrid_rl.data.corruption import CLEAN, CorruptionConfig
 from hybrid_rl.finetune import FinetuneConfig
 from hybrid_rl.report.recovery import (
+    CLEAN_LEVELS,
     RECOVERY_LEVELS,
     CleanReference,
     PooledReference,
@@ -225,6 +226,9 @@ class FinetuneCell:
     gap_mean: float = math.nan  # mean over those runs of robust clean − step-0 score
     recovery_iqm: Interval = NO_RUNS
     recovery_steps_median: dict[float, float | None] = field(default_factory=dict)
+    # Per fraction of the pooled clean reference, the median smoothed steps to it over the
+    # runs with a reference (math.inf: the median run did not reach it).
+    clean_steps_median: dict[float, float | None] = field(default_factory=dict)
     run_dirs: tuple[Path, ...] = ()
     # Dip: the lowest evaluation minus the step-0 score (≤ 0), mean over the completed seeds.
     dip_mean: float = math.nan
@@ -439,6 +443,10 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
         recovery_steps_median={
             level: _median_censored([rec.steps_to_recovery[level] for rec in with_gap])
             for level in RECOVERY_LEVELS
+        },
+        clean_steps_median={
+            fraction: _median_censored([rec.steps_to_clean[fraction] for rec in recoveries])
+            for fraction in CLEAN_LEVELS
         },
         run_dirs=tuple(r.run_dir for r in sorted(group, key=lambda r: r.seed)),
         dip_mean=mean_or_nan(dips),
