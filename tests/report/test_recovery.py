@@ -10,6 +10,8 @@ import pytest
 from hybrid_rl.report.recovery import (
     PooledReference,
     clean_reference,
+    curve_recovery,
+    evaluation_noise,
     pooled_reference,
     recovery_metrics,
     running_mean,
@@ -166,3 +168,33 @@ def test_the_within_run_spread_sets_the_standard_error_when_seeds_agree():
     lone = pooled_reference([clean_reference("r", [30.0])])  # type: ignore[list-item]
     assert lone is not None and math.isnan(lone.standard_error)
     assert pooled_reference([]) is None
+
+
+def test_recovery_toward_a_rising_clean_finetuned_curve_is_read_at_the_same_step():
+    # the clean agent fine-tuned from k = 0 rises 40 -> 80; the corrupted run 20 -> 60
+    steps = (0, 1_000, 2_000, 3_000, 4_000)
+    corrupted = (20.0, 30.0, 40.0, 50.0, 60.0)
+    clean = (40.0, 50.0, 60.0, 70.0, 80.0)
+    toward = curve_recovery(steps, corrupted, steps, clean)
+    assert toward is not None
+    # at 4,000: (60 − 20) / (80 − 20), not against the clean start (40) nor its offline score
+    assert toward.final_fraction == pytest.approx(40 / 60)
+    assert toward.target_final == 80.0 and toward.budget == 4_000
+    # the clean curve rises steadily, its successive differences all 10: σ = 10/√2, so the
+    # tolerance 2·σ·sqrt(2/3) ≈ 11.5 < the constant shortfall 20: never matched
+    assert evaluation_noise(clean) == pytest.approx(10 / math.sqrt(2))
+    assert toward.steps_to_match is None
+
+
+def test_matching_the_clean_finetuned_curve_needs_the_running_means_within_its_noise():
+    steps = (0, 1_000, 2_000, 3_000, 4_000, 5_000)
+    clean = (50.0, 60.0, 50.0, 60.0, 50.0, 60.0)  # σ = 10/√2: tolerance ≈ 11.5
+    corrupted = (10.0, 20.0, 45.0, 55.0, 60.0, 60.0)
+    # running means: corrupted 10, 15, 25, 40, 53.3, 58.3; clean 50, 55, 53.3, 56.7, 53.3, 56.7
+    # shortfalls 40, 40, 28.3, 16.7, 0, −1.7: within 11.5 from 4,000 on
+    toward = curve_recovery(steps, corrupted, steps, clean)
+    assert toward is not None and toward.steps_to_match == 4_000
+    # shared steps only: a clean run evaluated every 2,000 is read at 0, 2,000 and 4,000
+    sparse = curve_recovery(steps, corrupted, (0, 2_000, 4_000), (50.0, 50.0, 50.0))
+    assert sparse is not None and sparse.budget == 4_000
+    assert sparse.final_fraction == pytest.approx((60 - 10) / (50 - 10))

@@ -28,6 +28,13 @@ actually had to close:
 - steps to 80 % / 100 % of clean: the same crossing of that fraction of the pooled clean
   reference (beside the spec's first raw evaluation ≥ 80 % of the seed's clean final score,
   which `sample_efficiency.steps_to_threshold` keeps "as specified");
+- recovery toward the clean agent's own fine-tuned curve (`curve_recovery`), when the same
+  arm was also run from the clean (k = 0) checkpoint of the same seed: fine-tuning moves the
+  clean agent too (the quick study's preset lifts its clean start from 25.2 to 41.1 in 5k
+  steps), so the target at online step t is that run's score at t, not the clean offline
+  score: (corrupted(t) − start) / (clean_finetuned(t) − start), and the steps until the
+  corrupted running mean reaches the clean fine-tuned running mean at the same step, within
+  `NO_GAP_STANDARD_ERRORS` standard errors of the difference of two running means;
 - normalized AUC: the time average of the score over the fine-tuning run (trapezoid rule over
   the evaluation steps, divided by their span), in normalized-score points;
 - dip depth: how far the score falls below the start at its lowest (0 if it never does).
@@ -157,7 +164,13 @@ def smoothed_crossing(
     """The step of the first evaluation where the running mean of `values` is ≥ `level`
     there and at the next `SUSTAINED_EVALS` − 1 evaluations; None if that never happens (the
     last evaluations alone cannot confirm a crossing)."""
-    smoothed = running_mean(values)
+    return smoothed_crossing_of(eval_steps, running_mean(values), level)
+
+
+def smoothed_crossing_of(
+    eval_steps: Sequence[int], smoothed: Sequence[float], level: float
+) -> int | None:
+    """`smoothed_crossing` of values already smoothed (e.g. a difference of running means)."""
     for i in range(len(smoothed) - SUSTAINED_EVALS + 1):
         if all(v >= level for v in smoothed[i : i + SUSTAINED_EVALS]):
             return int(eval_steps[i])
@@ -231,4 +244,61 @@ def recovery_metrics(
         dip_depth=depth,
         dip_step=dip_step,
         budget=int(eval_steps[-1]),
+    )
+
+
+@dataclass(frozen=True)
+class CurveRecovery:
+    """Recovery toward the clean agent's fine-tuned curve (same arm, same seed)."""
+
+    final_fraction: float | None  # at the last shared step; None: the target is within
+    # `MIN_GAP_POINTS` of the start there (nothing to recover toward)
+    steps_to_match: int | None  # None: not reached within the shared steps
+    target_final: float  # the clean fine-tuned score at the last shared step
+    budget: int  # the last shared step
+
+
+def evaluation_noise(scores: Sequence[float]) -> float:
+    """The standard deviation of one evaluation about the run's trend, from successive
+    differences (von Neumann: sqrt(mean((x_{i+1} − x_i)²) / 2)), which a slow trend barely
+    inflates; NaN with fewer than two evaluations."""
+    if len(scores) < 2:
+        return math.nan
+    return math.sqrt(float(np.mean(np.diff(np.asarray(scores, dtype=np.float64)) ** 2)) / 2)
+
+
+def curve_recovery(
+    eval_steps: Sequence[int],
+    scores: Sequence[float],
+    clean_steps: Sequence[int],
+    clean_scores: Sequence[float],
+) -> CurveRecovery | None:
+    """Recovery of the run (`eval_steps`, `scores`, the first at step 0) toward the clean
+    fine-tuned run (`clean_steps`, `clean_scores`), both read at the steps they share; None
+    without a step-0 evaluation or a shared step after it. The match is the first shared step
+    where the corrupted running mean is at least the clean running mean minus
+    `NO_GAP_STANDARD_ERRORS` · σ · sqrt(2 / `RUNNING_MEAN_EVALS`) (σ: the clean run's
+    `evaluation_noise`; the difference of two running means of 3 carries 2σ²/3), sustained
+    for `SUSTAINED_EVALS` shared steps."""
+    clean_at = dict(zip(clean_steps, clean_scores, strict=True))
+    shared = [
+        (step, score) for step, score in zip(eval_steps, scores, strict=True) if step in clean_at
+    ]
+    if len(shared) < 2 or shared[0][0] != 0 or eval_steps[0] != 0:
+        return None
+    steps = [step for step, _ in shared]
+    own = [score for _, score in shared]
+    target = [clean_at[step] for step in steps]
+    start = float(scores[0])
+    sigma = evaluation_noise(target)
+    tolerance = NO_GAP_STANDARD_ERRORS * sigma * math.sqrt(2 / RUNNING_MEAN_EVALS)
+    shortfall = [t - o for o, t in zip(running_mean(own), running_mean(target), strict=True)]
+    # reached where the shortfall is within the tolerance: cross "−shortfall ≥ −tolerance"
+    matched = smoothed_crossing_of(steps, [-d for d in shortfall], -tolerance)
+    room = target[-1] - start
+    return CurveRecovery(
+        final_fraction=(own[-1] - start) / room if room >= MIN_GAP_POINTS else None,
+        steps_to_match=matched,
+        target_final=float(target[-1]),
+        budget=int(steps[-1]),
     )

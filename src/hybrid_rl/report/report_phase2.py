@@ -87,9 +87,12 @@ _COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Final IQM [interval]", True),
     ("Gap: clean (pooled) − start", True),
     ("No gap", True),
-    ("Final recovery (IQM)", True),
+    ("Final recovery toward clean offline (IQM)", True),
     ("Steps to 50% recovery (median, smoothed)", True),
     ("Steps to 80% recovery (median, smoothed)", True),
+    ("Recovery target", False),
+    ("Final recovery toward clean fine-tuned (IQM)", True),
+    ("Steps to clean fine-tuned (median, smoothed)", True),
     ("AUC (IQM) [interval]", True),
     ("Dip depth (IQM) [interval]", True),
 )
@@ -181,6 +184,26 @@ def format_clean_steps(cell: FinetuneCell, fraction: float) -> str:
     return f"{median:,.0f}"
 
 
+def recovery_target(cell: FinetuneCell) -> str:
+    """Which target the cell's recovery used: the clean agent's own fine-tuned curve (same
+    arm, same seed) when its runs have one, else the pooled clean offline reference."""
+    if cell.corruption.is_clean:
+        return "— (the clean start itself)"
+    if cell.curve_targets == 0:
+        return "clean offline (pooled): no clean fine-tuned run of this arm"
+    if cell.curve_targets < cell.n:
+        return f"clean fine-tuned for {cell.curve_targets} of {cell.n} seeds"
+    return "clean fine-tuned (same arm, same seed)"
+
+
+def _curve_steps(cell: FinetuneCell) -> str:
+    if cell.curve_targets == 0 or cell.curve_steps_median is None:
+        return "—"
+    if math.isinf(cell.curve_steps_median):
+        return f"{NOT_REACHED} (> {cell.budget:,})"
+    return f"{cell.curve_steps_median:,.0f}"
+
+
 def format_disagreement(mean: float, std: float, n: int) -> str:
     """Three significant digits ("0.412 ± 0.05"); the mean alone for one seed; "—" for none."""
     if n == 0 or math.isnan(mean):
@@ -244,6 +267,9 @@ def results_table(cells: Sequence[FinetuneCell]) -> Table:
             recovery,
             format_recovery_steps(c, 0.5),
             format_recovery_steps(c, 0.8),
+            recovery_target(c),
+            _percent_interval(c.curve_recovery_iqm) if c.curve_targets else "—",
+            _curve_steps(c),
             c.auc_iqm.format(),
             c.dip_iqm.format(),
         )
@@ -417,12 +443,20 @@ def _trajectory_sentence(bonus: FinetuneCell, plain: FinetuneCell) -> str:
     def arm(cell: FinetuneCell) -> str:
         dip = cell.dip_iqm.point
         dip_text = "does not dip" if not dip > 0 else f"dips {dip:.1f} points below its start"
-        if cell.with_clean_reference == 0:
+        if cell.curve_targets:
+            recovered = (
+                f"recovers {_percent_interval(cell.curve_recovery_iqm)} of the way to the clean "
+                "agent's own fine-tuned score at the same step"
+            )
+        elif cell.with_clean_reference == 0:
             recovered = "no clean reference for recovery"
         elif cell.no_gap == cell.with_clean_reference:
             recovered = "no gap to recover"
         else:
-            recovered = f"recovers {_percent_interval(cell.recovery_iqm)} of the gap"
+            recovered = (
+                f"recovers {_percent_interval(cell.recovery_iqm)} of the gap to the clean offline "
+                "reference: no clean fine-tuned run of this arm to aim at"
+            )
         return f"{dip_text} at its lowest, ends at {cell.final_mean:.1f} ({recovered})"
 
     gap = bonus.gap_mean
@@ -562,7 +596,14 @@ def _definitions(cells: Sequence[FinetuneCell]) -> list[str]:
         "(smoothed): the same crossing of that share of the pooled clean reference, median "
         "over the runs with one; not reached counting as beyond the budget. AUC: the time "
         "average of the score over fine-tuning "
-        "(trapezoid rule over the evaluations ÷ their span, in score points). Dip depth: start "
+        "(trapezoid rule over the evaluations ÷ their span, in score points). Recovery toward "
+        "clean fine-tuned: when the same arm was also run from the clean (k = 0) checkpoint of "
+        "the same seed, (score(t) − start) / (clean fine-tuned score(t) − start) at the last "
+        "shared step t (none when that target is within 5 points of the start), and the steps "
+        "until the running mean of the run reaches the running mean of the clean fine-tuned "
+        "run at the same step, within 2 standard errors of their difference (from the clean "
+        "run's evaluation-to-evaluation noise), sustained for 2 evaluations; the recovery "
+        "target column names the target each row used. Dip depth: start "
         "− the lowest later score (0 if it never falls). IQMs and means with the interval their "
         f"seeds allow. {interval_definition()} Bonus − none: per-seed "
         "differences of the two arms (same seed, same checkpoint, same evaluation seeds), their"

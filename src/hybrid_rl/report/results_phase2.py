@@ -34,9 +34,11 @@ from hybrid_rl.report.recovery import (
     CLEAN_LEVELS,
     RECOVERY_LEVELS,
     CleanReference,
+    CurveRecovery,
     PooledReference,
     Recovery,
     clean_reference,
+    curve_recovery,
     dip,
     pooled_reference,
     recovery_metrics,
@@ -109,6 +111,9 @@ class FinetuneRecord:
     # The clean references of every seed of the same algo and dataset, pooled (set by
     # `load_finetune_runs`, which sees them all).
     pooled_reference: PooledReference | None = None
+    # The same arm fine-tuned from the clean (k = 0) checkpoint of the same seed, as
+    # (eval steps, scores); None when that run is not among the results (or is this one).
+    clean_finetuned_curve: tuple[tuple[int, ...], tuple[float, ...]] | None = None
     git_commit: str | None = None
 
     @property
@@ -142,6 +147,16 @@ class FinetuneRecord:
             self.eval_normalized_stds,
             self.eval_episodes,
             self.pooled_reference,
+        )
+
+    @property
+    def curve_recovery(self) -> CurveRecovery | None:
+        """Recovery toward the clean agent's own fine-tuned curve at the same online steps;
+        None without that run."""
+        if self.clean_finetuned_curve is None:
+            return None
+        return curve_recovery(
+            self.eval_steps, self.eval_normalized_returns, *self.clean_finetuned_curve
         )
 
     @property
@@ -229,6 +244,11 @@ class FinetuneCell:
     # Per fraction of the pooled clean reference, the median smoothed steps to it over the
     # runs with a reference (math.inf: the median run did not reach it).
     clean_steps_median: dict[float, float | None] = field(default_factory=dict)
+    # Toward the clean agent's own fine-tuned curve (same arm and seed): the runs that have
+    # one, the IQM of their final recovery fraction, the median steps to match it.
+    curve_targets: int = 0
+    curve_recovery_iqm: Interval = NO_RUNS
+    curve_steps_median: float | None = None
     run_dirs: tuple[Path, ...] = ()
     # Dip: the lowest evaluation minus the step-0 score (≤ 0), mean over the completed seeds.
     dip_mean: float = math.nan
@@ -345,7 +365,28 @@ def load_finetune_runs(
     records, unreadable = load_run_folders(
         results_dir, lambda run_dir: load_finetune_run(run_dir, phase1_results_dir)
     )
-    return with_pooled_references(records), unreadable
+    return with_clean_finetuned_curves(with_pooled_references(records)), unreadable
+
+
+def with_clean_finetuned_curves(records: Sequence[FinetuneRecord]) -> list[FinetuneRecord]:
+    """`records`, each corrupted run given the curve of the completed run of the same algo,
+    dataset, arm and seed fine-tuned from the clean (k = 0) checkpoint, when there is one."""
+    clean = {
+        (r.algo, r.dataset, r.bonus_type, r.seed): (r.eval_steps, r.eval_normalized_returns)
+        for r in records
+        if r.corruption.is_clean and r.status == "completed"
+    }
+    return [
+        record
+        if record.corruption.is_clean
+        else dataclasses.replace(
+            record,
+            clean_finetuned_curve=clean.get(
+                (record.algo, record.dataset, record.bonus_type, record.seed)
+            ),
+        )
+        for record in records
+    ]
 
 
 def with_pooled_references(records: Sequence[FinetuneRecord]) -> list[FinetuneRecord]:
@@ -407,6 +448,7 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
     recoveries = [rec for r in completed if (rec := r.recovery) is not None]
     with_gap = [rec for rec in recoveries if not rec.no_gap]
     dips = [v for r in completed if (v := r.dip) is not None]
+    toward_curve = [toward for r in completed if (toward := r.curve_recovery) is not None]
     return FinetuneCell(
         algo=key.algo,
         dataset=key.dataset,
@@ -448,6 +490,11 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
             fraction: _median_censored([rec.steps_to_clean[fraction] for rec in recoveries])
             for fraction in CLEAN_LEVELS
         },
+        curve_targets=len(toward_curve),
+        curve_recovery_iqm=interval_over_seeds(
+            [[rec.final_fraction for rec in toward_curve if rec.final_fraction is not None]]
+        ),
+        curve_steps_median=_median_censored([rec.steps_to_match for rec in toward_curve]),
         run_dirs=tuple(r.run_dir for r in sorted(group, key=lambda r: r.seed)),
         dip_mean=mean_or_nan(dips),
     )
