@@ -38,6 +38,18 @@ def drop_runs(tmp_path, hopper_file, write_run):
             evals=(10.0, final),
             corruption=stats[removal, k],
         )
+    # a second seed of the clean and top-30% conditions, the clean one far luckier: an
+    # unpaired Δ would charge seed 1's clean luck to the one-seed random control
+    for (removal, k), final in {("top", 0.0): 65.0, ("top", 30.0): 40.5}.items():
+        write_run(
+            tmp_path,
+            dataset=DATASET,
+            removal=removal,
+            k=k,
+            seed=1,
+            evals=(10.0, final),
+            corruption=stats[removal, k],
+        )
     return tmp_path, stats
 
 
@@ -70,9 +82,17 @@ def test_each_condition_shows_what_it_kept_and_its_cost_in_points(drop_runs):
         )
         best = normalized_score(DATASET, kept["returns_after"]["max"])
         assert rows[label][column["Kept return (normalized max)"]] == f"{best:.1f}"
-    assert rows["clean"][column["Δ final IQM vs clean (points)"]] == "clean"
-    assert rows["top 30% removed"][column["Δ final IQM vs clean (points)"]] == "-13.5"
-    assert rows["random 30% removed"][column["Δ final IQM vs clean (points)"]] == "-1.0"
+    change, paired = (
+        column["Δ final vs clean, paired on seed (points) [interval]"],
+        column["Paired seeds"],
+    )
+    assert rows["clean"][change] == "clean"
+    # seeds 0 and 1: 31.5 − 45 = −13.5 and 40.5 − 65 = −24.5, mean −19.0
+    assert rows["top 30% removed"][change] == "−19.0 [−24.5, −13.5] range (2 seeds)"
+    assert rows["top 30% removed"][paired] == "2"
+    # seed 0 only, against seed 0's clean 45 (not the two-seed clean mean 55)
+    assert rows["random 30% removed"][change] == "−1.0 (1 seed)"
+    assert rows["random 30% removed"][paired] == "1"
     # Top-k removal takes the best trajectories: what is left tops out lower than the clean
     # data, which a random removal of the same count need not do.
     maximum = column["Kept return (normalized max)"]
@@ -94,4 +114,4 @@ def test_the_phase1_report_carries_the_drop_table(drop_runs, tmp_path):
     results_dir, _ = drop_runs
     _, text = phase1_section(results_dir, tmp_path / "plots", tmp_path)
     assert "**What each condition kept, and what it cost**" in text
-    assert "| hopper-medium-v2 | IQL | top 30% removed | 1 |" in text
+    assert "| hopper-medium-v2 | IQL | top 30% removed | 2 |" in text

@@ -30,7 +30,7 @@ from hybrid_rl.report.results import (
     RunRecord,
     corruption_order,
 )
-from hybrid_rl.report.statistics import performance_profile_interval
+from hybrid_rl.report.statistics import interval_kind, performance_profile_interval
 
 _ALGO_COLORMAPS = {"cql": "Blues", "iql": "Oranges", "bc": "Greens"}
 _ALGO_ORDER = {"cql": 0, "iql": 1, "bc": 2}
@@ -218,7 +218,9 @@ ProfileCurve = tuple[str, tuple[float, ...], str, Sequence[float]]  # label, col
 
 def performance_profile_figure(curves: Sequence[ProfileCurve], title: str) -> Figure:
     """Performance profiles (Agarwal et al. 2021): for each curve, the fraction of its runs
-    whose final normalized score exceeds τ, over τ, with a 95% stratified-bootstrap band."""
+    whose final normalized score exceeds τ, over τ, with a 95% stratified-bootstrap band when
+    the curve has 5 seeds or more (`statistics.interval_kind`); the legend says when it has
+    none."""
     fig, (ax,) = new_figure(1)
     everything = [v for _, _, _, scores in curves for v in scores if math.isfinite(v)]
     low = min(everything, default=0.0)
@@ -230,7 +232,10 @@ def performance_profile_figure(curves: Sequence[ProfileCurve], title: str) -> Fi
         if not finite:
             continue
         profile, lower, upper = performance_profile_interval([finite], taus)
-        ax.plot(taus, profile, color=color, linestyle=style, label=f"{label} (n={len(finite)})")
+        band = "" if interval_kind(len(finite)) == "ci" else ", no band below 5 seeds"
+        ax.plot(
+            taus, profile, color=color, linestyle=style, label=f"{label} (n={len(finite)}{band})"
+        )
         ax.fill_between(taus, lower, upper, color=color, alpha=0.15, linewidth=0)
     ax.set_xlabel("final normalized return τ")
     ax.set_ylabel("fraction of runs with final score > τ")

@@ -41,6 +41,7 @@ from hybrid_rl.report.results_phase2 import (
     FinetuneCell,
     FinetuneRecord,
 )
+from hybrid_rl.report.statistics import seed_count
 
 BONUS_LINESTYLES = {"ensemble": "-", "none": "--"}
 # Arms off the spec ("ensemble (enoto preset)") keep their bonus type's line style; a marker
@@ -89,14 +90,14 @@ def finetune_curves_figure(runs: Sequence[FinetuneRecord], algo: str, dataset: s
                 label=None if labelled else "step-0 (offline) score",
             )
             labelled = True
-    references = [ref.robust for r in runs if (ref := r.clean_reference) is not None]
-    if references:
+    pooled = next((ref for r in runs if (ref := r.pooled_reference) is not None), None)
+    if pooled is not None:
         ax.axhline(
-            float(np.mean(references)),
+            pooled.level,
             color="grey",
             linestyle="-.",
             linewidth=0.8,
-            label="robust clean reference (mean of the clean run's last evaluations)",
+            label=f"clean reference ({seed_count(pooled.seeds)}' last evaluations, pooled)",
         )
     thresholds = [t for r in runs if (t := r.threshold) is not None]
     if thresholds:

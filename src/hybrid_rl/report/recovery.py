@@ -6,19 +6,35 @@ and it compares one noisy evaluation with another. These metrics measure the gap
 actually had to close:
 
 - start: the step-0 evaluation (the Phase I policy before any online step);
-- clean reference: robust, the mean of the clean Phase I run's last `CLEAN_REFERENCE_EVALS`
-  evaluations (not its single final one), and of no more than the later half of its
-  evaluations: a short run's first ones score an untrained policy;
-- gap = clean − start; "no gap" when it is within `NO_GAP_STANDARD_ERRORS` standard errors
-  of the evaluation noise (the start's and the reference's together) or under
-  `MIN_GAP_POINTS`, so a run that starts at (or above) the clean level is reported as having
-  nothing to recover, never as 0 steps. The floor is there because the standard errors come
-  from the spread of episodes within one evaluation, which on hopper is a fraction of a point
-  while repeated evaluations of the same policy differ by several: a 1.6-point gap passed
-  the test and every later score became a recovery fraction of ±1000s of percent;
+- clean reference of one seed: the mean of the clean Phase I run's last
+  `CLEAN_REFERENCE_EVALS` evaluations (not its single final one), and of no more than the
+  later half of its evaluations: a short run's first ones score an untrained policy;
+- pooled clean reference of a condition (`pooled_reference`): the mean of those per-seed
+  references over the seeds that have one, with a standard error from the between-seed spread
+  and the within-run spread of those evaluations. The noise that matters is seed to seed and
+  evaluation to evaluation: on hopper-medium-replay one clean run's last five evaluations
+  spread by ≈ 8 points and two seeds differ by 17–24, while the spread of the episodes within
+  one deterministic evaluation is a fraction of a point;
+- gap = pooled clean − start; "no gap" when it is under `NO_GAP_STANDARD_ERRORS` standard
+  errors (the pooled reference's and the start evaluation's together), with `MIN_GAP_POINTS`
+  kept as a minimum, so a run that starts at (or above) the clean level is reported as having
+  nothing to recover, never as 0 steps;
 - recovery fraction at an evaluation: (score − start) / (clean − start);
-- steps to 50 % / 80 % recovery: the first evaluation whose recovery fraction reaches the
-  level and whose next evaluation also does (sustained over two evaluations), None if none;
+- every threshold is crossed smoothed: by the running mean of `RUNNING_MEAN_EVALS`
+  evaluations (consecutive hopper evaluations differ by 30–90 points, so one lucky evaluation
+  crosses anything), sustained over `SUSTAINED_EVALS` evaluations (`smoothed_crossing`);
+- steps to 50 % / 80 % recovery: the first evaluation at which the running mean of the
+  recovery fraction reaches the level and stays there at the next, None if none;
+- steps to 80 % / 100 % of clean: the same crossing of that fraction of the pooled clean
+  reference (beside the spec's first raw evaluation ≥ 80 % of the seed's clean final score,
+  which `sample_efficiency.steps_to_threshold` keeps "as specified");
+- recovery toward the clean agent's own fine-tuned curve (`curve_recovery`), when the same
+  arm was also run from the clean (k = 0) checkpoint of the same seed: fine-tuning moves the
+  clean agent too (the quick study's preset lifts its clean start from 25.2 to 41.1 in 5k
+  steps), so the target at online step t is that run's score at t, not the clean offline
+  score: (corrupted(t) − start) / (clean_finetuned(t) − start), and the steps until the
+  corrupted running mean reaches the clean fine-tuned running mean at the same step, within
+  `NO_GAP_STANDARD_ERRORS` standard errors of the difference of two running means;
 - normalized AUC: the time average of the score over the fine-tuning run (trapezoid rule over
   the evaluation steps, divided by their span), in normalized-score points;
 - dip depth: how far the score falls below the start at its lowest (0 if it never does).
@@ -34,45 +50,74 @@ import numpy as np
 
 CLEAN_REFERENCE_EVALS = 5
 NO_GAP_STANDARD_ERRORS = 2.0
-MIN_GAP_POINTS = 5.0  # normalized-score points
+MIN_GAP_POINTS = 5.0  # normalized-score points: the least gap, however quiet the reference
 RECOVERY_LEVELS = (0.5, 0.8)
+CLEAN_LEVELS = (0.8, 1.0)  # fractions of the pooled clean reference
+RUNNING_MEAN_EVALS = 3
+SUSTAINED_EVALS = 2
 
 
 @dataclass(frozen=True)
 class CleanReference:
-    """The clean Phase I run of the same algo, dataset and seed, as a reference score."""
+    """The clean Phase I run of one algo, dataset and seed, as a reference score."""
 
     run_name: str
     final: float  # its last evaluation (the spec's reference)
     robust: float  # mean of its last `evaluations` evaluations
-    standard_error: float  # of `robust`, from the episode spread of those evaluations
-    evaluations: int
+    tail: tuple[float, ...]  # those evaluations
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.tail)
 
 
-def clean_reference(
-    run_name: str,
-    scores: Sequence[float],
-    episode_stds: Sequence[float],
-    episodes: int,
-    last: int = CLEAN_REFERENCE_EVALS,
-) -> CleanReference | None:
+def clean_reference(run_name: str, scores: Sequence[float]) -> CleanReference | None:
     """The reference of a clean Phase I run from its evaluations (`scores`: normalized return
-    means, `episode_stds`: their std over the `episodes` episodes of each evaluation). The
-    robust score is the mean of the last m = min(`last`, max(1, ⌊n/2⌋)) of its n evaluations
-    (a 20k-step run evaluated every 5k has 5, the first at step 0: its reference is the mean of
-    the last 2); its standard error is sqrt(Σ σ_i² / episodes) / m."""
+    means). The robust score is the mean of the last m = min(`CLEAN_REFERENCE_EVALS`,
+    max(1, ⌊n/2⌋)) of its n evaluations (a 20k-step run evaluated every 5k has 5, the first
+    at step 0: its reference is the mean of the last 2)."""
     if not scores:
         return None
-    last = min(last, max(1, len(scores) // 2))
-    tail = np.asarray(scores[-last:], dtype=np.float64)
-    stds = np.asarray(episode_stds[-last:], dtype=np.float64)
-    m = tail.size
-    se = (
-        float(math.sqrt(float(np.sum(stds**2)) / max(episodes, 1)) / m)
-        if stds.size == m
-        else math.nan
-    )
-    return CleanReference(run_name, float(scores[-1]), float(tail.mean()), se, m)
+    last = min(CLEAN_REFERENCE_EVALS, max(1, len(scores) // 2))
+    tail = tuple(float(v) for v in scores[-last:])
+    return CleanReference(run_name, float(scores[-1]), float(np.mean(tail)), tail)
+
+
+@dataclass(frozen=True)
+class PooledReference:
+    """The clean reference of a condition pooled over its seeds (see `pooled_reference`)."""
+
+    level: float  # mean over the seeds of each seed's robust reference
+    standard_error: float  # NaN: one seed with one evaluation, no spread to measure
+    run_names: tuple[str, ...]  # the clean runs pooled, one per seed
+
+    @property
+    def seeds(self) -> int:
+        return len(self.run_names)
+
+
+def pooled_reference(references: Sequence[CleanReference]) -> PooledReference | None:
+    """The mean of the per-seed references r_s (s = 1..n, each the mean of m_s evaluations
+    with sample variance w_s²), with standard error sqrt(max(b², mean_s(w_s² / m_s)) / n),
+    b² being the sample variance of the r_s (0 with one seed). In a model where each seed has
+    its own level and each evaluation its own noise, b² estimates the level spread plus the
+    evaluation noise left in an r_s, and w_s² / m_s that evaluation noise alone: so b² / n is
+    the variance of the mean, and the within-run term keeps it from vanishing when few seeds
+    happen to agree (or there is one). None without references."""
+    if not references:
+        return None
+    levels = np.array([r.robust for r in references])
+    n = levels.size
+    between = float(levels.var(ddof=1)) if n >= 2 else 0.0
+    # each seed's evaluation noise left in its reference: w_s² / m_s
+    within = [
+        float(np.var(r.tail, ddof=1)) / r.evaluations for r in references if r.evaluations > 1
+    ]
+    if n < 2 and not within:
+        se = math.nan  # one seed, one evaluation: no spread to measure
+    else:
+        se = math.sqrt(max(between, float(np.mean(within)) if within else 0.0) / n)
+    return PooledReference(float(levels.mean()), se, tuple(r.run_name for r in references))
 
 
 @dataclass(frozen=True)
@@ -80,13 +125,15 @@ class Recovery:
     """The recovery metrics of one fine-tuning run (see the module docstring)."""
 
     start: float
-    clean: float
+    clean: float  # the pooled clean reference's level
+    clean_seeds: int  # seeds behind it
     gap: float  # clean − start
     gap_standard_error: float
     no_gap: bool
     final: float
     final_recovery: float | None  # None when there is no gap
     steps_to_recovery: dict[float, int | None]  # level -> steps; None: not reached / no gap
+    steps_to_clean: dict[float, int | None]  # fraction of clean -> steps; None: not reached
     auc: float  # time-averaged normalized score
     dip_depth: float  # start − lowest score, ≥ 0
     dip_step: int | None  # step of the lowest score after step 0 (None: no dip)
@@ -105,14 +152,27 @@ def recovery_fraction(score: float, start: float, clean: float) -> float:
     return (score - start) / (clean - start)
 
 
-def sustained_crossing(
+def running_mean(values: Sequence[float], window: int = RUNNING_MEAN_EVALS) -> list[float]:
+    """The trailing mean of each value and the `window` − 1 before it (fewer at the start:
+    the first value is its own mean)."""
+    return [float(np.mean(values[max(0, i + 1 - window) : i + 1])) for i in range(len(values))]
+
+
+def smoothed_crossing(
     eval_steps: Sequence[int], values: Sequence[float], level: float
 ) -> int | None:
-    """The step of the first evaluation where `values` ≥ `level` at it and at the next
-    evaluation (two consecutive evaluations); None if that never happens. The last evaluation
-    alone cannot confirm a crossing."""
-    for i in range(len(values) - 1):
-        if values[i] >= level and values[i + 1] >= level:
+    """The step of the first evaluation where the running mean of `values` is ≥ `level`
+    there and at the next `SUSTAINED_EVALS` − 1 evaluations; None if that never happens (the
+    last evaluations alone cannot confirm a crossing)."""
+    return smoothed_crossing_of(eval_steps, running_mean(values), level)
+
+
+def smoothed_crossing_of(
+    eval_steps: Sequence[int], smoothed: Sequence[float], level: float
+) -> int | None:
+    """`smoothed_crossing` of values already smoothed (e.g. a difference of running means)."""
+    for i in range(len(smoothed) - SUSTAINED_EVALS + 1):
+        if all(v >= level for v in smoothed[i : i + SUSTAINED_EVALS]):
             return int(eval_steps[i])
     return None
 
@@ -146,36 +206,99 @@ def recovery_metrics(
     scores: Sequence[float],
     episode_stds: Sequence[float],
     episodes: int,
-    clean: CleanReference,
+    clean: PooledReference,
 ) -> Recovery | None:
     """The recovery of a run whose evaluations are (`eval_steps`, `scores`), the first at
-    online step 0, against `clean`; None without a step-0 evaluation. The start's standard
-    error is its episode std / sqrt(episodes)."""
+    online step 0, against the pooled reference `clean`; None without a step-0 evaluation.
+    The start's standard error is its episode std / sqrt(episodes); an unknown one (NaN)
+    counts as 0, leaving the reference's and the floor."""
     if not scores or not eval_steps or eval_steps[0] != 0:
         return None
     start = float(scores[0])
     start_se = float(episode_stds[0]) / math.sqrt(max(episodes, 1)) if episode_stds else math.nan
-    gap_se = math.sqrt(start_se**2 + clean.standard_error**2)
-    gap = clean.robust - start
-    noise = NO_GAP_STANDARD_ERRORS * gap_se if math.isfinite(gap_se) else 0.0
-    no_gap = gap < max(noise, MIN_GAP_POINTS)
-    fractions = [recovery_fraction(s, start, clean.robust) for s in scores] if not no_gap else []
+    gap_se = math.sqrt(sum(se**2 for se in (start_se, clean.standard_error) if math.isfinite(se)))
+    gap = clean.level - start
+    no_gap = gap < max(NO_GAP_STANDARD_ERRORS * gap_se, MIN_GAP_POINTS)
+    fractions = [recovery_fraction(s, start, clean.level) for s in scores] if not no_gap else []
     steps = {
-        level: None if no_gap else sustained_crossing(eval_steps, fractions, level)
+        level: None if no_gap else smoothed_crossing(eval_steps, fractions, level)
         for level in RECOVERY_LEVELS
+    }
+    to_clean = {
+        fraction: smoothed_crossing(eval_steps, scores, fraction * clean.level)
+        for fraction in CLEAN_LEVELS
     }
     depth, dip_step = dip(eval_steps, scores)
     return Recovery(
         start=start,
-        clean=clean.robust,
+        clean=clean.level,
+        clean_seeds=clean.seeds,
         gap=gap,
         gap_standard_error=gap_se,
         no_gap=no_gap,
         final=float(scores[-1]),
         final_recovery=None if no_gap else fractions[-1],
         steps_to_recovery=steps,
+        steps_to_clean=to_clean,
         auc=time_averaged_score(eval_steps, scores),
         dip_depth=depth,
         dip_step=dip_step,
         budget=int(eval_steps[-1]),
+    )
+
+
+@dataclass(frozen=True)
+class CurveRecovery:
+    """Recovery toward the clean agent's fine-tuned curve (same arm, same seed)."""
+
+    final_fraction: float | None  # at the last shared step; None: the target is within
+    # `MIN_GAP_POINTS` of the start there (nothing to recover toward)
+    steps_to_match: int | None  # None: not reached within the shared steps
+    target_final: float  # the clean fine-tuned score at the last shared step
+    budget: int  # the last shared step
+
+
+def evaluation_noise(scores: Sequence[float]) -> float:
+    """The standard deviation of one evaluation about the run's trend, from successive
+    differences (von Neumann: sqrt(mean((x_{i+1} − x_i)²) / 2)), which a slow trend barely
+    inflates; NaN with fewer than two evaluations."""
+    if len(scores) < 2:
+        return math.nan
+    return math.sqrt(float(np.mean(np.diff(np.asarray(scores, dtype=np.float64)) ** 2)) / 2)
+
+
+def curve_recovery(
+    eval_steps: Sequence[int],
+    scores: Sequence[float],
+    clean_steps: Sequence[int],
+    clean_scores: Sequence[float],
+) -> CurveRecovery | None:
+    """Recovery of the run (`eval_steps`, `scores`, the first at step 0) toward the clean
+    fine-tuned run (`clean_steps`, `clean_scores`), both read at the steps they share; None
+    without a step-0 evaluation or a shared step after it. The match is the first shared step
+    where the corrupted running mean is at least the clean running mean minus
+    `NO_GAP_STANDARD_ERRORS` · σ · sqrt(2 / `RUNNING_MEAN_EVALS`) (σ: the clean run's
+    `evaluation_noise`; the difference of two running means of 3 carries 2σ²/3), sustained
+    for `SUSTAINED_EVALS` shared steps."""
+    clean_at = dict(zip(clean_steps, clean_scores, strict=True))
+    shared = [
+        (step, score) for step, score in zip(eval_steps, scores, strict=True) if step in clean_at
+    ]
+    if len(shared) < 2 or shared[0][0] != 0 or eval_steps[0] != 0:
+        return None
+    steps = [step for step, _ in shared]
+    own = [score for _, score in shared]
+    target = [clean_at[step] for step in steps]
+    start = float(scores[0])
+    sigma = evaluation_noise(target)
+    tolerance = NO_GAP_STANDARD_ERRORS * sigma * math.sqrt(2 / RUNNING_MEAN_EVALS)
+    shortfall = [t - o for o, t in zip(running_mean(own), running_mean(target), strict=True)]
+    # reached where the shortfall is within the tolerance: cross "−shortfall ≥ −tolerance"
+    matched = smoothed_crossing_of(steps, [-d for d in shortfall], -tolerance)
+    room = target[-1] - start
+    return CurveRecovery(
+        final_fraction=(own[-1] - start) / room if room >= MIN_GAP_POINTS else None,
+        steps_to_match=matched,
+        target_final=float(target[-1]),
+        budget=int(steps[-1]),
     )

@@ -34,9 +34,10 @@ from hybrid_rl.report.results import (
     load_runs,
 )
 from hybrid_rl.report.statistics import (
+    MIN_SEEDS_FOR_CI,
     Interval,
+    interval_over_seeds,
     probability_of_improvement_interval,
-    stratified_bootstrap,
 )
 
 
@@ -55,12 +56,12 @@ _COLUMNS: tuple[tuple[str, bool], ...] = (
     ("k (%)", True),
     ("σ", True),
     ("Attack", False),
-    ("Final IQM [95% CI]", True),
+    ("Final IQM [interval]", True),
     ("Final (mean ± std)", True),
     ("Best (mean ± std)", True),
     ("n", True),
     ("Δ final vs clean", True),
-    ("P(final > clean) [95% CI]", True),
+    ("P(final > clean) [interval]", True),
     ("Diverged", True),
     ("Failed", True),
     ("Running", True),
@@ -155,12 +156,19 @@ def format_optional(value: float | None, digits: int = 3) -> str:
 
 
 def format_probability(interval: Interval | None) -> str:
-    """ "0.83 [0.50, 1.00]", "1.00 (1 seed each, no CI)", or "—"."""
-    if interval is None or interval.n == 0 or not math.isfinite(interval.point):
-        return "—"
-    if not interval.has_ci:
-        return f"{interval.point:.2f} (1 seed each, no CI)"
-    return f"{interval.point:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
+    """ "0.83 [0.50, 1.00] 95% CI" (5 seeds a side or more), "1.00 (3 vs 3 seeds)", "—"."""
+    return "—" if interval is None else interval.format(2)
+
+
+def interval_definition() -> str:
+    """How the reports' intervals are chosen, in words (for every report's definitions)."""
+    return (
+        f"Intervals: with {MIN_SEEDS_FOR_CI} seeds or more, a 95% stratified-bootstrap "
+        "confidence interval (percentile, 10,000 resamples of the seeds, Agarwal et al. 2021 "
+        f'/ rliable), labelled "95% CI"; with 2 to {MIN_SEEDS_FOR_CI - 1} seeds, the lowest '
+        'and highest seed, labelled "range (n seeds)" (a bootstrap of so few seeds returns '
+        "that range and is no confidence interval); one seed has no interval."
+    )
 
 
 def results_table(cells: Sequence[CellSummary]) -> Table:
@@ -202,7 +210,8 @@ def table_rows(cells: Sequence[CellSummary]) -> list[str]:
 
 def aggregate_table(cells: Sequence[CellSummary]) -> Table | None:
     """Per algo × condition, the IQM of the final scores over every dataset (task) and seed
-    with a stratified-bootstrap CI (seeds resampled within each dataset), and the probability
+    with the interval its seeds allow (a stratified-bootstrap CI, seeds resampled within each
+    dataset, when each dataset has 5 seeds or more; else the runs' range), and the probability
     that a run of the condition ends above a clean run of the same dataset, averaged over
     datasets. None unless some algo × condition covers two datasets or more."""
     groups: dict[tuple[str, CorruptionConfig], list[CellSummary]] = {}
@@ -215,7 +224,7 @@ def aggregate_table(cells: Sequence[CellSummary]) -> Table | None:
         groups.items(), key=lambda kv: (kv[0][0], corruption_order(kv[0][1]))
     ):
         with_runs = [c for c in group if c.finals]
-        iqm = stratified_bootstrap([c.finals for c in with_runs])
+        iqm = interval_over_seeds([c.finals for c in with_runs])
         improvement = None
         if not corruption.is_clean:
             pairs = [
@@ -245,12 +254,12 @@ def aggregate_table(cells: Sequence[CellSummary]) -> Table | None:
             "Condition",
             "Datasets",
             "Runs",
-            "Final IQM over datasets [95% CI]",
-            "P(final > clean) [95% CI]",
+            "Final IQM over datasets [interval]",
+            "P(final > clean) [interval]",
         ),
         (False, False, True, True, True, True),
         tuple(rows),
-        title="Aggregate over datasets (stratified bootstrap: seeds resampled within each dataset)",
+        title="Aggregate over datasets (a bootstrap CI resamples the seeds within each dataset)",
     )
 
 
@@ -388,15 +397,15 @@ def _definitions(cells: Sequence[CellSummary]) -> list[str]:
     lines = [
         "Final: normalized return (D4RL score) at the last evaluation; best: the highest "
         "evaluation of the run. Final IQM: the interquartile mean (25% trimmed mean) of the "
-        "completed seeds' final scores with a 95% stratified-bootstrap confidence interval "
-        "(percentile, 10,000 resamples of the seeds, Agarwal et al. 2021 / rliable); with "
-        "fewer than 4 seeds the IQM is the mean, and one seed has no interval. Mean ± sample "
+        f"completed seeds' final scores. {interval_definition()} With fewer than 4 seeds the "
+        "IQM is the mean. Mean ± sample "
         "standard deviation (ddof = 1) over the completed seeds (n); diverged, failed and "
         "running runs are counted but not averaged. Δ final vs clean: 100 · (mean final − "
         "clean mean final) / |clean mean final|, against the same algorithm and dataset with "
         "k = 0, σ = 0. P(final > clean): the probability that a run of the condition ends "
         "above a clean run (ties count half; rliable's probability of improvement), with a "
-        "bootstrap CI.",
+        f"bootstrap CI when both sides have {MIN_SEEDS_FOR_CI} seeds or more, else with the "
+        "number of seeds it compares.",
         "",
         "Diagnostics, in units that compare across algorithms and reward scales (each the "
         "mean over the completed seeds): Late TD-loss var.: the variance across the logged "

@@ -6,7 +6,8 @@ sentences comparing the ensemble bonus with plain fine-tuning, every number from
 aggregate over seeds, write the plots, `plots_dir/report.md` and `plots_dir/report.html`.
 
 The two arms (ensemble bonus and none) share seeds, evaluation seeds and the Phase I
-checkpoint, so they are compared paired on seed. One seed per arm has no confidence interval:
+checkpoint, so they are compared paired on seed, with the interval the number of seeds allows
+(`statistics.interval_over_seeds`: below 5 seeds their range). One seed per arm has none:
 the sentences then give the step-0 score, the dip and the recovery of each arm, and say that
 the difference is one seed's outcome, not an estimate of the bonus's effect.
 """
@@ -39,11 +40,14 @@ from hybrid_rl.report.recovery import (
     CLEAN_REFERENCE_EVALS,
     MIN_GAP_POINTS,
     NO_GAP_STANDARD_ERRORS,
+    RUNNING_MEAN_EVALS,
+    SUSTAINED_EVALS,
 )
 from hybrid_rl.report.report import (
     divergence_sentences,
     format_mean_std,
     format_probability,
+    interval_definition,
     select_runs,
     write_markdown,
 )
@@ -59,7 +63,7 @@ from hybrid_rl.report.results_phase2 import (
     compare_arms,
     load_finetune_runs,
 )
-from hybrid_rl.report.statistics import Interval, PairedDifference
+from hybrid_rl.report.statistics import Interval, seed_count
 
 _PCT = f"{THRESHOLD_FRACTION:.0%}"
 _COLUMNS: tuple[tuple[str, bool], ...] = (
@@ -72,20 +76,25 @@ _COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Step-0 score", True),
     ("Final score", True),
     (f"Steps to {_PCT} of clean (median, as specified)", True),
+    (f"Steps to {_PCT} of clean (median, smoothed)", True),
+    ("Steps to 100% of clean (median, smoothed)", True),
     ("Not reached", True),
     ("n", True),
     ("Final disagreement", True),
     ("Diverged", True),
     ("Failed", True),
     ("Running", True),
-    ("Final IQM [95% CI]", True),
-    ("Gap: clean − start", True),
+    ("Final IQM [interval]", True),
+    ("Gap: clean (pooled) − start", True),
     ("No gap", True),
-    ("Final recovery (IQM)", True),
-    ("Steps to 50% recovery (median)", True),
-    ("Steps to 80% recovery (median)", True),
-    ("AUC (IQM) [95% CI]", True),
-    ("Dip depth (IQM) [95% CI]", True),
+    ("Final recovery toward clean offline (IQM)", True),
+    ("Steps to 50% recovery (median, smoothed)", True),
+    ("Steps to 80% recovery (median, smoothed)", True),
+    ("Recovery target", False),
+    ("Final recovery toward clean fine-tuned (IQM)", True),
+    ("Steps to clean fine-tuned (median, smoothed)", True),
+    ("AUC (IQM) [interval]", True),
+    ("Dip depth (IQM) [interval]", True),
 )
 _PAIRED_COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Dataset", False),
@@ -93,10 +102,10 @@ _PAIRED_COLUMNS: tuple[tuple[str, bool], ...] = (
     ("Phase I data", False),
     ("Arms", False),
     ("Paired seeds", True),
-    ("Final: bonus − none [95% CI]", True),
-    ("AUC: bonus − none [95% CI]", True),
-    ("Dip depth: bonus − none [95% CI]", True),
-    ("P(bonus > none) [95% CI]", True),
+    ("Final: bonus − none [interval]", True),
+    ("AUC: bonus − none [interval]", True),
+    ("Dip depth: bonus − none [interval]", True),
+    ("P(bonus > none) [interval]", True),
 )
 
 
@@ -164,6 +173,37 @@ def format_steps(cell: FinetuneCell) -> str:
     return f"{cell.steps_median:,.0f}"
 
 
+def format_clean_steps(cell: FinetuneCell, fraction: float) -> str:
+    """Median smoothed steps to `fraction` of the pooled clean reference: "2,000", "not
+    reached (> 5,000)" or "—" (no clean reference)."""
+    median = cell.clean_steps_median.get(fraction)
+    if median is None:
+        return "—"
+    if math.isinf(median):
+        return f"{NOT_REACHED} (> {cell.budget:,})"
+    return f"{median:,.0f}"
+
+
+def recovery_target(cell: FinetuneCell) -> str:
+    """Which target the cell's recovery used: the clean agent's own fine-tuned curve (same
+    arm, same seed) when its runs have one, else the pooled clean offline reference."""
+    if cell.corruption.is_clean:
+        return "— (the clean start itself)"
+    if cell.curve_targets == 0:
+        return "clean offline (pooled): no clean fine-tuned run of this arm"
+    if cell.curve_targets < cell.n:
+        return f"clean fine-tuned for {cell.curve_targets} of {cell.n} seeds"
+    return "clean fine-tuned (same arm, same seed)"
+
+
+def _curve_steps(cell: FinetuneCell) -> str:
+    if cell.curve_targets == 0 or cell.curve_steps_median is None:
+        return "—"
+    if math.isinf(cell.curve_steps_median):
+        return f"{NOT_REACHED} (> {cell.budget:,})"
+    return f"{cell.curve_steps_median:,.0f}"
+
+
 def format_disagreement(mean: float, std: float, n: int) -> str:
     """Three significant digits ("0.412 ± 0.05"); the mean alone for one seed; "—" for none."""
     if n == 0 or math.isnan(mean):
@@ -184,22 +224,6 @@ def format_recovery_steps(cell: FinetuneCell, level: float) -> str:
     if math.isinf(median):
         return f"{NOT_REACHED} (> {cell.budget:,})"
     return f"{median:,.0f}"
-
-
-def format_difference(difference: PairedDifference) -> str:
-    """ "−3.2 [−5.0, −1.1]", "−3.2 (1 seed, no CI)" or "—"."""
-    interval = difference.mean
-    if interval.n == 0:
-        return "—"
-    sign = "−" if interval.point < 0 else "+"
-    text = f"{sign}{abs(interval.point):.1f}"
-    if not interval.has_ci:
-        return f"{text} (1 seed, no CI)"
-    return f"{text} [{_signed(interval.low)}, {_signed(interval.high)}]"
-
-
-def _signed(value: float) -> str:
-    return f"{'−' if value < 0 else ''}{abs(value):.1f}"
 
 
 def results_table(cells: Sequence[FinetuneCell]) -> Table:
@@ -227,6 +251,8 @@ def results_table(cells: Sequence[FinetuneCell]) -> Table:
             format_mean_std(c.step0_mean, c.step0_std, c.n),
             format_mean_std(c.final_mean, c.final_std, c.n),
             format_steps(c),
+            format_clean_steps(c, THRESHOLD_FRACTION),
+            format_clean_steps(c, 1.0),
             not_reached,
             str(c.n),
             format_disagreement(c.disagreement_mean, c.disagreement_std, c.n),
@@ -234,11 +260,16 @@ def results_table(cells: Sequence[FinetuneCell]) -> Table:
             str(c.failed),
             str(c.running),
             c.final_iqm.format(),
-            "—" if math.isnan(c.gap_mean) else f"{c.gap_mean:.1f}",
+            "—"
+            if math.isnan(c.gap_mean)
+            else f"{c.gap_mean:.1f} (clean: {seed_count(c.clean_seeds)})",
             no_gap,
             recovery,
             format_recovery_steps(c, 0.5),
             format_recovery_steps(c, 0.8),
+            recovery_target(c),
+            _percent_interval(c.curve_recovery_iqm) if c.curve_targets else "—",
+            _curve_steps(c),
             c.auc_iqm.format(),
             c.dip_iqm.format(),
         )
@@ -247,14 +278,23 @@ def results_table(cells: Sequence[FinetuneCell]) -> Table:
     return Table(tuple(header), tuple(numeric), tuple(rows))
 
 
+def _gap_text(cell: FinetuneCell) -> str:
+    """The mean gap and how many seeds the clean reference pools: "12.3 (clean: 2 seeds)"."""
+    if math.isnan(cell.gap_mean):
+        return "—"
+    return f"{cell.gap_mean:.1f} (clean: {seed_count(cell.clean_seeds)})"
+
+
 def _percent_interval(interval: Interval) -> str:
-    """A fraction as percent: "62% [40%, 85%]", "62% (1 seed, no CI)" or "—"."""
+    """A fraction as percent: "62% [40%, 85%] 95% CI", "62% [40%, 85%] range (3 seeds)",
+    "62% (1 seed)" or "—"."""
     if interval.n == 0 or not math.isfinite(interval.point):
         return "—"
     point = f"{100 * interval.point:.0f}%"
-    if interval.has_ci:
-        return f"{point} [{100 * interval.low:.0f}%, {100 * interval.high:.0f}%]"
-    return f"{point} (1 seed, no CI)" if interval.n == 1 else point
+    if interval.kind == "none":
+        return f"{point} ({interval.sample})"
+    label = "95% CI" if interval.has_ci else f"range ({interval.sample})"
+    return f"{point} [{100 * interval.low:.0f}%, {100 * interval.high:.0f}%] {label}"
 
 
 def paired_table(comparisons: Sequence[ArmComparison]) -> Table:
@@ -267,9 +307,9 @@ def paired_table(comparisons: Sequence[ArmComparison]) -> Table:
                 condition_label(c.corruption),
                 _variant_text(c.variant),
                 str(len(c.final.seeds)),
-                format_difference(c.final),
-                format_difference(c.auc),
-                format_difference(c.dip),
+                c.final.format(),
+                c.auc.format(),
+                c.dip.format(),
                 format_probability(c.improvement),
             ),
             c.run_dirs,
@@ -403,25 +443,34 @@ def _trajectory_sentence(bonus: FinetuneCell, plain: FinetuneCell) -> str:
     def arm(cell: FinetuneCell) -> str:
         dip = cell.dip_iqm.point
         dip_text = "does not dip" if not dip > 0 else f"dips {dip:.1f} points below its start"
-        if cell.with_clean_reference == 0:
+        if cell.curve_targets:
+            recovered = (
+                f"recovers {_percent_interval(cell.curve_recovery_iqm)} of the way to the clean "
+                "agent's own fine-tuned score at the same step"
+            )
+        elif cell.with_clean_reference == 0:
             recovered = "no clean reference for recovery"
         elif cell.no_gap == cell.with_clean_reference:
             recovered = "no gap to recover"
         else:
-            recovered = f"recovers {_percent_interval(cell.recovery_iqm)} of the gap"
+            recovered = (
+                f"recovers {_percent_interval(cell.recovery_iqm)} of the gap to the clean offline "
+                "reference: no clean fine-tuned run of this arm to aim at"
+            )
         return f"{dip_text} at its lowest, ends at {cell.final_mean:.1f} ({recovered})"
 
     gap = bonus.gap_mean
+    reference = f"the clean reference pooled over {seed_count(bonus.clean_seeds)}"
     if bonus.with_clean_reference and bonus.no_gap == bonus.with_clean_reference:
         gap_text = (
-            f"within {NO_GAP_STANDARD_ERRORS:g} standard errors or {MIN_GAP_POINTS:g} points of "
-            f"(or above) the robust clean reference ({gap:+.1f} points to it), so there is no "
-            "gap to recover"
+            f"within {NO_GAP_STANDARD_ERRORS:g} standard errors (at least {MIN_GAP_POINTS:g} "
+            f"points) of (or above) {reference} ({gap:+.1f} points to it), so there is no gap "
+            "to recover"
         )
     elif math.isnan(gap):
         gap_text = "no clean reference to measure a gap against"
     else:
-        gap_text = f"{gap:.1f} points below the robust clean reference"
+        gap_text = f"{gap:.1f} points below {reference}"
     return (
         f"Both arms start from the same checkpoint at {start} (step 0; {gap_text}); with the "
         f"bonus the score {arm(bonus)}; without it the score {arm(plain)}."
@@ -433,8 +482,8 @@ def _paired_sentence(comparison: ArmComparison) -> str:
     arms = f" ({_variant_text(comparison.variant)})" if comparison.variant else ""
     return (
         f"Paired on seed ({n} seed{'s' if n != 1 else ''}), bonus − none{arms}: final "
-        f"{format_difference(comparison.final)}, time-averaged score "
-        f"{format_difference(comparison.auc)}, dip depth {format_difference(comparison.dip)}; "
+        f"{comparison.final.format()}, time-averaged score "
+        f"{comparison.auc.format()}, dip depth {comparison.dip.format()}; "
         f"P(a bonus run ends above a no-bonus run) = {format_probability(comparison.improvement)}."
     )
 
@@ -529,23 +578,37 @@ def _definitions(cells: Sequence[FinetuneCell]) -> list[str]:
         "the collected (s, a), averaged over the last logging interval, in the critic's "
         "reward units (IQL: rewards scaled by 1000 / return range).",
         "",
-        "Recovery, relative to the corrupted start: the robust clean reference is the mean of "
-        f"the last {CLEAN_REFERENCE_EVALS} evaluations of the clean (k = 0) Phase I run of the "
-        "same algorithm, dataset and seed; gap = reference − step-0 score. No gap: the gap is "
-        f"within {NO_GAP_STANDARD_ERRORS:g} standard errors of the evaluation noise (the step-0 "
-        "evaluation's and the reference's, from the spread over episodes) or under "
-        f"{MIN_GAP_POINTS:g} points (the episode spread misses how much repeated evaluations of "
-        "one policy differ), so the run had nothing to recover (counted apart, never as 0 "
-        "steps). Recovery fraction = (score − start) / (reference − start); final recovery: at "
-        "the last evaluation (IQM over the runs with a gap). Steps to 50% / 80% recovery: the "
-        "first evaluation where the fraction reaches the level and stays there at the next "
-        "evaluation (two consecutive evaluations), median over the runs with a gap, not reached"
-        " counting as beyond the budget. AUC: the time average of the score over fine-tuning "
-        "(trapezoid rule over the evaluations ÷ their span, in score points). Dip depth: start "
-        "− the lowest later score (0 if it never falls). IQMs with 95% stratified-bootstrap "
-        "intervals (10,000 resamples of the seeds; one seed has none). Bonus − none: per-seed "
+        "Recovery, relative to the corrupted start: the clean reference of an algorithm and "
+        "dataset pools its seeds: each seed's clean (k = 0) Phase I run gives the mean of its "
+        f"last {CLEAN_REFERENCE_EVALS} evaluations, the reference is their mean over the seeds "
+        "(n in the gap column), and its standard error comes from the between-seed spread of "
+        "those means and the within-run spread of the evaluations, whichever is larger "
+        "(sqrt(max(b², mean w²/m) / n)); gap = reference − step-0 score. No gap: the gap is "
+        f"under {NO_GAP_STANDARD_ERRORS:g} such standard errors (the step-0 evaluation's "
+        f"episode spread added), with {MIN_GAP_POINTS:g} points as the least gap, so the run had "
+        "nothing to recover (counted apart, never as 0 steps). Recovery fraction = (score − "
+        "start) / (reference − start); final recovery: at "
+        "the last evaluation (IQM over the runs with a gap). Smoothed thresholds: crossed by the "
+        f"running mean of {RUNNING_MEAN_EVALS} evaluations (fewer at the start) and sustained "
+        f"for {SUSTAINED_EVALS} evaluations, so one lucky evaluation crosses nothing. Steps to "
+        "50% / 80% recovery: the first evaluation where the smoothed fraction reaches the level "
+        "and stays there, median over the runs with a gap; steps to 80% / 100% of clean "
+        "(smoothed): the same crossing of that share of the pooled clean reference, median "
+        "over the runs with one; not reached counting as beyond the budget. AUC: the time "
+        "average of the score over fine-tuning "
+        "(trapezoid rule over the evaluations ÷ their span, in score points). Recovery toward "
+        "clean fine-tuned: when the same arm was also run from the clean (k = 0) checkpoint of "
+        "the same seed, (score(t) − start) / (clean fine-tuned score(t) − start) at the last "
+        "shared step t (none when that target is within 5 points of the start), and the steps "
+        "until the running mean of the run reaches the running mean of the clean fine-tuned "
+        "run at the same step, within 2 standard errors of their difference (from the clean "
+        "run's evaluation-to-evaluation noise), sustained for 2 evaluations; the recovery "
+        "target column names the target each row used. Dip depth: start "
+        "− the lowest later score (0 if it never falls). IQMs and means with the interval their "
+        f"seeds allow. {interval_definition()} Bonus − none: per-seed "
         "differences of the two arms (same seed, same checkpoint, same evaluation seeds), their"
-        " mean with a bootstrap interval over seeds, for the spec's two arms and for each "
+        " mean with that interval and, from 5 seeds, a paired Student-t 95% interval beside "
+        "it, for the spec's two arms and for each "
         "preset's bonus arm against the same preset without it; P(bonus > none): the "
         "probability that a bonus run ends above a no-bonus run (ties count half).",
     ]

@@ -26,8 +26,8 @@ from hybrid_rl.report.diagnostics import Diagnostics, run_diagnostics
 from hybrid_rl.report.statistics import (
     NO_RUNS,
     Interval,
+    interval_over_seeds,
     probability_of_improvement_interval,
-    stratified_bootstrap,
 )
 from hybrid_rl.runs.folder import DamagedRunFile, RunFolder
 
@@ -151,7 +151,8 @@ class CellSummary:
     failed: int
     running: int
     mean_loss_variance: float | None  # mean over completed runs of each run's mean
-    # IQM of the final scores over the completed seeds, with a stratified-bootstrap 95% CI.
+    # IQM of the final scores over the completed seeds, with the interval its seeds allow
+    # (`statistics.interval_over_seeds`: a 95% bootstrap CI from 5 seeds, else their range).
     final_iqm: Interval = NO_RUNS
     # Diagnostics averaged over the completed runs that have them (None: none has).
     late_td_loss_variance: float | None = None
@@ -160,8 +161,8 @@ class CellSummary:
     q_fluctuation: float | None = None
     run_dirs: tuple[Path, ...] = ()  # every run of the condition, whatever its status
     finals_by_seed: tuple[tuple[int, float], ...] = ()  # completed runs
-    # P(a run of this condition ends above a clean run), with a bootstrap CI; None for the
-    # clean cell or without clean runs.
+    # P(a run of this condition ends above a clean run), with a bootstrap CI from 5 seeds a
+    # side; None for the clean cell or without clean runs.
     improvement_vs_clean: Interval | None = None
 
     @property
@@ -386,7 +387,7 @@ def _summarize(key: CellKey, group: list[RunRecord]) -> dict[str, Any]:
         "failed": sum(r.status == "failed" for r in group),
         "running": sum(r.status == "running" for r in group),
         "mean_loss_variance": float(np.mean(variances)) if variances else None,
-        "final_iqm": stratified_bootstrap([finals]),
+        "final_iqm": interval_over_seeds([finals]),
         "late_td_loss_variance": mean_or_none([d.late_td_loss_variance for d in diagnostics]),
         "late_td_loss_cv": mean_or_none([d.late_td_loss_cv for d in diagnostics]),
         "late_q_mean": mean_or_none([d.late_q_mean for d in diagnostics]),

@@ -10,9 +10,10 @@ so they are multiples of the run's `eval_every`. A run that never reaches the th
 censored ("not reached"): it is counted, never dropped. As in Phase I, statistics use the
 completed runs; diverged, failed and running runs are counted.
 
-Beside it, `report.recovery` measures recovery relative to the corrupted start against a robust
-clean reference (the mean of the clean run's last evaluations), and the two arms (bonus and
-none) are compared paired on seed (`compare_arms`).
+Beside it, `report.recovery` measures recovery relative to the corrupted start against the
+clean reference of the condition pooled over its seeds (each seed's clean run: the mean of its
+last evaluations), and the two arms (bonus and none) are compared paired on seed
+(`compare_arms`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ import numpy as np
 from hybrid_rl.data.corruption import CLEAN, CorruptionConfig
 from hybrid_rl.finetune import FinetuneConfig
 from hybrid_rl.report.recovery import (
+    CLEAN_LEVELS,
     RECOVERY_LEVELS,
     CleanReference,
+    CurveRecovery,
+    PooledReference,
     Recovery,
     clean_reference,
+    curve_recovery,
     dip,
+    pooled_reference,
     recovery_metrics,
     time_averaged_score,
 )
@@ -53,9 +59,9 @@ from hybrid_rl.report.statistics import (
     NO_RUNS,
     Interval,
     PairedDifference,
+    interval_over_seeds,
     paired_difference,
     probability_of_improvement_interval,
-    stratified_bootstrap,
 )
 from hybrid_rl.runs.folder import DamagedRunFile, RunFolder
 
@@ -102,6 +108,12 @@ class FinetuneRecord:
     eval_normalized_stds: tuple[float, ...] = ()  # std over each evaluation's episodes
     eval_episodes: int = 10
     clean_reference: CleanReference | None = None  # the clean Phase I run, same seed
+    # The clean references of every seed of the same algo and dataset, pooled (set by
+    # `load_finetune_runs`, which sees them all).
+    pooled_reference: PooledReference | None = None
+    # The same arm fine-tuned from the clean (k = 0) checkpoint of the same seed, as
+    # (eval steps, scores); None when that run is not among the results (or is this one).
+    clean_finetuned_curve: tuple[tuple[int, ...], tuple[float, ...]] | None = None
     git_commit: str | None = None
 
     @property
@@ -125,16 +137,26 @@ class FinetuneRecord:
 
     @property
     def recovery(self) -> Recovery | None:
-        """Recovery relative to the step-0 score against the robust clean reference; None
+        """Recovery relative to the step-0 score against the pooled clean reference; None
         without a reference or a step-0 evaluation."""
-        if self.clean_reference is None:
+        if self.pooled_reference is None:
             return None
         return recovery_metrics(
             self.eval_steps,
             self.eval_normalized_returns,
             self.eval_normalized_stds,
             self.eval_episodes,
-            self.clean_reference,
+            self.pooled_reference,
+        )
+
+    @property
+    def curve_recovery(self) -> CurveRecovery | None:
+        """Recovery toward the clean agent's own fine-tuned curve at the same online steps;
+        None without that run."""
+        if self.clean_finetuned_curve is None:
+            return None
+        return curve_recovery(
+            self.eval_steps, self.eval_normalized_returns, *self.clean_finetuned_curve
         )
 
     @property
@@ -206,17 +228,27 @@ class FinetuneCell:
     diverged: int
     failed: int
     running: int
-    # IQM over the completed seeds with stratified-bootstrap 95% CIs.
+    # IQM over the completed seeds with the interval their number allows (a 95% bootstrap CI
+    # from 5 seeds, else their range: `statistics.interval_over_seeds`).
     final_iqm: Interval = NO_RUNS
     auc_iqm: Interval = NO_RUNS
     dip_iqm: Interval = NO_RUNS
     # Recovery: runs with a clean reference, those of them with no gap to close, the IQM of
     # the final recovery fraction over the others, and per level the median steps to it.
     with_clean_reference: int = 0
+    clean_seeds: int = 0  # seeds pooled in the clean reference of the runs' algo and dataset
     no_gap: int = 0
     gap_mean: float = math.nan  # mean over those runs of robust clean − step-0 score
     recovery_iqm: Interval = NO_RUNS
     recovery_steps_median: dict[float, float | None] = field(default_factory=dict)
+    # Per fraction of the pooled clean reference, the median smoothed steps to it over the
+    # runs with a reference (math.inf: the median run did not reach it).
+    clean_steps_median: dict[float, float | None] = field(default_factory=dict)
+    # Toward the clean agent's own fine-tuned curve (same arm and seed): the runs that have
+    # one, the IQM of their final recovery fraction, the median steps to match it.
+    curve_targets: int = 0
+    curve_recovery_iqm: Interval = NO_RUNS
+    curve_steps_median: float | None = None
     run_dirs: tuple[Path, ...] = ()
     # Dip: the lowest evaluation minus the step-0 score (≤ 0), mean over the completed seeds.
     dip_mean: float = math.nan
@@ -308,10 +340,8 @@ def clean_reference_of(
     train_config = clean.phase1_train_config()
     try:
         metrics = train_config.folder.read_metrics()
-        saved = train_config.folder.read_config() or {}
     except DamagedRunFile:
         return None
-    episodes = int((saved.get("config") or {}).get("eval_episodes", train_config.eval_episodes))
     if metrics is None or metrics.get("status") != "completed":
         return None
     score = (metrics.get("summary") or {}).get("final_normalized_return")
@@ -319,8 +349,7 @@ def clean_reference_of(
         return None
     evaluation = metrics.get("eval") or {}
     scores = [float(v) for v in evaluation.get("normalized_return_mean", ())]
-    stds = [float(v) for v in evaluation.get("normalized_return_std", ())]
-    reference = clean_reference(train_config.run_name, scores, stds, episodes)
+    reference = clean_reference(train_config.run_name, scores)
     if reference is None:
         return None
     # the summary's final score is the spec's reference, whatever the list holds
@@ -330,11 +359,53 @@ def clean_reference_of(
 def load_finetune_runs(
     results_dir: str | Path, phase1_results_dir: str | os.PathLike[str] | None = None
 ) -> tuple[list[FinetuneRecord], list[str]]:
-    """Every Phase II run folder directly under `results_dir`, sorted by run name, and a line
-    for each sub-folder that could not be read (see `load_finetune_run`)."""
-    return load_run_folders(
+    """Every Phase II run folder directly under `results_dir`, sorted by run name, each with
+    the clean reference of its algo and dataset pooled over the seeds (`with_pooled_references`),
+    and a line for each sub-folder that could not be read (see `load_finetune_run`)."""
+    records, unreadable = load_run_folders(
         results_dir, lambda run_dir: load_finetune_run(run_dir, phase1_results_dir)
     )
+    return with_clean_finetuned_curves(with_pooled_references(records)), unreadable
+
+
+def with_clean_finetuned_curves(records: Sequence[FinetuneRecord]) -> list[FinetuneRecord]:
+    """`records`, each corrupted run given the curve of the completed run of the same algo,
+    dataset, arm and seed fine-tuned from the clean (k = 0) checkpoint, when there is one."""
+    clean = {
+        (r.algo, r.dataset, r.bonus_type, r.seed): (r.eval_steps, r.eval_normalized_returns)
+        for r in records
+        if r.corruption.is_clean and r.status == "completed"
+    }
+    return [
+        record
+        if record.corruption.is_clean
+        else dataclasses.replace(
+            record,
+            clean_finetuned_curve=clean.get(
+                (record.algo, record.dataset, record.bonus_type, record.seed)
+            ),
+        )
+        for record in records
+    ]
+
+
+def with_pooled_references(records: Sequence[FinetuneRecord]) -> list[FinetuneRecord]:
+    """`records`, each given the clean reference pooled over every seed whose clean Phase I
+    run of the same algo and dataset one of them found (one reference per seed)."""
+    by_seed: dict[tuple[str, str], dict[int, CleanReference]] = {}
+    for record in records:
+        if record.clean_reference is not None:
+            by_seed.setdefault((record.algo, record.dataset), {})[record.seed] = (
+                record.clean_reference
+            )
+    pooled = {
+        key: pooled_reference([references[s] for s in sorted(references)])
+        for key, references in by_seed.items()
+    }
+    return [
+        dataclasses.replace(record, pooled_reference=pooled.get((record.algo, record.dataset)))
+        for record in records
+    ]
 
 
 def median_steps(records: Sequence[FinetuneRecord]) -> float | None:
@@ -377,6 +448,7 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
     recoveries = [rec for r in completed if (rec := r.recovery) is not None]
     with_gap = [rec for rec in recoveries if not rec.no_gap]
     dips = [v for r in completed if (v := r.dip) is not None]
+    toward_curve = [toward for r in completed if (toward := r.curve_recovery) is not None]
     return FinetuneCell(
         algo=key.algo,
         dataset=key.dataset,
@@ -400,19 +472,29 @@ def _summarize(key: Phase2CellKey, group: list[FinetuneRecord]) -> FinetuneCell:
         diverged=sum(r.status == "diverged" for r in group),
         failed=sum(r.status == "failed" for r in group),
         running=sum(r.status == "running" for r in group),
-        final_iqm=stratified_bootstrap([finals]),
-        auc_iqm=stratified_bootstrap([[v for r in completed if (v := r.auc) is not None]]),
-        dip_iqm=stratified_bootstrap([[v for r in completed if (v := r.dip_depth) is not None]]),
+        final_iqm=interval_over_seeds([finals]),
+        auc_iqm=interval_over_seeds([[v for r in completed if (v := r.auc) is not None]]),
+        dip_iqm=interval_over_seeds([[v for r in completed if (v := r.dip_depth) is not None]]),
         with_clean_reference=len(recoveries),
+        clean_seeds=max((rec.clean_seeds for rec in recoveries), default=0),
         no_gap=len(recoveries) - len(with_gap),
         gap_mean=mean_or_nan([rec.gap for rec in recoveries]),
-        recovery_iqm=stratified_bootstrap(
+        recovery_iqm=interval_over_seeds(
             [[rec.final_recovery for rec in with_gap if rec.final_recovery is not None]]
         ),
         recovery_steps_median={
             level: _median_censored([rec.steps_to_recovery[level] for rec in with_gap])
             for level in RECOVERY_LEVELS
         },
+        clean_steps_median={
+            fraction: _median_censored([rec.steps_to_clean[fraction] for rec in recoveries])
+            for fraction in CLEAN_LEVELS
+        },
+        curve_targets=len(toward_curve),
+        curve_recovery_iqm=interval_over_seeds(
+            [[rec.final_fraction for rec in toward_curve if rec.final_fraction is not None]]
+        ),
+        curve_steps_median=_median_censored([rec.steps_to_match for rec in toward_curve]),
         run_dirs=tuple(r.run_dir for r in sorted(group, key=lambda r: r.seed)),
         dip_mean=mean_or_nan(dips),
     )

@@ -1,6 +1,14 @@
 """Aggregate statistics over seeds: IQM with stratified-bootstrap confidence intervals,
 performance profiles, probability of improvement and paired per-seed differences.
 
+What interval a number gets depends on how many seeds stand behind it, and one function
+decides it (`interval_over_seeds`, used by every table, sentence and figure): with fewer than
+`MIN_SEEDS_FOR_CI` seeds a percentile bootstrap is no confidence interval at all (with 3 seeds
+the all-minimum resample has probability 1/27 > 2.5 %, so the "95 % CI" is exactly the seeds'
+[min, max]); those numbers carry the seeds' range, labelled "range (n seeds)". From 5 seeds
+on: the stratified-bootstrap percentile interval, and for a paired difference a paired
+Student-t interval beside it.
+
 These follow Agarwal et al. 2021 ("Deep RL at the edge of the statistical precipice") and
 their library `rliable`, in plain numpy so the report needs neither rliable nor its pins
 (rliable 1.2 imports `arch`, which fails with pandas 3). Scores are given per task (a task is
@@ -15,15 +23,19 @@ Tasks with different numbers of runs are resampled task by task.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 BOOTSTRAP_REPS = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
+# Fewer seeds than this (per task) get their range, never a "95% CI".
+MIN_SEEDS_FOR_CI = 5
 
 # Per task (a condition), the scores of its runs; or rliable's [runs, tasks] matrix.
 Scores = Sequence[Sequence[float] | np.ndarray] | np.ndarray
@@ -32,29 +44,52 @@ Thresholds = Sequence[float] | np.ndarray
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate with a bootstrap confidence interval (NaN bounds: no interval, e.g.
-    one run, whose resamples are all the same run)."""
+    """A point estimate with the interval its sample allows (`kind`):
+
+    - "ci": a 95 % stratified-bootstrap percentile interval (at least `MIN_SEEDS_FOR_CI` seeds
+      in every task);
+    - "range": the lowest and highest of the runs' values (fewer seeds: a bootstrap would
+      return that range anyway and call it a CI);
+    - "none": no interval (one run; or a probability of improvement below 5 seeds, whose
+      bootstrap is degenerate and which has no range of its own).
+    """
 
     point: float
     low: float
     high: float
     n: int  # runs behind the estimate (all tasks together)
+    kind: str = "none"
+    sample: str = ""  # the sample in words: "3 seeds", "3 vs 2 seeds", "6 runs, 3 tasks"
 
     @property
     def has_ci(self) -> bool:
-        return self.n >= 2 and math.isfinite(self.low) and math.isfinite(self.high)
+        return self.kind == "ci"
 
-    def format(self, digits: int = 1) -> str:
-        """The estimate as text: "47.1 [46.0, 48.2]", "47.1 (1 seed, no CI)", "—" (no run)."""
+    def format(self, digits: int = 1, signed: bool = False) -> str:
+        """The estimate as text: "47.1 [46.0, 48.2] 95% CI", "47.1 [40.2, 51.0] range (3
+        seeds)", "47.1 (1 seed)", "—" (no run); `signed`: a leading "+" or "−"."""
         if self.n == 0 or not math.isfinite(self.point):
             return "—"
-        point = f"{self.point:.{digits}f}"
-        if self.has_ci:
-            return f"{point} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-        return f"{point} (1 seed, no CI)" if self.n == 1 else f"{point} (1 seed per task, no CI)"
+        point = _number(self.point, digits, signed)
+        if self.kind == "none":
+            return f"{point} ({self.sample})"
+        bounds = f"[{_number(self.low, digits)}, {_number(self.high, digits)}]"
+        label = "95% CI" if self.kind == "ci" else f"range ({self.sample})"
+        return f"{point} {bounds} {label}"
 
 
-NO_RUNS = Interval(math.nan, math.nan, math.nan, 0)  # the estimate of nothing
+def _number(value: float, digits: int, signed: bool = False) -> str:
+    """`value` with a true minus sign ("−3.2"), and a "+" when `signed` and not negative."""
+    sign = "−" if value < 0 else ("+" if signed else "")
+    return f"{sign}{abs(value):.{digits}f}"
+
+
+def seed_count(n: int) -> str:
+    """ "1 seed", "3 seeds"."""
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+NO_RUNS = Interval(math.nan, math.nan, math.nan, 0, "none", "no run")  # the estimate of nothing
 
 
 def interquartile_mean(scores: Scores) -> float:
@@ -85,6 +120,34 @@ ROW_STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def interval_kind(fewest_seeds: int) -> str:
+    """The reports' one rule for what interval a statistic over seeds gets, from the fewest
+    seeds (runs) any of its tasks has: "ci" (a 95 % bootstrap interval) from
+    `MIN_SEEDS_FOR_CI` on, "range" (the seeds' [min, max]) from 2, "none" below."""
+    if fewest_seeds >= MIN_SEEDS_FOR_CI:
+        return "ci"
+    return "range" if fewest_seeds >= 2 else "none"
+
+
+def interval_over_seeds(scores: Scores, statistic: str = "iqm") -> Interval:
+    """`statistic` ("iqm" or "mean") over every run of every task, with the interval
+    `interval_kind` allows: the stratified bootstrap (`stratified_bootstrap`) when every task
+    has 5 seeds or more, else the lowest and highest run, labelled as a range."""
+    tasks = _finite_tasks(scores)
+    n = sum(t.size for t in tasks)
+    if n == 0:
+        return NO_RUNS
+    kind = interval_kind(min(t.size for t in tasks))
+    sample = seed_count(n) if len(tasks) == 1 else f"{n} runs over {len(tasks)} tasks"
+    if kind == "ci":
+        return dataclasses.replace(stratified_bootstrap(tasks, statistic), sample=sample)
+    point = float(ROW_STATISTICS[statistic](np.concatenate(tasks)[None, :])[0])
+    if kind == "none":
+        return Interval(point, math.nan, math.nan, n, "none", sample)
+    everything = np.concatenate(tasks)
+    return Interval(point, float(everything.min()), float(everything.max()), n, "range", sample)
+
+
 def stratified_bootstrap(
     scores: Scores,
     statistic: str = "iqm",
@@ -95,20 +158,26 @@ def stratified_bootstrap(
     """`statistic` ("iqm" or "mean", over every run of every task) with a percentile
     stratified-bootstrap interval: each replication resamples the runs of each task with
     replacement, keeping the tasks (rliable's `get_interval_estimates` with
-    `task_bootstrap=False`)."""
-    tasks = [np.asarray(t, dtype=np.float64) for t in _tasks(scores)]
-    tasks = [t[np.isfinite(t)] for t in tasks]
-    tasks = [t for t in tasks if t.size]
+    `task_bootstrap=False`). Whatever the number of seeds: reports call
+    `interval_over_seeds`, which uses it only where it is a confidence interval."""
+    tasks = _finite_tasks(scores)
     n = sum(t.size for t in tasks)
     row_statistic = ROW_STATISTICS[statistic]
     if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
+        return NO_RUNS
     point = float(row_statistic(np.concatenate(tasks)[None, :])[0])
     if n < 2 or all(t.size < 2 for t in tasks):
-        return Interval(point, math.nan, math.nan, n)
+        return Interval(point, math.nan, math.nan, n, "none", seed_count(n))
     samples = _stratified_samples(tasks, reps, seed)
     low, high = _percentile_interval(row_statistic(samples), confidence)
-    return Interval(point, low, high, n)
+    return Interval(point, low, high, n, "ci", seed_count(n))
+
+
+def _finite_tasks(scores: Scores) -> list[np.ndarray]:
+    """The finite scores of each task, tasks without any left out."""
+    tasks = [np.asarray(t, dtype=np.float64) for t in _tasks(scores)]
+    tasks = [t[np.isfinite(t)] for t in tasks]
+    return [t for t in tasks if t.size]
 
 
 def _stratified_samples(tasks: list[np.ndarray], reps: int, seed: int) -> np.ndarray:
@@ -163,16 +232,23 @@ def probability_of_improvement_interval(
     seed: int = BOOTSTRAP_SEED,
 ) -> Interval:
     """`probability_of_improvement` with a percentile bootstrap interval, X and Y resampled
-    independently within each task (rliable's `StratifiedIndependentBootstrap`)."""
+    independently within each task (rliable's `StratifiedIndependentBootstrap`), when
+    `interval_kind` allows one for the fewest seeds of either side; else the point alone,
+    saying how many seeds it compares ("0.83 (3 vs 3 seeds)"): with few seeds its bootstrap
+    interval is degenerate and it has no range of its own."""
     xs = [np.asarray(t, dtype=np.float64) for t in _tasks(x)]
     ys = [np.asarray(t, dtype=np.float64) for t in _tasks(y)]
     pairs = [(a, b) for a, b in zip(xs, ys, strict=True) if a.size and b.size]
     n = sum(a.size + b.size for a, b in pairs)
     if not pairs:
-        return Interval(math.nan, math.nan, math.nan, 0)
+        return NO_RUNS
     point = float(np.mean([_improvement(a, b) for a, b in pairs]))
-    if all(a.size < 2 and b.size < 2 for a, b in pairs):
-        return Interval(point, math.nan, math.nan, min(a.size for a, _ in pairs))
+    n_x, n_y = sum(a.size for a, _ in pairs), sum(b.size for _, b in pairs)
+    sample = f"{n_x} vs {seed_count(n_y)}"
+    if len(pairs) > 1:
+        sample += f" over {len(pairs)} tasks"
+    if interval_kind(min(min(a.size, b.size) for a, b in pairs)) != "ci":
+        return Interval(point, math.nan, math.nan, n, "none", sample)
     rng = np.random.RandomState(seed)
     rectangular = len({a.size for a, _ in pairs}) == 1 and len({b.size for _, b in pairs}) == 1
     values = np.empty(reps)
@@ -195,33 +271,58 @@ def probability_of_improvement_interval(
                 ]
             )
     low, high = _percentile_interval(values, confidence)
-    return Interval(point, low, high, n)
+    return Interval(point, low, high, n, "ci", sample)
 
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """Per-seed differences x_s − y_s over the seeds both arms have, their mean and a
-    bootstrap interval of the mean (seeds resampled; no interval with one seed)."""
+    """Per-seed differences x_s − y_s over the seeds both arms have, their mean with the
+    interval `interval_over_seeds` allows (the differences' range below 5 seeds, a bootstrap
+    CI from 5), and from 5 seeds a paired Student-t 95 % interval beside it."""
 
     seeds: tuple[int, ...]
     differences: tuple[float, ...]
     mean: Interval
+    t_interval: tuple[float, float] | None = None
+
+    def format(self, digits: int = 1) -> str:
+        """ "+3.0 [1.2, 4.5] 95% CI; paired t [0.9, 5.1]", "+16.0 [1.6, 25.6] range (3 seeds)",
+        "−4.7 (1 seed)" or "—"."""
+        text = self.mean.format(digits, signed=True)
+        if self.t_interval is None:
+            return text
+        low, high = self.t_interval
+        return f"{text}; paired t [{_number(low, digits)}, {_number(high, digits)}]"
 
 
 def paired_difference(
     x: dict[int, float],
     y: dict[int, float],
-    reps: int = BOOTSTRAP_REPS,
     confidence: float = CONFIDENCE,
-    seed: int = BOOTSTRAP_SEED,
 ) -> PairedDifference:
     """x − y paired on seed (`x`, `y`: score by seed). The two Phase II arms share seeds,
     evaluation seeds and the Phase I checkpoint, so the per-seed difference removes the
     seed-to-seed spread that two independent means would carry."""
     seeds = tuple(s for s in sorted(set(x) & set(y)) if math.isfinite(x[s]) and math.isfinite(y[s]))
     differences = tuple(x[s] - y[s] for s in seeds)
-    interval = stratified_bootstrap([differences], "mean", reps, confidence, seed)
-    return PairedDifference(seeds, differences, interval)
+    interval = interval_over_seeds([differences], "mean")
+    if not interval.has_ci:
+        return PairedDifference(seeds, differences, interval)
+    t_interval = paired_t_interval(differences, confidence)
+    return PairedDifference(seeds, differences, interval, t_interval)
+
+
+def paired_t_interval(
+    differences: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """The Student-t interval of the mean of paired differences: mean ± t_{n−1} · sd / √n
+    (sd with ddof = 1), as `scipy.stats.t.interval(confidence, n − 1, mean, sem)`."""
+    values = np.asarray(differences, dtype=np.float64)
+    n = values.size
+    quantile = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    half = quantile * float(values.std(ddof=1)) / math.sqrt(n)
+    mean = float(values.mean())
+    return mean - half, mean + half
 
 
 def performance_profile(scores: Scores, thresholds: Thresholds) -> np.ndarray:
@@ -242,11 +343,12 @@ def performance_profile_interval(
     seed: int = BOOTSTRAP_SEED,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(profile, low, high) over `thresholds`, with a stratified-bootstrap band (runs
-    resampled within each task); the band is the profile itself with one run per task."""
+    resampled within each task) where `interval_kind` allows a CI; below 5 seeds in a task the
+    band is the profile itself (no band)."""
     tasks = [np.asarray(t, dtype=np.float64) for t in _tasks(scores)]
     tasks = [t for t in tasks if t.size]
     profile = performance_profile(tasks, thresholds)
-    if not tasks or all(t.size < 2 for t in tasks):
+    if not tasks or interval_kind(min(t.size for t in tasks)) != "ci":
         return profile, profile.copy(), profile.copy()
     samples = _stratified_samples(tasks, reps, seed)  # [reps, n]
     taus = np.asarray(thresholds, dtype=np.float64)
