@@ -5,7 +5,8 @@ and `... --precision bf16 --results_dir B`): runs with the same folder name are 
 condition and seed, so they share the network initialisation, the batches and the evaluation
 seeds, and the per-seed difference of their final scores is paired. Prints each seed's final
 normalized return at both precisions, whether every bf16 final lies within the fp32 seeds'
-range, and the paired mean difference with its bootstrap interval; draws both curves.
+range, and the paired mean difference with the interval its seeds allow (their range below 5
+seeds, a 95% bootstrap CI from 5: `report.statistics.interval_over_seeds`); draws both curves.
 
     python benchmarks/compare_precision.py --fp32 results_fp32 --bf16 results_bf16 \\
         --out docs/results-bf16-check
@@ -75,6 +76,9 @@ def compare(fp32_dir: Path, bf16_dir: Path) -> dict[str, Any]:
             "by_seed": dict(zip(difference.seeds, difference.differences, strict=True)),
             "mean": difference.mean.point,
             "interval": [difference.mean.low, difference.mean.high],
+            # "range" below 5 seeds (the seeds' min and max), "ci" from 5 (95% bootstrap)
+            "interval_kind": difference.mean.kind,
+            "text": difference.format(2),
         },
     }
 
@@ -120,14 +124,10 @@ def main() -> None:
         fp32, bf16 = result["finals"]["fp32"][seed], result["finals"]["bf16"][seed]
         print(f"| {seed} | {fp32:.1f} | {bf16:.1f} | {diff:+.1f} |")
     low, high = result["fp32_range"]
-    mean, (ci_low, ci_high) = (
-        result["bf16_minus_fp32"]["mean"],
-        result["bf16_minus_fp32"]["interval"],
-    )
     print(
         f"fp32 finals span {low:.1f}-{high:.1f}; every bf16 final within it: "
-        f"{result['bf16_within_fp32_range']}; paired mean bf16 − fp32 {mean:+.2f} "
-        f"[{ci_low:+.2f}, {ci_high:+.2f}] (95% bootstrap)"
+        f"{result['bf16_within_fp32_range']}; paired mean bf16 − fp32 "
+        f"{result['bf16_minus_fp32']['text']}"
     )
 
 

@@ -253,3 +253,25 @@ def test_a_one_seed_collapse_is_not_reported_as_an_effect_of_the_bonus(
     assert "(as specified;" in steps
     row = _row(write_phase2_outputs(phase2, tmp_path / "p").report.read_text(), "ensemble")
     assert "| 1 of 1 | no gap | no gap | no gap |" in row  # No gap, recovery, 50%, 80%
+
+
+def test_the_report_opens_with_a_short_table_and_the_curves_then_the_diagnostics(
+    tmp_path, write_run, write_finetune_run
+):
+    phase2 = write_study(tmp_path, write_run, write_finetune_run)
+    report = write_phase2_outputs(phase2, tmp_path / "plots_phase2").report.read_text()
+    glance, summary, diagnostics = (
+        report.index("## At a glance"),
+        report.index("## Summary"),
+        report.index("## Diagnostic tables"),
+    )
+    assert glance < summary < diagnostics
+    opening = report[glance:summary]
+    header = "| Condition | Arm | Step-0 | Final | Recovery | Final IQM [interval or range] | n |"
+    assert header in opening
+    # the fine-tuning curves come first, and only once
+    assert "finetune_curves_iql_hopper-medium-v2.png" in opening
+    assert report.count("](finetune_curves_iql_hopper-medium-v2.png)") == 1
+    # three seeds per arm: a range, never a CI
+    rows = [line for line in opening.splitlines() if line.startswith("| hopper")]
+    assert rows and all("range (3 seeds)" in row and "CI" not in row for row in rows)

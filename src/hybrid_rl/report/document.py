@@ -65,6 +65,23 @@ class Section:
     unreadable: tuple[str, ...]
     plots: tuple[PlotFile, ...]
     run_commits: tuple[str, ...] = field(default=())  # git commits recorded by the runs
+    # What a reader came for, shown first: a short table and the figures of these kinds; the
+    # wide tables then follow under "Diagnostic tables".
+    glance: Table | None = None
+    glance_figures: tuple[str, ...] = ()
+
+    @property
+    def glance_plots(self) -> tuple[PlotFile, ...]:
+        return tuple(p for p in self.plots if p.kind in self.glance_figures)
+
+    @property
+    def later_plots(self) -> tuple[PlotFile, ...]:
+        """The figures not already shown at a glance, for the figures sections."""
+        return tuple(p for p in self.plots if p.kind not in self.glance_figures)
+
+    @property
+    def results_heading(self) -> str:
+        return "Diagnostic tables" if self.glance is not None else "Results"
 
     def status_text(self) -> str:
         counts = Counter(self.statuses)
@@ -83,9 +100,15 @@ def section_markdown(section: Section, report_dir: Path) -> str:
     if not section.statuses:
         lines += ["No run folder was found, so there is nothing to report yet.", ""]
     else:
+        if section.glance is not None:
+            lines += ["## At a glance", "", *section.glance.markdown(), ""]
+            if section.glance.note:
+                lines += [section.glance.note, ""]
+            for plot in section.glance_plots:
+                lines += _figure_markdown(plot, report_dir)
         lines += ["## Summary", ""]
         lines += [f"- {sentence}" for sentence in section.summary]
-        lines += ["", "## Results", ""]
+        lines += ["", f"## {section.results_heading}", ""]
         for table in section.tables:
             if table.title:
                 lines += [f"**{table.title}**", ""]
@@ -96,13 +119,17 @@ def section_markdown(section: Section, report_dir: Path) -> str:
     if section.unreadable:
         lines += ["", "## Run folders left out", ""]
         lines += [f"- {u}" for u in section.unreadable]
-    for dataset in sorted({p.dataset for p in section.plots}):
+    for dataset in sorted({p.dataset for p in section.later_plots}):
         lines += ["", f"## Figures: {dataset}", ""]
-        for plot in (p for p in section.plots if p.dataset == dataset):
-            png = os.path.relpath(plot.png, report_dir)
-            pdf = os.path.relpath(plot.pdf, report_dir)
-            lines += [f"![{plot.title}]({png})", "", f"[{plot.title} (PDF)]({pdf})", ""]
+        for plot in (p for p in section.later_plots if p.dataset == dataset):
+            lines += _figure_markdown(plot, report_dir)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _figure_markdown(plot: PlotFile, report_dir: Path) -> list[str]:
+    png = os.path.relpath(plot.png, report_dir)
+    pdf = os.path.relpath(plot.pdf, report_dir)
+    return [f"![{plot.title}]({png})", "", f"[{plot.title} (PDF)]({pdf})", ""]
 
 
 def write_text(path: Path, text: str) -> None:
@@ -309,9 +336,16 @@ def render_html(
         if not section.statuses:
             writer.add("<p>No run folder was found, so there is nothing to report yet.</p>")
         else:
+            if section.glance is not None:
+                writer.add(f"<h{heading + 1}>At a glance</h{heading + 1}>")
+                table_count += 1
+                writer.table(section.glance, f"table-{table_count}", section.title)
+                for plot in section.glance_plots:
+                    writer.figure(plot)
             writer.add(f"<h{heading + 1}>Summary</h{heading + 1}><ul>")
             writer.add("".join(f"<li>{html.escape(s)}</li>" for s in section.summary))
-            writer.add(f"</ul><h{heading + 1}>Results</h{heading + 1}>")
+            results = html.escape(section.results_heading)
+            writer.add(f"</ul><h{heading + 1}>{results}</h{heading + 1}>")
             for table in section.tables:
                 table_count += 1
                 writer.table(table, f"table-{table_count}", section.title)
@@ -320,9 +354,9 @@ def render_html(
             writer.add(f"<h{heading + 1}>Run folders left out</h{heading + 1}><ul>")
             writer.add("".join(f"<li>{html.escape(u)}</li>" for u in section.unreadable))
             writer.add("</ul>")
-        for dataset in sorted({p.dataset for p in section.plots}):
+        for dataset in sorted({p.dataset for p in section.later_plots}):
             writer.add(f"<h{heading + 1}>Figures: {html.escape(dataset)}</h{heading + 1}>")
-            for plot in (p for p in section.plots if p.dataset == dataset):
+            for plot in (p for p in section.later_plots if p.dataset == dataset):
                 writer.figure(plot)
     if writer.sources:
         writer.add("<h2>Runs behind the numbers</h2>")

@@ -297,6 +297,48 @@ def _percent_interval(interval: Interval) -> str:
     return f"{point} [{100 * interval.low:.0f}%, {100 * interval.high:.0f}%] {label}"
 
 
+def glance_table(cells: Sequence[FinetuneCell]) -> Table:
+    """The short table a report opens with: per condition and arm, the step-0 and final
+    scores, the recovery (toward the clean fine-tuned curve where there is one, else toward
+    the pooled clean offline reference), the final IQM with its interval or range, and n."""
+    rows = [
+        TableRow(
+            (
+                f"{c.dataset}, {c.algo.upper()}, {condition_label(c.corruption)}",
+                arm_text(c.bonus_type),
+                format_mean_std(c.step0_mean, c.step0_std, c.n),
+                format_mean_std(c.final_mean, c.final_std, c.n),
+                _glance_recovery(c),
+                c.final_iqm.format(),
+                str(c.n),
+            ),
+            c.run_dirs,
+        )
+        for c in cells
+    ]
+    return Table(
+        ("Condition", "Arm", "Step-0", "Final", "Recovery", "Final IQM [interval or range]", "n"),
+        (False, False, True, True, True, True, True),
+        tuple(rows),
+        note="Recovery: toward the clean agent's own fine-tuned score at the same step when the "
+        'same arm ran from the clean checkpoint of the same seed ("to clean fine-tuned"), '
+        'else toward the pooled clean offline reference ("to clean offline"); definitions '
+        "and every other column under Diagnostic tables.",
+    )
+
+
+def _glance_recovery(cell: FinetuneCell) -> str:
+    if cell.corruption.is_clean:
+        return "— (clean start)"
+    if cell.curve_targets:
+        return f"{_percent_interval(cell.curve_recovery_iqm)} to clean fine-tuned"
+    if cell.with_clean_reference == 0:
+        return "—"
+    if cell.no_gap == cell.with_clean_reference:
+        return "no gap"
+    return f"{_percent_interval(cell.recovery_iqm)} to clean offline"
+
+
 def paired_table(comparisons: Sequence[ArmComparison]) -> Table:
     """Bonus − none per algo × dataset × condition, paired on seed."""
     rows = [
@@ -424,6 +466,8 @@ def build_phase2_section(
     if comparisons:
         tables.append(paired_table(comparisons))
     return Section(
+        glance=glance_table(cells),
+        glance_figures=("finetune_curves",),
         title="Phase II results",
         results_dir=results_dir,
         statuses=tuple(r.status for r in runs),
