@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from hybrid_rl.runs.folder import RunFolder
-from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
+from hybrid_rl.runs.loop import Cadence, LoopTask, default_log_every, finished_metrics, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
 
 
@@ -102,3 +102,14 @@ def test_a_non_finite_metric_ends_the_run_as_diverged_with_a_checkpoint(tmp_path
 def test_inconsistent_cadences_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         Cadence(**settings)
+
+
+@pytest.mark.parametrize(
+    ("eval_every", "log_every"),
+    [(5_000, 1_000), (2_500, 500), (1_000, 1_000), (300, 300), (1_001, 1)],
+)
+def test_the_default_log_every_divides_eval_every_and_logs_at_least_every_1000_steps(
+    eval_every, log_every
+):
+    assert default_log_every(eval_every) == log_every
+    Cadence(10 * eval_every, default_log_every(eval_every), eval_every)  # accepted
