@@ -99,9 +99,8 @@ def test_log_every_defaults_to_a_divisor_of_the_eval_every_given():
     configs = grid_for("--eval_every", "2500", "--seed", "0").validate()
     assert {(c.eval_every, c.log_every) for c in configs} == {(2_500, 500)}
     assert {c.log_every for c in grid_for("--quick").validate()} == {1_000}
-    assert {
-        c.log_every for c in grid_for("--eval_every", "2500", "--log_every", "250").expand()
-    } == {250}
+    given = grid_for("--eval_every", "2500", "--log_every", "1250").expand()
+    assert {c.log_every for c in given} == {1_250}
 
 
 @pytest.mark.parametrize(
