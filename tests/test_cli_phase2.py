@@ -94,6 +94,15 @@ def test_flags_reach_the_grid():
     assert grid_for("--bonus_type", "none").bonus_types == ("none",)
 
 
+def test_log_every_defaults_to_a_divisor_of_the_eval_every_given():
+    # log_every's own default (1000) once made `--eval_every 2500` exit 2.
+    configs = grid_for("--eval_every", "2500", "--seed", "0").validate()
+    assert {(c.eval_every, c.log_every) for c in configs} == {(2_500, 500)}
+    assert {c.log_every for c in grid_for("--quick").validate()} == {1_000}
+    given = grid_for("--eval_every", "2500", "--log_every", "1250").expand()
+    assert {c.log_every for c in given} == {1_250}
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -407,9 +416,9 @@ def test_presets_arms_and_option_flags_reach_the_runs():
         "min_loaded",
     )
     spec, enoto = grid.expand()
-    assert (spec.target_reduce, spec.fresh_init) == ("min_loaded", "random")
-    assert (enoto.target_reduce, enoto.fresh_init) == ("min_loaded", "warmup:5000")
-    assert enoto.bonus_time == "update" and enoto.keep_critic_optimizer
+    assert (spec.options.target_reduce, spec.options.fresh_init) == ("min_loaded", "random")
+    assert (enoto.options.target_reduce, enoto.options.fresh_init) == ("min_loaded", "warmup:5000")
+    assert enoto.options.bonus_time == "update" and enoto.options.keep_critic_optimizer
     arms = grid_for("--arms", "spec:ensemble,spec:none,enoto:none", "--critic_optimizer", "fresh")
     assert [(c.bonus_type, c.variant) for c in arms.expand()[:3]] == [
         ("ensemble", ""),

@@ -81,6 +81,23 @@ def test_flags_reach_both_grids():
     assert study.plots_dir == "p"
 
 
+@pytest.mark.parametrize("flag", ["--seeds", "--seeds_per", "--phase2_res"])
+def test_a_flag_is_never_matched_by_an_abbreviation(flag, tmp_path, capsys):
+    # argparse's prefix matching once made `--seeds 3` mean `--seeds_per_process 3`.
+    code = _exit_code(["study", flag, "3", "--plan", "--results_dir", str(tmp_path / "r")])
+    assert code == 2
+    assert f"unrecognized arguments: {flag} 3" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def _exit_code(argv: list[str]) -> int:
+    """main's return code, or the code argparse exits with."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
 def test_an_algo_phase2_cannot_fine_tune_is_refused_before_anything_runs(tmp_path, capsys):
     code = main(
         [

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from hybrid_rl.algos import online_iql
+from hybrid_rl.algos.bonus import BonusScale, BonusSettings
+from hybrid_rl.algos.explorers import CollectBonus, Explorer
 from hybrid_rl.data.hdf5_format import file_sha256
 from hybrid_rl.data.replay_buffer import ReplayBuffer
 from hybrid_rl.envs import make_env
-from hybrid_rl.finetune import (
-    FinetuneConfig,
-    finetune,
-)
+from hybrid_rl.finetune import finetune
+from hybrid_rl.finetune_config import FinetuneConfig
 from hybrid_rl.online_collection import HybridSampler, OnlineCollector
 from hybrid_rl.phase1_run import Phase1RunError, phase1_command
 from hybrid_rl.train import TrainConfig, prepare_dataset
@@ -49,7 +49,10 @@ def iql_online_setup(run: TrainConfig, capacity: int, bonus_coeff: float | None)
     torch.manual_seed(0)
     agent = online_iql.from_phase1_checkpoint(run.run_dir / "checkpoint.pt", 3, run.agent)
     buffer = ReplayBuffer(capacity, dataset.obs_dim, dataset.act_dim)
-    collector = OnlineCollector("Hopper-v4", agent, buffer, scale, bonus_coeff, CPU)
+    explorer = Explorer()
+    if bonus_coeff is not None:
+        explorer = CollectBonus(BonusScale(BonusSettings(coeff=bonus_coeff), gamma=0.99))
+    collector = OnlineCollector("Hopper-v4", agent, buffer, scale, explorer, CPU)
     return dataset, scale, agent, buffer, collector
 
 
@@ -255,7 +258,8 @@ def test_killed_run_resumes_with_its_replay_buffer_to_the_uninterrupted_result(
     script = (
         "import torch\n"
         "torch.set_num_threads(1)\n"
-        "from hybrid_rl.finetune import FinetuneConfig, finetune\n"
+        "from hybrid_rl.finetune import finetune\n"
+        "from hybrid_rl.finetune_config import FinetuneConfig\n"
         f"finetune(FinetuneConfig(**{killed!r}), progress=False)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script])

@@ -3,6 +3,7 @@ names, the bonus recomputed at update, the shuffled control, UCB, warm-up, and r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,15 +11,12 @@ import torch
 
 from hybrid_rl.algos import online_iql
 from hybrid_rl.algos.bonus import BonusScale, BonusSettings, ShuffledBonuses
+from hybrid_rl.algos.explorers import Explorer, ShuffledCollectBonus, UpdateBonus
 from hybrid_rl.data.replay_buffer import ReplayBuffer
-from hybrid_rl.finetune import (
-    PHASE2_PRESETS,
-    FinetuneConfig,
-    OnlineTask,
-    finetune,
-    preset_options,
-)
+from hybrid_rl.finetune import OnlineTask, finetune
+from hybrid_rl.finetune_config import FinetuneConfig
 from hybrid_rl.online_collection import HybridSampler, OnlineCollector, ensemble_disagreement
+from hybrid_rl.phase2_options import PHASE2_PRESETS, Phase2Options, preset_options
 from hybrid_rl.runs.metrics import MetricsLog
 from hybrid_rl.train import TrainConfig, prepare_dataset
 
@@ -41,13 +39,19 @@ def settings(run: TrainConfig, results, **overrides) -> dict:
     return {**base, **overrides}
 
 
+def config_of(**fields) -> FinetuneConfig:
+    """A config from flat fields, the options among them (as config.json files once held
+    them): the parametrized cases below mix run settings and options."""
+    return FinetuneConfig.from_saved(fields)
+
+
 def test_the_spec_name_is_unchanged_and_every_arm_has_its_own_name():
     spec = FinetuneConfig(dataset="hopper-medium-v2", k_percent=30, seed=2)
     assert spec.run_name == "ft_iql_hopper-medium-v2_k30_noise0_ensemble_s2"
     assert spec.variant == "" and spec.arm_label == "ensemble (as specified)"
     # The spec's values given explicitly are the spec.
-    assert FinetuneConfig(**preset_options("spec")).run_name == FinetuneConfig().run_name
-    enoto = FinetuneConfig(**preset_options("enoto"))
+    assert FinetuneConfig(options=preset_options("spec")).run_name == FinetuneConfig().run_name
+    enoto = FinetuneConfig(options=preset_options("enoto"))
     assert enoto.run_name == "ft_iql_halfcheetah-medium-v2_k0_noise0_ensemble_enoto_s0"
     assert enoto.arm_label == "ensemble (enoto preset)"
     arms = [
@@ -56,29 +60,33 @@ def test_the_spec_name_is_unchanged_and_every_arm_has_its_own_name():
         FinetuneConfig(bonus_type="shuffled"),
         FinetuneConfig(n_ensemble=2, bonus_type="none"),  # the 2-member reference
         enoto,
-        FinetuneConfig(bonus_type="none", **preset_options("enoto")),
-        FinetuneConfig(fresh_init="warmup:100"),
-        FinetuneConfig(fresh_init="warmup:200"),
-        FinetuneConfig(fresh_init="phase1"),
-        FinetuneConfig(target_reduce="min_loaded"),
-        FinetuneConfig(actor_reduce="min_loaded"),
-        FinetuneConfig(target_reduce="mean_minus_std:1"),
-        FinetuneConfig(target_reduce="mean_minus_std:2"),
-        FinetuneConfig(bonus_time="update"),
-        FinetuneConfig(bonus_units="per_step"),
-        FinetuneConfig(bonus_norm="running"),
-        FinetuneConfig(bonus_schedule="linear:1000"),
-        FinetuneConfig(exploration="ucb:8"),
-        FinetuneConfig(keep_critic_optimizer=True),
-        FinetuneConfig(iql_actor_lr=1e-4),
+        FinetuneConfig(bonus_type="none", options=preset_options("enoto")),
+        FinetuneConfig(options=Phase2Options(fresh_init="warmup:100")),
+        FinetuneConfig(options=Phase2Options(fresh_init="warmup:200")),
+        FinetuneConfig(options=Phase2Options(fresh_init="phase1")),
+        FinetuneConfig(options=Phase2Options(target_reduce="min_loaded")),
+        FinetuneConfig(options=Phase2Options(actor_reduce="min_loaded")),
+        FinetuneConfig(options=Phase2Options(target_reduce="mean_minus_std:1")),
+        FinetuneConfig(options=Phase2Options(target_reduce="mean_minus_std:2")),
+        FinetuneConfig(options=Phase2Options(bonus_time="update")),
+        FinetuneConfig(options=Phase2Options(bonus_units="per_step")),
+        FinetuneConfig(options=Phase2Options(bonus_norm="running")),
+        FinetuneConfig(options=Phase2Options(bonus_schedule="linear:1000")),
+        FinetuneConfig(options=Phase2Options(exploration="ucb:8")),
+        FinetuneConfig(options=Phase2Options(keep_critic_optimizer=True)),
+        FinetuneConfig(options=Phase2Options(iql_actor_lr=1e-4)),
     ]
     names = [a.run_name for a in arms]
     assert len(set(names)) == len(names), names
     assert names[3] == "ft_iql_halfcheetah-medium-v2_k0_noise0_none_m2_s0"
     assert all("/" not in n and ":" not in n for n in names)
-    assert FinetuneConfig(fresh_init="phase1").phase1_train_config().run_name.endswith("_c3_s0")
+    assert (
+        FinetuneConfig(options=Phase2Options(fresh_init="phase1"))
+        .phase1_train_config()
+        .run_name.endswith("_c3_s0")
+    )
     # IQL's actor lr names only IQL runs
-    assert FinetuneConfig(algo="cql", iql_actor_lr=1e-4).variant == ""
+    assert FinetuneConfig(algo="cql", options=Phase2Options(iql_actor_lr=1e-4)).variant == ""
 
 
 @pytest.mark.parametrize(
@@ -100,25 +108,23 @@ def test_the_spec_name_is_unchanged_and_every_arm_has_its_own_name():
 )
 def test_bad_options_are_refused_naming_the_field(fields, message):
     with pytest.raises(ValueError, match=message):
-        FinetuneConfig(**fields)
+        config_of(**fields)
 
 
-def iql_pieces(run: TrainConfig, capacity: int, **collector_options):
+def iql_pieces(run: TrainConfig, capacity: int, explorer: Explorer):
     _, dataset, _, scale, _ = prepare_dataset(run, CPU)
     torch.manual_seed(0)
     agent = online_iql.from_phase1_checkpoint(run.run_dir / "checkpoint.pt", 3, run.agent)
     buffer = ReplayBuffer(capacity, dataset.obs_dim, dataset.act_dim)
-    collector = OnlineCollector("Hopper-v4", agent, buffer, scale, None, CPU, **collector_options)
+    collector = OnlineCollector("Hopper-v4", agent, buffer, scale, explorer, CPU)
     return dataset, scale, agent, buffer, collector
 
 
 def test_the_update_time_bonus_is_recomputed_by_the_current_critic(phase1_runs, tmp_path):
     run = phase1_runs["iql"]
-    config = FinetuneConfig(**settings(run, tmp_path, bonus_time="update", bonus_coeff=2.0))
+    config = config_of(**settings(run, tmp_path, bonus_time="update", bonus_coeff=2.0))
     bonus = BonusScale(config.bonus_settings(), gamma=0.99)
-    dataset, scale, agent, buffer, collector = iql_pieces(
-        run, 96, bonus=bonus, bonus_at_collection=False
-    )
+    dataset, scale, agent, buffer, collector = iql_pieces(run, 96, UpdateBonus(bonus))
     raw_rewards = []
     collect = collector.step
 
@@ -128,7 +134,7 @@ def test_the_update_time_bonus_is_recomputed_by_the_current_critic(phase1_runs, 
         return collected
 
     collector.step = recorded_step  # type: ignore[method-assign]
-    sampler = HybridSampler(dataset, buffer, 32, config.online_rows, seed=5)
+    sampler = HybridSampler(dataset, buffer, 32, config.online_rows, 5, collector.explorer)
     task = OnlineTask(config, agent, buffer, sampler, collector, None, None, 1.0)  # type: ignore[arg-type]
     seen = []
     update = agent.update
@@ -164,7 +170,8 @@ def test_collected_bonuses_shuffled_keep_their_multiset_and_stay_out_of_stored_r
     steps = 80
     store = ShuffledBonuses(steps, seed=4, device=CPU)
     bonus = BonusScale(BonusSettings(coeff=1.0, shuffled=True), gamma=0.99)
-    dataset, scale, agent, buffer, collector = iql_pieces(run, steps, bonus=bonus, shuffled=store)
+    explorer = ShuffledCollectBonus(bonus, store)
+    dataset, scale, agent, buffer, collector = iql_pieces(run, steps, explorer)
     collector.restart(seed=3)
     stepped = [collector.step(i) for i in range(steps)]
     collected = torch.cat([c.bonus for c in stepped])
@@ -175,7 +182,7 @@ def test_collected_bonuses_shuffled_keep_their_multiset_and_stay_out_of_stored_r
     served = store.for_rows(torch.arange(steps))
     torch.testing.assert_close(served.sort().values, collected.sort().values)
     assert (served != collected).float().mean() > 0.9
-    sampler = HybridSampler(dataset, buffer, 32, 32, seed=1, row_bonus=store.for_rows)
+    sampler = HybridSampler(dataset, buffer, 32, 32, seed=1, explorer=explorer)
     batch = sampler.sample()
     rows = (batch.observations[:, None] == buffer.observations[None, :steps]).all(-1)
     index = rows.float().argmax(1)
@@ -186,14 +193,14 @@ def test_collected_bonuses_shuffled_keep_their_multiset_and_stay_out_of_stored_r
     "options",
     [
         {"exploration": "ucb:4"},
-        {**PHASE2_PRESETS["enoto"], "fresh_init": "warmup:20"},
+        {**dataclasses.asdict(PHASE2_PRESETS["enoto"]), "fresh_init": "warmup:20"},
         {"bonus_type": "shuffled", "bonus_norm": "running", "bonus_units": "per_step"},
         {"bonus_type": "shuffled", "bonus_time": "update", "bonus_schedule": "linear:50"},
     ],
 )
 def test_runs_with_options_complete_and_record_their_arm(phase1_runs, tmp_path, options):
     run = phase1_runs["iql"]
-    config = FinetuneConfig(**settings(run, tmp_path, **options))
+    config = config_of(**settings(run, tmp_path, **options))
     metrics = finetune(config, progress=False)
     assert metrics["status"] == "completed"
     saved = json.loads((config.run_dir / "config.json").read_text())
@@ -218,7 +225,11 @@ class Interrupted(Exception):
 @pytest.mark.parametrize(
     "options",
     [
-        {**PHASE2_PRESETS["enoto"], "fresh_init": "warmup:30", "bonus_type": "shuffled"},
+        {
+            **dataclasses.asdict(PHASE2_PRESETS["enoto"]),
+            "fresh_init": "warmup:30",
+            "bonus_type": "shuffled",
+        },
         {
             "bonus_type": "shuffled",
             "bonus_norm": "running",
@@ -234,9 +245,9 @@ def test_an_interrupted_run_with_options_resumes_to_the_uninterrupted_result(
 ):
     run = phase1_runs["iql"]
     common = settings(run, tmp_path / "clean", online_steps=288, eval_every=96, **options)
-    clean = finetune(FinetuneConfig(**common), progress=False)
+    clean = finetune(config_of(**common), progress=False)
 
-    interrupted = FinetuneConfig(**{**common, "results_dir": str(tmp_path / "interrupted")})
+    interrupted = config_of(**{**common, "results_dir": str(tmp_path / "interrupted")})
     original = OnlineTask.after_checkpoint
 
     def stop_after_first_checkpoint(self, step):

@@ -32,6 +32,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "behavior": (4, "behavior"),
     "train": (5, "loops"),
     "finetune": (5, "loops"),
+    "finetune_config": (5, "loops"),
+    "phase2_options": (5, "loops"),
     "phase1_run": (5, "loops"),
     "online_collection": (5, "loops"),
     "report": (6, "report"),

@@ -1,10 +1,9 @@
 """What a Phase II run does with data: hybrid batches of online and offline rows, and the
-collection of online transitions (the stochastic policy or UCB action selection, the
-disagreement bonus added to, or kept beside, the stored reward)."""
+collection of online transitions. How actions are chosen and what is added to the rewards is
+the run's explorer's (`algos.explorers`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -12,8 +11,7 @@ import torch
 from torch import Tensor
 
 from hybrid_rl.algos.agent import OnlineAgent
-from hybrid_rl.algos.bonus import BonusScale, BonusSettings, ShuffledBonuses
-from hybrid_rl.algos.exploration import UCBExploration, ucb_action
+from hybrid_rl.algos.explorers import Explorer
 from hybrid_rl.batch import TransitionBatch, concat_batches
 from hybrid_rl.data.dataset import OfflineDataset
 from hybrid_rl.data.replay_buffer import ReplayBuffer
@@ -36,9 +34,9 @@ def with_rewards(batch: TransitionBatch, rewards: Tensor) -> TransitionBatch:
 class HybridSampler:
     """Batches of `online_rows` buffer rows followed by `batch_size − online_rows` dataset rows.
 
-    Both parts are drawn uniformly with replacement, each from its own seeded generator.
-    `row_bonus` (buffer row indices [b] -> bonuses [b]) is added to the online rows' rewards:
-    the shuffled control's bonuses, which are kept apart from the stored rewards.
+    Both parts are drawn uniformly with replacement, each from its own seeded generator. The
+    online rows' rewards are as `explorer.at_sampling` serves them (the shuffled control adds
+    bonuses kept apart from the stored rewards).
     """
 
     def __init__(
@@ -48,11 +46,11 @@ class HybridSampler:
         batch_size: int,
         online_rows: int,
         seed: int,
-        row_bonus: Callable[[Tensor], Tensor] | None = None,
+        explorer: Explorer | None = None,
     ) -> None:
         if not 0 <= online_rows <= batch_size:
             raise ValueError(f"online_rows must be in [0, {batch_size}], got {online_rows}")
-        self.row_bonus = row_bonus
+        self.explorer = explorer or Explorer()
         self.offline, self.online = offline, online
         self.online_rows, self.offline_rows = online_rows, batch_size - online_rows
         self._generator = torch.Generator(device=online.device)
@@ -63,8 +61,7 @@ class HybridSampler:
             return self.offline.sample(self.offline_rows)
         rows = self.online.sample_rows(self.online_rows, generator=self._generator)
         online = self.online.rows(rows)
-        if self.row_bonus is not None:
-            online = with_rewards(online, online.rewards + self.row_bonus(rows))
+        online = with_rewards(online, self.explorer.at_sampling(rows, online.rewards))
         if self.offline_rows == 0:
             return online
         return concat_batches(online, self.offline.sample(self.offline_rows))
@@ -86,18 +83,12 @@ class CollectedStep(NamedTuple):
 
 
 class OnlineCollector:
-    """Steps one env with the agent's stochastic policy and stores each transition.
+    """Steps one env with the action `explorer.act` chooses and stores each transition.
 
-    The stored reward is `reward_scale · r_env + bonus`, bonus = `bonus_coeff` ·
-    disagreement(s, a) (or 0 with `bonus_coeff=None`). The real next observation is stored
+    The stored reward is `reward_scale · r_env` plus what `explorer.at_collection` stores
+    (the spec's bonus λ·disagreement(s, a), or nothing). The real next observation is stored
     (Gymnasium 1.x single env: `step` returns it even at episode ends), with `terminated` and
     `truncated` kept apart.
-
-    Beyond the spec (keyword arguments): `bonus` replaces `bonus_coeff` by a `BonusScale`
-    (which also counts every collected disagreement in its running std); with
-    `bonus_at_collection=False` nothing is stored (the loop adds the bonus at update); with
-    `shuffled` the collected bonus goes to that store instead of the reward; with `ucb` the
-    action is chosen by `algos.exploration.ucb_action`.
     """
 
     def __init__(
@@ -106,21 +97,12 @@ class OnlineCollector:
         agent: OnlineAgent,
         buffer: ReplayBuffer,
         reward_scale: float,
-        bonus_coeff: float | None,
+        explorer: Explorer,
         device: torch.device,
-        *,
-        bonus: BonusScale | None = None,
-        bonus_at_collection: bool = True,
-        shuffled: ShuffledBonuses | None = None,
-        ucb: UCBExploration | None = None,
     ) -> None:
         self.env = make_env(env_id)
         self.agent, self.buffer, self.device = agent, buffer, device
-        self.reward_scale = reward_scale
-        if bonus is None and bonus_coeff is not None:
-            bonus = BonusScale(BonusSettings(coeff=bonus_coeff), gamma=0.0)
-        self.bonus, self.bonus_at_collection = bonus, bonus_at_collection
-        self.shuffled, self.ucb = shuffled, ucb
+        self.reward_scale, self.explorer = reward_scale, explorer
         self._obs: np.ndarray | None = None
         self._episode_return, self._episode_length = 0.0, 0
 
@@ -134,22 +116,10 @@ class OnlineCollector:
         if self._obs is None:
             raise RuntimeError("call restart(seed) before the first step")
         obs = torch.as_tensor(self._obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        if self.ucb is None:
-            action = self.agent.act(obs, deterministic=False)
-        else:
-            action = ucb_action(self.agent, obs, self.ucb.samples, self.ucb.coeff_at(step))
+        action = self.explorer.act(self.agent, obs, step)
         disagreement = ensemble_disagreement(self.agent, obs, action)
         next_obs, reward, terminated, truncated, _ = self.env.step(action[0].cpu().numpy())
-        if self.bonus is not None:
-            self.bonus.observe(disagreement)
-        if self.bonus is None or not self.bonus_at_collection:
-            bonus = torch.zeros_like(disagreement)
-        else:
-            bonus = self.bonus(disagreement, step)
-        stored = bonus
-        if self.shuffled is not None:
-            self.shuffled.add(bonus)  # served to a random row at sampling, not to this one
-            stored = torch.zeros_like(bonus)
+        stored, bonus = self.explorer.at_collection(disagreement, step)
         self.buffer.add(
             obs,
             action,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hybrid_rl.behavior.replica import replica_path
-from hybrid_rl.finetune import ONLINE_STEP_COST, WARMUP_UPDATE_COST
+from hybrid_rl.finetune_config import ONLINE_STEP_COST, WARMUP_UPDATE_COST
 from hybrid_rl.launch.estimate import (
     EVAL_SECONDS_PER_EPISODE,
     REPLICA_BUILD_SECONDS_PER_MILLION,

@@ -17,7 +17,7 @@ import pytest
 from hybrid_rl.algos.iql import IQLConfig
 from hybrid_rl.behavior.replica import collect_transitions
 from hybrid_rl.data.hdf5_format import write_d4rl_hdf5
-from hybrid_rl.finetune import FinetuneConfig
+from hybrid_rl.finetune_config import FinetuneConfig
 from hybrid_rl.launch.executor import (
     _StepCounter,
     default_workers,

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from hybrid_rl.finetune import FinetuneConfig
+from hybrid_rl.finetune_config import FinetuneConfig
 from hybrid_rl.launch.options import SettingError
 from hybrid_rl.launch.phase1_grid import Phase1Grid
 from hybrid_rl.launch.phase2_grid import Phase2Grid
@@ -105,7 +105,9 @@ def test_phase2_arms_are_presets_with_bonus_types_and_default_to_the_spec():
     assert len({c.run_name for c in configs}) == 6
     assert len({c.phase1_train_config().run_name for c in configs}) == 1
     with pytest.raises(SettingError) as error:  # enoto's update-time bonus cannot go with UCB
-        dataclasses.replace(grid, arms=("enoto:ensemble", "spec:none"), exploration="ucb:8")
+        dataclasses.replace(
+            grid, arms=("enoto:ensemble", "spec:none"), options={"exploration": "ucb:8"}
+        )
     assert "exploration" in error.value.fields
     arms = dataclasses.replace(grid, arms=("enoto:ensemble", "spec:none")).expand()
     assert [c.arm_label for c in arms] == ["ensemble (enoto preset)", "none (as specified)"]

@@ -23,7 +23,7 @@ import hybrid_rl
 from hybrid_rl.cli import build_parser
 from hybrid_rl.cli.phase1 import phase1_grid_from_args
 from hybrid_rl.cli.phase2 import phase2_grid_from_args
-from hybrid_rl.finetune import FinetuneConfig
+from hybrid_rl.finetune_config import FinetuneConfig
 from hybrid_rl.launch.executor import run_grid
 from hybrid_rl.launch.ray_launcher import RayLauncher
 from hybrid_rl.train import TrainConfig

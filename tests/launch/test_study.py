@@ -52,6 +52,8 @@ def test_the_full_study_uses_the_full_budgets_and_shared_settings_reach_both_gri
 
 def test_intervals_longer_than_a_budget_are_cut_to_it():
     study = Study.create(quick=True, phase1={"total_steps": 200}, phase2={"online_steps": 300})
-    assert (study.phase1.eval_every, study.phase1.log_every) == (200, 200)
-    assert (study.phase2.eval_every, study.phase2.log_every) == (300, 300)
+    assert (study.phase1.eval_every, study.phase1.logging_interval) == (200, 200)
+    assert (study.phase2.eval_every, study.phase2.logging_interval) == (300, 300)
+    cut = Study.create(quick=True, phase2={"online_steps": 300, "log_every": 1_000})
+    assert cut.phase2.log_every == 300  # a log_every given is cut to the evaluations too
     assert Study.create(quick=True).phase1.eval_every == Phase1Grid().eval_every

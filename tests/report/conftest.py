@@ -136,10 +136,11 @@ def write_synthetic_finetune_run(
     """A Phase II run folder in finetune.py's formats: evaluations `evals` at online steps 0,
     eval_every, ...; one train row per evaluation after the first, logging `disagreement`
     (None: not produced in that interval, logged as null); `preset`'s Phase II options."""
-    from hybrid_rl.finetune import FinetuneConfig, preset_options
+    from hybrid_rl.finetune_config import FinetuneConfig
+    from hybrid_rl.phase2_options import preset_options
 
     config = FinetuneConfig(
-        **preset_options(preset),
+        options=preset_options(preset),
         algo=algo,
         dataset=dataset,
         removal=removal,  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from hybrid_rl.finetune import FinetuneConfig
+from hybrid_rl.finetune_config import FinetuneConfig
+from hybrid_rl.phase2_options import Phase2Options
 from hybrid_rl.runs.identity import as_json, check_same_run, identity_conflict
 from hybrid_rl.train import TrainConfig
 
@@ -51,10 +52,12 @@ def test_a_setting_added_after_a_run_started_reads_as_its_default():
     config = FinetuneConfig(online_steps=5_000)
     saved = as_json(config)
     for name in ("fresh_init", "target_reduce", "bonus_time", "keep_critic_optimizer"):
-        del saved[name]
+        del saved["options"][name]
     assert identity_conflict(config, saved) is None
-    warmed = dataclasses.replace(config, fresh_init="warmup:100")
-    assert identity_conflict(warmed, saved) == "fresh_init 'random' there, 'warmup:100' asked"
+    warmed = dataclasses.replace(config, options=Phase2Options(fresh_init="warmup:100"))
+    assert identity_conflict(warmed, saved) == (
+        "options.fresh_init 'random' there, 'warmup:100' asked"
+    )
     phase1 = TrainConfig(algo="cql", total_steps=60_000)
     old = as_json(phase1)
     del old["n_critics"], old["agent"]["target_reduce"], old["agent"]["actor_reduce"]
@@ -62,3 +65,15 @@ def test_a_setting_added_after_a_run_started_reads_as_its_default():
     assert identity_conflict(dataclasses.replace(phase1, n_critics=3), old) == (
         "agent.critic_members 2 there, 3 asked; n_critics 2 there, 3 asked"
     )
+
+
+def test_a_phase2_config_saved_with_its_options_as_fields_is_still_the_same_run():
+    # config.json files written before the options were one object hold them flat.
+    config = FinetuneConfig(online_steps=5_000, options=Phase2Options(bonus_time="update"))
+    flat = {k: v for k, v in as_json(config).items() if k != "options"}
+    flat |= as_json(config)["options"]
+    saved = FinetuneConfig.saved_identity({"config": flat})
+    assert identity_conflict(config, saved) is None
+    assert FinetuneConfig.from_saved(flat) == config
+    spec = dataclasses.replace(config, options=Phase2Options())
+    assert identity_conflict(spec, saved) == "options.bonus_time 'update' there, 'collect' asked"

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from hybrid_rl.runs.folder import RunFolder
-from hybrid_rl.runs.loop import Cadence, LoopTask, finished_metrics, run_loop
+from hybrid_rl.runs.loop import Cadence, LoopTask, default_log_every, finished_metrics, run_loop
 from hybrid_rl.runs.metrics import MetricsLog
 
 
@@ -136,3 +136,14 @@ def test_a_run_says_what_it_does_until_its_first_log_and_then_stops_saying_it(tm
     metrics = run(folder, task, Cadence(6, log_every=3, eval_every=6))
     assert task.seen == ["first evaluation", "compiling the update"]
     assert "stage" not in metrics and "stage" not in folder.read_metrics()
+
+
+@pytest.mark.parametrize(
+    ("eval_every", "log_every"),
+    [(5_000, 1_000), (2_500, 500), (1_000, 1_000), (300, 300), (1_001, 1)],
+)
+def test_the_default_log_every_divides_eval_every_and_logs_at_least_every_1000_steps(
+    eval_every, log_every
+):
+    assert default_log_every(eval_every) == log_every
+    Cadence(10 * eval_every, default_log_every(eval_every), eval_every)  # accepted

@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hybrid_rl.cli.behavior import add_behavior_commands
 from hybrid_rl.cli.dataset import add_dataset_commands, format_summary
@@ -27,8 +28,18 @@ __all__ = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser that matches no flag by an abbreviation: argparse's prefix matching would make
+    `--seeds 3` mean `--seeds_per_process 3`. Subcommands' parsers are of this class too
+    (`add_subparsers` makes parsers of its parser's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hybrid-rl", description="Offline RL under corrupted data, then online fine-tuning."
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -43,10 +43,19 @@ class Flag:
 
 
 def field_flags(cls: type) -> list[Flag]:
-    """A flag for every field of the dataclass `cls` that declares one, in field order."""
-    return [
-        flag_of(cls, f.name) for f in dataclasses.fields(cls) if f.metadata.get("flag") is not None
-    ]
+    """A flag for every field of the dataclass `cls` that declares one, in field order. A
+    field whose metadata names `flags_of` (a dataclass) stands for the flags of that class's
+    fields, in its place; they set `field.name.<their field>`."""
+    flags = []
+    for f in dataclasses.fields(cls):
+        if (nested := f.metadata.get("flags_of")) is not None:
+            flags += [
+                dataclasses.replace(flag, targets=(f"{f.name}.{flag.targets[0]}",))
+                for flag in field_flags(nested)
+            ]
+        elif f.metadata.get("flag") is not None:
+            flags.append(flag_of(cls, f.name))
+    return flags
 
 
 def flag_of(
@@ -56,6 +65,8 @@ def flag_of(
     the field: a flag of a command that sets fields of several dataclasses)."""
     field = next(f for f in dataclasses.fields(cls) if f.name == field_name)
     kind, many = _value_type(typing.get_type_hints(cls)[field_name])
+    if field.metadata.get("flag_values"):  # the flag takes words the field's values stand for
+        kind, many = str, False
     every = field.metadata.get("every")
     return Flag(
         name=name or field.metadata["flag"],
@@ -179,8 +190,18 @@ def _convert(flag: Flag, raw: Any) -> Any:
 
 
 def overrides(values: Mapping[Flag, Any]) -> dict[str, Any]:
-    """`given_values` as keyword arguments of the dataclass: field path → value."""
-    return {target: value for flag, value in values.items() for target in flag.targets}
+    """`given_values` as keyword arguments of the dataclass: field → value, with the flags of
+    a `flags_of` field gathered into a dict of that field ("options.fresh_init" →
+    {"options": {"fresh_init": ...}})."""
+    kwargs: dict[str, Any] = {}
+    for flag, value in values.items():
+        for target in flag.targets:
+            outer, _, inner = target.partition(".")
+            if inner:
+                kwargs.setdefault(outer, {})[inner] = value
+            else:
+                kwargs[target] = value
+    return kwargs
 
 
 def error_line(err: SettingError, flags: Sequence[Flag], args: argparse.Namespace) -> str:

@@ -17,7 +17,7 @@ from hybrid_rl.cli.execution import (
     print_estimate,
 )
 from hybrid_rl.cli.flags import add_flags, add_quick_flag, field_flags, given_values, overrides
-from hybrid_rl.finetune import FinetuneConfig
+from hybrid_rl.finetune_config import FinetuneConfig
 from hybrid_rl.launch.phase1_grid import Phase1Grid
 from hybrid_rl.launch.phase2_grid import Phase2Grid
 

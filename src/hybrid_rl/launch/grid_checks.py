@@ -42,7 +42,7 @@ def check_common(grid: Phase1Grid | Phase2Grid, lists: Sequence[str], steps: str
     require(not bad_seeds, "seeds", f"seeds must be ≥ 0, got {bad_seeds}")
     for name in (steps, "log_every", "eval_every", "eval_episodes"):
         value = getattr(grid, name)
-        require(value > 0, name, f"{name} must be positive, got {value}")
+        require(value is None or value > 0, name, f"{name} must be positive, got {value}")
 
 
 def check_environment(

@@ -31,6 +31,7 @@ from hybrid_rl.launch.grid_checks import (
     require,
 )
 from hybrid_rl.launch.options import option
+from hybrid_rl.runs.loop import LOG_EVERY_DEFAULT_TEXT, default_log_every
 from hybrid_rl.runs.spec import RunSpec
 from hybrid_rl.train import SeedGroup, TrainConfig
 
@@ -106,7 +107,9 @@ class Phase1Grid:
         "like fp32: on halfcheetah CQL (3 seeds, 20k steps) bf16 ended 0.9 points lower on "
         "every seed (docs/results-phase1.md)",
     )
-    log_every: int = option(_TRAIN_DEFAULTS["log_every"], "log_every", "steps between metric logs")
+    log_every: int | None = option(
+        None, "log_every", "steps between metric logs", shown=LOG_EVERY_DEFAULT_TEXT
+    )
     eval_every: int = option(
         _TRAIN_DEFAULTS["eval_every"], "eval_every", "steps between evaluations"
     )
@@ -218,6 +221,11 @@ class Phase1Grid:
             "runs sharing a process write no TensorBoard logs; use seeds_per_process 1",
         )
 
+    @property
+    def logging_interval(self) -> int:
+        """log_every as given, else derived from eval_every (`runs.loop.default_log_every`)."""
+        return default_log_every(self.eval_every) if self.log_every is None else self.log_every
+
     def validate(self) -> list[TrainConfig]:
         """Everything a run of this grid would refuse, checked before any run starts: the
         field values (checked when the grid is made), the datasets and device on this machine,
@@ -278,7 +286,7 @@ class Phase1Grid:
                 total_steps=self.total_steps,
                 n_critics=self.n_critics,
                 precision=self.precision,
-                log_every=self.log_every,
+                log_every=self.logging_interval,
                 eval_every=self.eval_every,
                 eval_episodes=self.eval_episodes,
                 device=self.device,

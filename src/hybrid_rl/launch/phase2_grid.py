@@ -1,6 +1,6 @@
 """The Phase II study as a grid of run configs: algo × dataset × k × arm × seed →
 `FinetuneConfig`s, each starting from the Phase I run of the same algo, dataset, k and seed. An
-arm is a preset of the Phase II options (`finetune.PHASE2_PRESETS`; "spec" is DESIGN.md §6 as
+arm is a preset of the Phase II options (`phase2_options.PHASE2_PRESETS`; "spec" is DESIGN.md §6 as
 specified) with a bonus type; the options' flags, when given, override the preset's values in
 every arm."""
 
@@ -8,21 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hybrid_rl.algos.ensemble import MAX_MEMBERS, MIN_MEMBERS
 from hybrid_rl.algos.registry import PHASE2_ALGORITHMS
 from hybrid_rl.data.corruption import CorruptionConfig
-from hybrid_rl.finetune import (
-    BONUS_TYPES,
-    PHASE2_OPTIONS,
-    PHASE2_PRESETS,
-    SPEC_BONUS_TYPES,
-    BonusType,
-    FinetuneConfig,
-    preset_options,
-)
+from hybrid_rl.finetune_config import FinetuneConfig
 from hybrid_rl.launch.grid_checks import (
     build_runs,
     check_common,
@@ -41,6 +33,15 @@ from hybrid_rl.launch.phase1_grid import (
     Phase1Grid,
     run_fields,
 )
+from hybrid_rl.phase2_options import (
+    BONUS_TYPES,
+    PHASE2_PRESETS,
+    SPEC_BONUS_TYPES,
+    BonusType,
+    Phase2Options,
+    preset_options,
+)
+from hybrid_rl.runs.loop import LOG_EVERY_DEFAULT_TEXT, default_log_every
 
 QUICK_ONLINE_STEPS = 5_000
 # A 5k-step run evaluated only every 5k steps would have no curve and a steps-to-threshold
@@ -93,72 +94,11 @@ class Phase2Grid:
         "e.g. spec:ensemble,spec:none,enoto:ensemble",
         shown="every --phase2_preset × --bonus_type",
     )
-    fresh_init: str | None = option(
-        None,
-        "fresh_init",
-        "random | warmup:N | phase1: the fresh critic members start random, are fitted on "
-        "the offline data for N updates first, or are trained in Phase I (run it with "
-        "--n_critics equal to --n_ensemble)",
-        shown="the preset's (spec: random)",
-    )
-    target_reduce: str | None = option(
-        None,
-        "target_reduce",
-        "min_all | min_loaded | redq:M | mean | mean_minus_std:β: how the members' Q make "
-        "the TD (IQL: V's) target",
-        shown="the preset's (spec: min_all)",
-    )
-    actor_reduce: str | None = option(
-        None,
-        "actor_reduce",
-        "min_all | min_loaded | redq:M | mean | mean_minus_std:β: how the members' Q make "
-        "the actor's objective (IQL: its advantage)",
-        shown="the preset's (spec: min_all; TD3+BC: member 0)",
-    )
-    bonus_time: str | None = option(
-        None,
-        "bonus_time",
-        "collect | update: the bonus stored at collection, or recomputed on every batch's "
-        "online rows with the current critic",
-        shown="the preset's (spec: collect)",
-    )
-    bonus_units: str | None = option(
-        None,
-        "bonus_units",
-        "q | per_step: the std of Q as is, or times 1 − γ",
-        shown="the preset's (spec: q)",
-    )
-    bonus_norm: str | None = option(
-        None,
-        "bonus_norm",
-        "none | running: divide the disagreement by its running population std (RND-style)",
-        shown="the preset's (spec: none)",
-    )
-    bonus_schedule: str | None = option(
-        None,
-        "bonus_schedule",
-        "const | linear:T: λ kept, or decayed linearly to 0 over T online steps",
-        shown="the preset's (spec: const)",
-    )
-    exploration: str | None = option(
-        None,
-        "exploration",
-        "reward_bonus | ucb:K: the bonus on the reward, or no bonus and the action chosen "
-        "among K policy samples by mean Q + λ·std Q",
-        shown="the preset's (spec: reward_bonus)",
-    )
-    critic_optimizer: str | None = option(
-        None,
-        "critic_optimizer",
-        "fresh | phase1: a fresh Adam for the critic, or the Phase I Adam moments kept for "
-        "the loaded members",
-        shown="the preset's (spec: fresh)",
-    )
-    iql_actor_lr: float | None = option(
-        None,
-        "iql_actor_lr",
-        "IQL's online actor learning rate, constant (the IQL authors' fine-tuning)",
-        shown="the preset's (spec: Phase I's actor_lr, 3e-4)",
+    # The Phase II options given (Phase2Options field -> value as its flag takes it): each
+    # is a flag of its own, declared on Phase2Options; they override every arm's preset.
+    options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"flag": None, "help": "the options given", "flags_of": Phase2Options},
     )
     seeds: tuple[int, ...] = option(STUDY_SEEDS, "seed", "seeds, ≥ 0")
     online_steps: int = option(
@@ -177,8 +117,8 @@ class Phase2Grid:
         "online_ratio",
         "share of each batch from the online buffer, in [0, 1]",
     )
-    log_every: int = option(
-        _FINETUNE_DEFAULTS["log_every"], "log_every", "online steps between metric logs"
+    log_every: int | None = option(
+        None, "log_every", "online steps between metric logs", shown=LOG_EVERY_DEFAULT_TEXT
     )
     eval_every: int = option(
         _FINETUNE_DEFAULTS["eval_every"], "eval_every", "online steps between evaluations"
@@ -219,43 +159,35 @@ class Phase2Grid:
                 raise SettingError(name, str(err)) from None
         check_each("phase2_presets", self.phase2_presets, preset_options)
         check_each("arms", self.arms, _parse_arm)
-        for name, value in self.option_overrides().items():
+        unknown_options = sorted(self.options.keys() - OPTION_NAMES)
+        require(
+            not unknown_options,
+            "options",
+            f"unknown Phase II option(s) {unknown_options}; choose among {', '.join(OPTION_NAMES)}",
+        )
+        for name, value in self.options.items():
             try:
-                FinetuneConfig(**{name: value, "n_ensemble": self.n_ensemble})
+                Phase2Options.from_flags({name: value}).check(self.n_ensemble, "ensemble")
             except ValueError as err:
-                raise SettingError(_OPTION_FIELDS.get(name, name), str(err)) from None
+                raise SettingError(name, str(err)) from None
         # Then every arm as a whole: a preset's values with the options given may clash. (The
         # step settings are checked with the runs, by `validate`.)
-        overrides = self.option_overrides()
-        given = tuple(_OPTION_FIELDS.get(name, name) for name in overrides)
         for preset, bonus_type in self.arm_pairs():
             try:
                 FinetuneConfig(
                     n_ensemble=self.n_ensemble,
                     bonus_type=bonus_type,
-                    **{**preset_options(preset), **overrides},
+                    options=self.arm_options(preset),
                 )
             except ValueError as err:
                 raise SettingError(
-                    (*given, "arms", "phase2_presets", "bonus_types"),
+                    (*self.options, "arms", "phase2_presets", "bonus_types"),
                     f"arm {preset}:{bonus_type}: {err}",
                 ) from None
 
-    def option_overrides(self) -> dict[str, Any]:
-        """The Phase II options given (FinetuneConfig field -> value), over every preset."""
-        values: dict[str, Any] = {
-            name: getattr(self, name)
-            for name in PHASE2_OPTIONS
-            if name != "keep_critic_optimizer" and getattr(self, name) is not None
-        }
-        if self.critic_optimizer is not None:
-            if self.critic_optimizer not in ("fresh", "phase1"):
-                raise SettingError(
-                    "critic_optimizer",
-                    f"critic_optimizer must be fresh or phase1, got {self.critic_optimizer!r}",
-                )
-            values["keep_critic_optimizer"] = self.critic_optimizer == "phase1"
-        return values
+    def arm_options(self, preset: str) -> Phase2Options:
+        """The options of an arm of `preset`: the preset's, with the options given over them."""
+        return Phase2Options.from_flags(self.options, preset_options(preset))
 
     def arm_pairs(self) -> list[tuple[str, BonusType]]:
         """(preset, bonus type) of every arm, in run order."""
@@ -274,13 +206,18 @@ class Phase2Grid:
             online_steps=self.online_steps,
             eval_every=self.eval_every,
             eval_episodes=self.eval_episodes,
-            log_every=self.log_every,
+            log_every=self.logging_interval,
             phase1_results_dir=self.phase1_results_dir,
             results_dir=self.results_dir,
             device=self.device,
-            **{**preset_options(preset), **self.option_overrides()},
+            options=self.arm_options(preset),
             **run,
         )
+
+    @property
+    def logging_interval(self) -> int:
+        """log_every as given, else derived from eval_every (`runs.loop.default_log_every`)."""
+        return default_log_every(self.eval_every) if self.log_every is None else self.log_every
 
     def validate(self) -> list[FinetuneConfig]:
         """Everything a run of this grid would refuse, checked before any run starts (see
@@ -336,8 +273,7 @@ class Phase2Grid:
         ]
 
 
-# The grid field behind each FinetuneConfig option, where their names differ.
-_OPTION_FIELDS = {"keep_critic_optimizer": "critic_optimizer"}
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(Phase2Options))
 
 
 def _parse_arm(text: str) -> tuple[str, BonusType]:

@@ -3,7 +3,7 @@
 By default one algo (IQL: its updates cost about a tenth of CQL's on a CPU) on one dataset
 (halfcheetah-medium-v2; the quick study: hopper-medium-replay-v2), k ∈ {0, 30, 60} %,
 fine-tuned in three arms from the same Phase I checkpoints (`STUDY_ARMS`): the ensemble bonus
-as specified, no bonus as specified, and the "enoto" preset of `finetune.PHASE2_PRESETS` with
+as specified, no bonus as specified, and the "enoto" preset of `phase2_options.PHASE2_PRESETS` with
 its bonus. Both phases run on one process pool: a Phase II run starts as soon as its Phase I
 run has finished, so the pool stays full. Runs live in the usual Phase I and Phase II folders
 (a quick study shares its runs with `run_phase1.py --quick` and `run_phase2.py --quick` given
@@ -124,9 +124,9 @@ def _arms_text(grid: Phase2Grid) -> str:
 
 def _fit_intervals(grid: Grid, budget: int) -> Grid:
     eval_every = min(grid.eval_every, budget)
-    return dataclasses.replace(
-        grid, eval_every=eval_every, log_every=min(grid.log_every, eval_every)
-    )
+    # Without a log_every given, the grid derives it from the eval_every cut here.
+    log_every = None if grid.log_every is None else min(grid.log_every, eval_every)
+    return dataclasses.replace(grid, eval_every=eval_every, log_every=log_every)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from hybrid_rl.data.corruption import CLEAN, CorruptionConfig
-from hybrid_rl.finetune import FinetuneConfig
+from hybrid_rl.finetune_config import FinetuneConfig
 from hybrid_rl.report.recovery import (
     CLEAN_LEVELS,
     RECOVERY_LEVELS,
@@ -273,7 +273,7 @@ def load_finetune_run(
     """
     folder = RunFolder(Path(run_dir))
     saved, metrics = read_run_files(folder)
-    config = FinetuneConfig(**saved["config"])
+    config = FinetuneConfig.from_saved(saved["config"])
     provenance = saved.get("dataset") or {}
     summary = metrics.get("summary") or {}
     evaluation = metrics.get("eval", {})

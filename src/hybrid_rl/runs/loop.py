@@ -9,6 +9,7 @@ Checkpoints are flat dicts: the task's state (e.g. "agent", "sampler") next to t
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,22 @@ from hybrid_rl.seeding import restore_rng_state, rng_state
 # The per-step loss behind the rolling variance: the critic's, or the actor's for agents
 # without a critic (BC).
 LOSS_KEYS = ("critic_loss", "actor_loss")
+# Log at least this often; with evaluations further apart, log_every's default divides both.
+USUAL_LOG_EVERY = 1_000
+LOG_EVERY_DEFAULT_TEXT = (
+    f"--eval_every when that is at most {USUAL_LOG_EVERY:,}, else the largest divisor of "
+    f"{USUAL_LOG_EVERY:,} that divides it"
+)
+
+
+def default_log_every(eval_every: int) -> int:
+    """log_every when none is given: every evaluation falls on a logged step for any positive
+    eval_every (5,000 -> 1,000; 2,500 -> 500; 300 -> 300), so no eval_every is refused for a
+    log_every the user never chose. A non-positive eval_every is returned as is, for the
+    check that names it."""
+    if eval_every <= USUAL_LOG_EVERY:
+        return eval_every
+    return math.gcd(eval_every, USUAL_LOG_EVERY)
 
 
 @dataclass(frozen=True)
