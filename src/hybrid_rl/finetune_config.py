@@ -31,17 +31,6 @@ from hybrid_rl.runs.spec import RunCost
 from hybrid_rl.settings import EXECUTION, with_former_settings
 from hybrid_rl.train import TrainConfig
 
-# An online step (an env step, an action, a disagreement forward and an update), in offline
-# updates of the same algorithm, for wall-time estimates. IQL's: about one (measured ~1.0 on
-# 2-core machines), rounded up. CQL's is its N = 3 critic update, 1.5 of its twin-Q update:
-# 9.5 vs 14.3 updates/s on 1 thread (docs/benchmarks.md, "Second machine: AMD EPYC"), as the
-# FLOP counts say (10.474 vs 7.044 GFLOP); the env step adds little next to it.
-ONLINE_STEP_COST = {"cql": 1.5, "iql": 1.2}
-DEFAULT_ONLINE_STEP_COST = 1.2  # an algorithm not measured online (TD3+BC)
-# A warm-up update (critic forward and backward, no actor or V step) costs about half an
-# offline update (an estimate, rounded up), spread over the online steps in the estimate.
-WARMUP_UPDATE_COST = 0.5
-
 
 @dataclass
 class FinetuneConfig:
@@ -220,14 +209,14 @@ class FinetuneConfig:
     @property
     def cost(self) -> RunCost:
         evaluations = self.online_steps // self.eval_every + 1
-        warmup = self.options.fresh_members[1] * WARMUP_UPDATE_COST / self.online_steps
         return RunCost(
             "Phase II",
             self.algo,
             "online steps",
-            ONLINE_STEP_COST.get(self.algo, DEFAULT_ONLINE_STEP_COST) + warmup,
+            True,
             evaluations,
             self.eval_episodes,
+            warmup_updates=self.options.fresh_members[1],
         )
 
     def identity_conflict(self) -> str | None:

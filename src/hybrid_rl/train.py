@@ -167,7 +167,7 @@ class TrainConfig:
         evaluations = self.total_steps // self.eval_every + 1
         datasets = ((self.dataset, self.source),)
         return RunCost(
-            "Phase I", self.algo, "updates", 1.0, evaluations, self.eval_episodes, datasets
+            "Phase I", self.algo, "updates", False, evaluations, self.eval_episodes, datasets
         )
 
     def identity_conflict(self) -> str | None:

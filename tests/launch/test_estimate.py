@@ -7,12 +7,13 @@ import json
 import pytest
 
 from hybrid_rl.behavior.replica import replica_path
-from hybrid_rl.finetune_config import ONLINE_STEP_COST, WARMUP_UPDATE_COST
 from hybrid_rl.launch.estimate import (
     EVAL_SECONDS_PER_EPISODE,
+    ONLINE_STEP_COST,
     REPLICA_BUILD_SECONDS_PER_MILLION,
     RUN_START_SECONDS,
     UPDATES_PER_SECOND,
+    WARMUP_UPDATE_COST,
     dataset_on_disk,
     estimate_wall_time,
     replica_build_seconds,

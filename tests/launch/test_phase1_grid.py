@@ -37,7 +37,6 @@ def test_run_settings_default_to_train_configs():
     grid, train = Phase1Grid(), TrainConfig()
     for name in (
         "total_steps",
-        "log_every",
         "eval_every",
         "eval_episodes",
         "device",
@@ -46,6 +45,8 @@ def test_run_settings_default_to_train_configs():
         "tensorboard",
     ):
         assert getattr(grid, name) == getattr(train, name)
+    # log_every is derived from eval_every unless given: the runs' default either way.
+    assert grid.log_every is None and grid.logging_interval == train.log_every
     config = Phase1Grid(eval_every=2_000, device="cpu", results_dir="out").expand()[0]
     assert (config.eval_every, config.device, config.results_dir) == (2_000, "cpu", "out")
 

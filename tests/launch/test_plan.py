@@ -30,7 +30,7 @@ def known_speeds(monkeypatch):
 
 
 def run(name: str, seconds: float, prerequisite: str | None = None) -> PlannedRun:
-    cost = RunCost("Phase I" if prerequisite is None else "Phase II", "cql", "updates", 1.0, 1, 1)
+    cost = RunCost("Phase I" if prerequisite is None else "Phase II", "cql", "updates", False, 1, 1)
     return PlannedRun(name, cost, 1, seconds, prerequisite)
 
 

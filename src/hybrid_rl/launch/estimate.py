@@ -11,7 +11,7 @@ from hybrid_rl.behavior.replica import default_transitions, replica_path
 from hybrid_rl.data.download import d4rl_cache_dir
 from hybrid_rl.data.registry import DATASETS, get_dataset_spec
 from hybrid_rl.runs.folder import FINISHED_STATUSES
-from hybrid_rl.runs.spec import RunSpec
+from hybrid_rl.runs.spec import RunCost, RunSpec
 
 # Speeds behind the wall-time estimate and the study's plan (launch/plan.py), for one
 # single-threaded run with another beside it on a 2-core machine, batch 256, rounded down:
@@ -27,6 +27,16 @@ UPDATES_PER_SECOND = {"iql": 70.0, "cql": 11.0}
 # 1,000 HalfCheetah steps, batched policy: 10 episodes took 1.57 s on a loaded machine and
 # 0.40–0.53 s on quiet ones ("Evaluation overhead"); Hopper's episodes end sooner.
 EVAL_SECONDS_PER_EPISODE = 0.15
+# An online step (an env step, an action, a disagreement forward and an update), in offline
+# updates of the same algorithm, for wall-time estimates. IQL's: about one (measured ~1.0 on
+# 2-core machines), rounded up. CQL's is its N = 3 critic update, 1.5 of its twin-Q update:
+# 9.5 vs 14.3 updates/s on 1 thread (docs/benchmarks.md, "Second machine: AMD EPYC"), as the
+# FLOP counts say (10.474 vs 7.044 GFLOP); the env step adds little next to it.
+ONLINE_STEP_COST = {"cql": 1.5, "iql": 1.2}
+DEFAULT_ONLINE_STEP_COST = 1.2  # an algorithm not measured online (TD3+BC)
+# A warm-up update (critic forward and backward, no actor or V step) costs about half an
+# offline update (an estimate, rounded up), spread over the online steps in the estimate.
+WARMUP_UPDATE_COST = 0.5
 RUN_START_SECONDS = 5.0  # process start, imports, dataset load and corruption
 # A 1M-transition replica, once: 125 s quiet, 1.2–2.3 min in fresh clones, 7 min 40 s on a
 # saturated machine ("Replica dataset build", "The quick study"); other sizes in proportion.
@@ -91,7 +101,7 @@ def _phase_lines(phase: str, runs: Sequence[RunSpec], seconds: Mapping[str, floa
     lines = []
     for algo in sorted({c.cost.algo for c in runs}):
         own = [c for c in runs if c.cost.algo == algo]
-        rate = _updates_per_second(algo) / own[0].cost.updates_per_step
+        rate = _updates_per_second(algo) / updates_per_step(own[0].cost, own[0].budget)
         count = sum(c.cost.runs for c in own)
         # seed groups: several runs per process, each process timed
         each = "each" if count == len(own) else f"per process ({len(own)} processes)"
@@ -127,7 +137,15 @@ def run_seconds(config: RunSpec) -> float:
     cost = config.cost
     rate = _updates_per_second(cost.algo)
     eval_seconds = cost.runs * cost.evaluations * cost.eval_episodes * EVAL_SECONDS_PER_EPISODE
-    return RUN_START_SECONDS + config.budget * cost.updates_per_step / rate + eval_seconds
+    steps = config.budget * updates_per_step(cost, config.budget)
+    return RUN_START_SECONDS + steps / rate + eval_seconds
+
+
+def updates_per_step(cost: RunCost, budget: int) -> float:
+    """A step's cost in offline updates of its algorithm, warm-up updates spread over the
+    `budget` steps: 1 for an offline update, the measured cost above for an online step."""
+    step = ONLINE_STEP_COST.get(cost.algo, DEFAULT_ONLINE_STEP_COST) if cost.online else 1.0
+    return step + cost.warmup_updates * WARMUP_UPDATE_COST * cost.runs / budget
 
 
 def _chain_seconds(config: RunSpec, seconds: Mapping[str, float]) -> float:

@@ -161,7 +161,7 @@ class StudyPlan:
                         run.cost.algo.upper(),
                         str(_count(same)),
                         f"{run.steps // run.cost.runs:,} {run.cost.step_unit}",
-                        f"{run.cost.updates_per_step:.2f}",
+                        f"{estimate.updates_per_step(run.cost, run.steps):.2f}",
                         f"{run.cost.evaluations} × {run.cost.eval_episodes} episodes",
                         f"{run.seconds / run.cost.runs / HOUR:.2f}",
                     )
@@ -232,7 +232,7 @@ def _kinds(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
     kinds: dict[tuple[object, ...], list[PlannedRun]] = {}
     for run in runs:
         cost = run.cost
-        key = (cost.phase, cost.algo, run.steps, cost.updates_per_step, cost.runs, run.seconds)
+        key = (cost.phase, cost.algo, run.steps, cost.warmup_updates, cost.runs, run.seconds)
         kinds.setdefault(key, []).append(run)
     phases = list(dict.fromkeys(r.cost.phase for r in runs))
     return sorted(

@@ -15,7 +15,7 @@ class RunCost:
     phase: str  # how the estimate names this kind of run, e.g. "Phase I"
     algo: str
     step_unit: str  # what a step is, e.g. "updates", "online steps"
-    updates_per_step: float  # one step's cost in offline updates of `algo`
+    online: bool  # a step is an online step (an env step, an action and an update)
     evaluations: int
     eval_episodes: int
     # (dataset, source) pairs the run loads itself; () when another run has loaded them.
@@ -23,6 +23,8 @@ class RunCost:
     # Runs it executes in one process (a seed group's seeds); its budget counts the steps of
     # all of them, `evaluations` those of each.
     runs: int = 1
+    # Updates done before the first step (fitting fresh critic members on the offline data).
+    warmup_updates: int = 0
 
 
 class RunSpec(Protocol):
