@@ -27,9 +27,11 @@ fresh members warmed up or trained in Phase I (`fresh_init`, `algos.warmup`), ot
 over members (`target_reduce`, `actor_reduce`, `algos.reductions`), the bonus's time, units,
 normalisation and schedule (`algos.bonus`), UCB action selection instead of a reward bonus
 (`exploration`, `algos.exploration`), the Phase I critic's Adam state kept
-(`keep_critic_optimizer`), IQL's online actor lr (`iql_actor_lr`), a shuffled-bonus control
-(`bonus_type="shuffled"`), and named sets of them (`PHASE2_PRESETS`). A run with any option
-off its default is named for it (`FinetuneConfig.variant`), so arms never share a folder.
+(`keep_critic_optimizer`), IQL's online actor lr (`iql_actor_lr`), the online share of each
+batch rising from 0 or drawn uniformly over all rows (`online_share`, issue 31), a
+shuffled-bonus control (`bonus_type="shuffled"`), and named sets of them (`PHASE2_PRESETS`).
+A run with any option off its default is named for it (`FinetuneConfig.variant`), so arms
+never share a folder.
 
 A run writes `results_dir/<run name>/config.json`, `metrics.json` and `checkpoint.pt`.
 """
@@ -73,7 +75,9 @@ from hybrid_rl.eval.rollout import PolicyEvaluator
 from hybrid_rl.online_collection import (
     HybridSampler,
     OnlineCollector,
+    OnlineShare,
     ensemble_disagreement,
+    parse_online_share,
     with_rewards,
 )
 from hybrid_rl.phase1_run import Phase1Run, Phase1RunError, check_same_dataset, find_phase1_run
@@ -116,6 +120,7 @@ PHASE2_OPTIONS = (
     "exploration",
     "keep_critic_optimizer",
     "iql_actor_lr",
+    "online_share",
 )
 # Named sets of those options. "spec" is DESIGN.md §6 as specified (all defaults). "enoto" is
 # the best-supported configuration we know of, each value for a published reason:
@@ -171,6 +176,10 @@ class FinetuneConfig:
     exploration: str = "reward_bonus"  # reward_bonus | ucb:K
     keep_critic_optimizer: bool = False
     iql_actor_lr: float | None = None  # None: the Phase I actor_lr (3e-4), constant
+    # const (the spec): online_ratio of every batch from the first update | linear:T: that
+    # share reached over the first T online steps | uniform: rows drawn uniformly over the
+    # dataset and the buffer together, as d3rlpy's fit_online (`online_collection.OnlineShare`)
+    online_share: str = "const"
     online_ratio: float = 0.5  # share of each batch drawn from the online buffer
     online_steps: int = 250_000  # env steps (= gradient updates + batch_size − 1 warm-up steps)
     eval_every: int = 5_000
@@ -239,7 +248,12 @@ class FinetuneConfig:
                 raise ValueError(
                     f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
                 )
-        for name, parse in (("bonus_schedule", parse_schedule), ("exploration", parse_exploration)):
+        parsers = (
+            ("bonus_schedule", parse_schedule),
+            ("exploration", parse_exploration),
+            ("online_share", parse_online_share),
+        )
+        for name, parse in parsers:
             try:
                 parse(getattr(self, name))
             except ValueError as err:
@@ -451,6 +465,9 @@ def _option_token(name: str, value: Any) -> str:
         return f"ucb{parse_exploration(value)}"
     if name == "iql_actor_lr":
         return f"alr{value:g}"
+    if name == "online_share":
+        steps = parse_online_share(value)
+        return "shuni" if steps is None else f"shlin{steps}"
     raise ValueError(f"no name token for option {name}")
 
 
@@ -658,6 +675,9 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
         config.online_rows,
         _derived_seed(config.seed, _ONLINE_SAMPLER_STREAM),
         row_bonus=None if shuffled is None else shuffled.for_rows,
+        share=None
+        if config.online_share == "const"
+        else OnlineShare(config.online_share, config.online_rows),
     )
     env_id = loaded.provenance.env_id or config.dataset
     collector = OnlineCollector(
@@ -702,6 +722,7 @@ def _write_config(
             "online_batch": {
                 "online_rows": config.online_rows,
                 "offline_rows": config.batch_size - config.online_rows,
+                "online_share": config.online_share,
                 "updates_start_when_buffer_holds": config.batch_size,
             },
             "reward_scale": reward_scale,

@@ -160,6 +160,15 @@ class Phase2Grid:
         "IQL's online actor learning rate, constant (the IQL authors' fine-tuning)",
         shown="the preset's (spec: Phase I's actor_lr, 3e-4)",
     )
+    online_share: str | None = option(
+        None,
+        "online_share",
+        "const | linear:T | uniform: the --online_ratio share of each batch from the online "
+        "buffer from the first update, reached linearly over the first T online steps, or "
+        "each row drawn uniformly over the dataset's and the buffer's rows (d3rlpy's "
+        "fit_online)",
+        shown="the preset's (spec: const)",
+    )
     seeds: tuple[int, ...] = option(STUDY_SEEDS, "seed", "seeds, ≥ 0")
     online_steps: int = option(
         _FINETUNE_DEFAULTS["online_steps"], "total_steps", "online env steps per Phase II run"
