@@ -119,7 +119,8 @@ def math_gcd(a: int, b: int) -> int:
 
 
 def d3rlpy_run_dir(args: argparse.Namespace) -> Path:
-    name = f"iql_{args.env}_k{args.remove_top_k:g}_s{args.seed}"
+    start = "" if args.start == "own" else "_from_ours"
+    name = f"iql_{args.env}_k{args.remove_top_k:g}_s{args.seed}{start}"
     return Path(args.d3rlpy_results) / name
 
 
@@ -179,7 +180,9 @@ def d3rlpy_worker(args: argparse.Namespace) -> None:
     offline_model = run_dir / "offline.d3"
     d3rlpy.seed(args.seed)
     start = time.perf_counter()
-    if offline_model.exists():
+    if args.start == "ours":
+        algo = d3rlpy_from_our_weights(args, dataset)
+    elif offline_model.exists():
         algo = d3rlpy.load_learnable(str(offline_model), device="cpu:0")
         print("loaded the finished Phase I model", flush=True)
     else:
@@ -265,6 +268,7 @@ def d3rlpy_worker(args: argparse.Namespace) -> None:
             "offline_steps": args.offline_steps,
             "online_steps": args.online_steps,
             "eval_every": args.eval_every,
+            "start": args.start,
             "rows_sha256": file_sha256(args.rows_file),
             "transitions": data["transitions"],
             "reward_scale": args.reward_scale,
@@ -275,6 +279,117 @@ def d3rlpy_worker(args: argparse.Namespace) -> None:
             "versions": {"d3rlpy": d3rlpy.__version__, "torch": torch.__version__},
         },
     )
+
+
+def d3rlpy_from_our_weights(args: argparse.Namespace, dataset: Any) -> Any:
+    """d3rlpy's IQL holding our Phase I agent's weights (`export_our_weights`), its actor lr
+    scheduler advanced through the offline steps, as its own Phase I would leave it (lr ≈ 0,
+    climbing back along the cosine online); its Adam states are fresh."""
+    import torch
+    from d3rlpy_env import d3rlpy_training_config
+
+    weights = np.load(args.weights_file)
+    config = d3rlpy_training_config(
+        "iql",
+        observation_mean=weights["observation_mean"],
+        observation_std=weights["observation_std"],
+        return_min=0.0,
+        return_max=1000.0 / args.reward_scale,
+        steps=args.offline_steps,
+    )
+    algo = config.create(device="cpu:0")
+    algo.build_with_dataset(dataset)
+    modules = algo.impl.modules
+    targets = {
+        "policy": modules.policy,
+        "q": modules.q_funcs,
+        "q_target": modules.targ_q_funcs,
+        "value": modules.value_func,
+    }
+    with torch.no_grad():
+        for key in weights.files:
+            part, _, name = key.partition("/")
+            if part not in targets:
+                continue
+            param = targets[part].get_parameter(name)
+            value = torch.as_tensor(weights[key], dtype=param.dtype)
+            if tuple(value.shape) != tuple(param.shape):
+                raise SystemExit(f"{key}: shape {tuple(value.shape)} != {tuple(param.shape)}")
+            param.copy_(value)
+    # The ported agent must act and value as ours does on the check rows.
+    obs = torch.as_tensor(weights["check_obs"], dtype=torch.float32)
+    scaled = algo.observation_scaler.transform(obs)
+    action = modules.policy(scaled).squashed_mu
+    errors = {
+        "action": (action - torch.as_tensor(weights["check_action"])).abs().max(),
+        "value": (modules.value_func(scaled).view(-1) - torch.as_tensor(weights["check_v"]))
+        .abs()
+        .max(),
+    }
+    for member in (0, 1):
+        ours_q = torch.as_tensor(weights["check_q"][member])
+        q = modules.q_funcs[member](scaled, action).q_value.view(-1)
+        errors[f"q{member}"] = (q - ours_q).abs().max()
+    print(f"port check, max abs differences: { {k: float(v) for k, v in errors.items()} }")
+    if max(float(v) for v in errors.values()) > 1e-3:
+        raise SystemExit("the ported d3rlpy agent does not reproduce ours; not fine-tuning it")
+    scheduler = modules.actor_optim._lr_scheduler
+    for _ in range(args.offline_steps):
+        scheduler.step()
+    print(f"loaded our Phase I weights; actor lr now {scheduler.get_last_lr()}", flush=True)
+    return algo
+
+
+def export_our_weights(args: argparse.Namespace) -> Path:
+    """Our Phase I checkpoint's actor, twin Q (and targets), V and observation statistics in
+    d3rlpy 2.8.1's IQL parameter names and layouts, as an .npz of arrays."""
+    import torch
+
+    from hybrid_rl.algos.ensemble import read_phase1_agent_state
+
+    config = phase1_train_config(args)
+    state = read_phase1_agent_state(config.run_dir / "checkpoint.pt")
+    out: dict[str, np.ndarray] = {
+        "observation_mean": state["normalizer"]["mean"].double().numpy(),
+        "observation_std": state["normalizer"]["std"].double().numpy(),
+    }
+
+    def linears(prefix: str, net: dict[str, torch.Tensor], member: int, last: str) -> None:
+        names = ("_encoder._layers.0", "_encoder._layers.2", last)
+        for layer, name in enumerate(names):
+            weight = net[f"net.layers.{layer}.weight"][member]  # [in, out]
+            bias = net[f"net.layers.{layer}.bias"][member, 0]
+            out[f"{prefix}{name}.weight"] = weight.T.contiguous().numpy()
+            out[f"{prefix}{name}.bias"] = bias.numpy()
+
+    linears("policy/", state["actor"], 0, "_mu")
+    # d3rlpy: log std = −5 + 7 · sigmoid(p); ours: the clamped parameter.
+    log_std = state["actor"]["log_std"].clamp(-5.0, 2.0)
+    share = ((log_std + 5.0) / 7.0).clamp(1e-6, 1 - 1e-6)
+    out["policy/_logstd"] = torch.logit(share)[None].numpy()
+    for member in (0, 1):
+        linears(f"q/{member}.", state["critic"], member, "_fc")
+        linears(f"q_target/{member}.", state["critic_target"], member, "_fc")
+    linears("value/", state["value"], 0, "_fc")
+    # Check rows: our agent's greedy action, its twin Q there and V, for the port check.
+    from hybrid_rl.algos.iql import IQL
+
+    agent = IQL(len(out["observation_mean"]), state["actor"]["log_std"].shape[0], config.agent)
+    agent.load_state_dict(state)
+    generator = torch.Generator().manual_seed(0)
+    mean, std = state["normalizer"]["mean"], state["normalizer"]["std"]
+    obs = mean + std * torch.randn(16, mean.shape[0], generator=generator)
+    with torch.no_grad():
+        action = agent.act(obs, deterministic=True)
+        normalized = agent.normalizer(obs)
+        out["check_obs"] = obs.numpy()
+        out["check_action"] = action.numpy()
+        out["check_q"] = agent.critic(normalized, action).numpy()
+        out["check_v"] = agent.value(normalized).numpy()
+    path = Path(args.d3rlpy_results) / f"our_phase1_{config.run_name}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return path
 
 
 # --- our side, and the report -------------------------------------------------------------------
@@ -304,7 +419,10 @@ def run_d3rlpy(args: argparse.Namespace) -> None:
         *("--online-steps", str(args.online_steps), "--eval-every", str(args.eval_every)),
         *("--threads", str(args.threads), "--d3rlpy-results", str(args.d3rlpy_results)),
         *("--rows-file", str(rows_file), "--reward-scale", repr(scale)),
+        *("--start", args.start),
     ]
+    if args.start == "ours":
+        command += ["--weights-file", str(export_our_weights(args))]
     subprocess.run(command, check=True)
 
 
@@ -383,6 +501,7 @@ def report(args: argparse.Namespace) -> None:
             "run_dir": shown_path(d3rlpy_run_dir(args)),
             **d3,
             "summary": curve_summary(d3["steps"], d3["normalized_return_mean"]),
+            "start": "our Phase I weights, ported" if args.start == "ours" else "its own Phase I",
             "finished": bool(done),
             "online_episode_lengths": done.get("online_episodes", {}).get("length", []),
             "config": done.get("config"),
@@ -399,7 +518,9 @@ def report(args: argparse.Namespace) -> None:
         "machine": machine_info(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"online_iql_{args.env}_k{args.remove_top_k:g}_s{args.seed}_{config.variant or 'spec'}"
+    start = "" if args.start == "own" else "_d3rlpy-from-ours"
+    variant = config.variant or "spec"
+    stem = f"online_iql_{args.env}_k{args.remove_top_k:g}_s{args.seed}_{variant}{start}"
     write_json(args.out / f"{stem}.json", result)
     plot(result, args.out / f"{stem}.png")
     for side in ("ours", "d3rlpy"):
@@ -467,6 +588,13 @@ def main() -> None:
     parser.add_argument("--ours-results", type=Path, default=Path("results_i31/xcheck"))
     parser.add_argument("--d3rlpy-results", type=Path, default=Path("results_i31/d3rlpy"))
     parser.add_argument("--out", type=Path, default=Path("docs/compare-d3rlpy"))
+    parser.add_argument(
+        "--start",
+        choices=("own", "ours"),
+        default="own",
+        help="d3rlpy's Phase I: its own (trained here), or our Phase I weights ported",
+    )
+    parser.add_argument("--weights-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--rows-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--reward-scale", type=float, help=argparse.SUPPRESS)
     add_d3rlpy_arguments(parser)
