@@ -557,8 +557,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("online steps")
     ax.set_ylabel("D4RL normalized return (10 episodes)")
     ax.set_title(
-        f"IQL fine-tuned online from each side's own Phase I ({result['offline_steps']:,} "
-        f"steps)\n{result['env']}, top {result['remove_top_k']:g}% removed, seed "
+        f"IQL fine-tuned online; d3rlpy starts from {result['d3rlpy']['start']} "
+        f"({result['offline_steps']:,} steps)\n{result['env']}, top "
+        f"{result['remove_top_k']:g}% removed, seed "
         f"{result['seed']}: one seed",
         fontsize=9,
     )
