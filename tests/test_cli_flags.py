@@ -62,6 +62,7 @@ PHASE2 = [
     "--exploration",
     "--critic_optimizer",
     "--iql_actor_lr",
+    "--online_share",
     "--seed",
     "--total_steps",
     "--n_ensemble",

@@ -225,6 +225,7 @@ def test_run_writes_config_metrics_checkpoint_and_is_skipped_when_complete(phase
     assert saved["online_batch"] == {
         "online_rows": 16,
         "offline_rows": 16,
+        "online_share": "const",
         "updates_start_when_buffer_holds": 32,
     }
     assert saved["config"]["bonus_coeff"] == 1.0 and saved["git_commit"]

@@ -30,10 +30,11 @@ fresh members warmed up or trained in Phase I (`fresh_init`, `algos.warmup`), ot
 over members (`target_reduce`, `actor_reduce`, `algos.reductions`), the bonus's time, units,
 normalisation and schedule (`algos.bonus`), UCB action selection instead of a reward bonus
 (`exploration`, `algos.exploration`), the Phase I critic's Adam state kept
-(`keep_critic_optimizer`), IQL's online actor lr (`iql_actor_lr`), a shuffled-bonus control
-(`bonus_type="shuffled"`), and named sets of them: all declared in `phase2_options`. A run
-with any option off its default is named for it (`FinetuneConfig.variant`), so arms never
-share a folder.
+(`keep_critic_optimizer`), IQL's online actor lr (`iql_actor_lr`), the online share of each
+batch rising from 0 or drawn uniformly over all rows (`online_share`, issue 31), a
+shuffled-bonus control (`bonus_type="shuffled"`), and named sets of them: all declared in
+`phase2_options`. A run with any option off its default is named for it
+(`FinetuneConfig.variant`), so arms never share a folder.
 
 A run writes `results_dir/<run name>/config.json`, `metrics.json` and `checkpoint.pt`.
 """
@@ -69,6 +70,7 @@ from hybrid_rl.finetune_config import FinetuneConfig
 from hybrid_rl.online_collection import (
     HybridSampler,
     OnlineCollector,
+    OnlineShare,
     ensemble_disagreement,
     with_rewards,
 )
@@ -268,6 +270,9 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
         config.online_rows,
         _derived_seed(config.seed, _ONLINE_SAMPLER_STREAM),
         explorer,
+        share=None
+        if config.options.online_share == "const"
+        else OnlineShare(config.options.online_share, config.online_rows),
     )
     env_id = loaded.provenance.env_id or config.dataset
     collector = OnlineCollector(env_id, agent, buffer, reward_scale, explorer, device)
@@ -324,6 +329,7 @@ def _write_config(
             "online_batch": {
                 "online_rows": config.online_rows,
                 "offline_rows": config.batch_size - config.online_rows,
+                "online_share": config.options.online_share,
                 "updates_start_when_buffer_holds": config.batch_size,
             },
             "reward_scale": reward_scale,

@@ -4,6 +4,7 @@ the run's explorer's (`algos.explorers`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,12 +32,61 @@ def with_rewards(batch: TransitionBatch, rewards: Tensor) -> TransitionBatch:
     )
 
 
+ONLINE_SHARES = ("const", "linear", "uniform")
+
+
+def parse_online_share(text: str) -> int | None:
+    """T of `linear:T` (online steps, ≥ 1); None for `const` and `uniform`. ValueError
+    naming the forms otherwise."""
+    kind, _, steps = text.partition(":")
+    if kind in ("const", "uniform") and not steps:
+        return None
+    if kind == "linear" and steps.isdigit() and int(steps) >= 1:
+        return int(steps)
+    raise ValueError(f"expected const, uniform or linear:T with T ≥ 1 online steps, got {text!r}")
+
+
+class OnlineShare:
+    """How many rows of each batch come from the online buffer (the rest from the dataset).
+
+    - `const` (the spec): `online_rows` of every batch, from the first update on.
+    - `linear:T`: `online_rows` · min(1, n/T) rounded half up, n the online transitions
+      collected so far: the share rises from 0, so the first online rows are not replayed
+      ~B/2 times per step each while the buffer is tiny (RLPD's 50/50 is from scratch, with
+      nothing of value to overwrite; a near-expert start has).
+    - `uniform`: each row drawn uniformly over the dataset's and the buffer's rows together,
+      as d3rlpy's `fit_online` does with the offline episodes in its buffer: the count is
+      Binomial(B, n/(n + N)), N the dataset's rows, drawn with the sampler's generator.
+    """
+
+    def __init__(self, text: str, online_rows: int) -> None:
+        self.kind = text.partition(":")[0]
+        self.steps = parse_online_share(text)
+        self.online_rows = online_rows
+
+    def rows(
+        self, batch_size: int, collected: int, offline: int, generator: torch.Generator
+    ) -> int:
+        """Online rows of the next batch, with `collected` online and `offline` dataset rows."""
+        if self.kind == "const":
+            return self.online_rows
+        if self.kind == "linear":
+            assert self.steps is not None
+            return math.floor(self.online_rows * min(1.0, collected / self.steps) + 0.5)
+        draws = torch.randint(
+            offline + collected, (batch_size,), device=generator.device, generator=generator
+        )
+        return int((draws >= offline).sum())
+
+
 class HybridSampler:
     """Batches of `online_rows` buffer rows followed by `batch_size − online_rows` dataset rows.
 
     Both parts are drawn uniformly with replacement, each from its own seeded generator. The
     online rows' rewards are as `explorer.at_sampling` serves them (the shuffled control adds
-    bonuses kept apart from the stored rewards).
+    bonuses kept apart from the stored rewards). With a `share` other than const the number
+    of online rows varies from batch to batch (`OnlineShare`); `online_rows` and
+    `offline_rows` are then those of the last batch.
     """
 
     def __init__(
@@ -47,16 +97,24 @@ class HybridSampler:
         online_rows: int,
         seed: int,
         explorer: Explorer | None = None,
+        share: OnlineShare | None = None,
     ) -> None:
         if not 0 <= online_rows <= batch_size:
             raise ValueError(f"online_rows must be in [0, {batch_size}], got {online_rows}")
         self.explorer = explorer or Explorer()
         self.offline, self.online = offline, online
+        self.batch_size = batch_size
         self.online_rows, self.offline_rows = online_rows, batch_size - online_rows
+        self.share = share
         self._generator = torch.Generator(device=online.device)
         self._generator.manual_seed(seed)
 
     def sample(self) -> TransitionBatch:
+        if self.share is not None:
+            self.online_rows = self.share.rows(
+                self.batch_size, len(self.online), len(self.offline), self._generator
+            )
+            self.offline_rows = self.batch_size - self.online_rows
         if self.online_rows == 0:
             return self.offline.sample(self.offline_rows)
         rows = self.online.sample_rows(self.online_rows, generator=self._generator)

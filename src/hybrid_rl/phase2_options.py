@@ -24,6 +24,7 @@ from hybrid_rl.algos.ensemble import PHASE1_MEMBERS
 from hybrid_rl.algos.exploration import parse_exploration
 from hybrid_rl.algos.reductions import Reduction
 from hybrid_rl.algos.warmup import parse_fresh_init
+from hybrid_rl.online_collection import parse_online_share
 
 # "shuffled" is a control: the ensemble bonus's values, permuted across online transitions.
 BonusType = Literal["ensemble", "none", "shuffled"]
@@ -99,6 +100,11 @@ def _reduction_token(prefix: str) -> Callable[[Any], str]:
 def _check_actor_lr(value: float | None) -> None:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise ValueError(f"iql_actor_lr must be finite and > 0, got {value}")
+
+
+def _online_share_token(value: str) -> str:
+    steps = parse_online_share(value)
+    return "shuni" if steps is None else f"shlin{steps}"
 
 
 _REDUCTION_FORMS = "min_all | min_loaded | redq:M | mean | mean_minus_std:β"
@@ -195,6 +201,17 @@ class Phase2Options:
         lambda v: f"alr{v:g}",
         _check_actor_lr,
         algos=("iql",),
+    )
+    online_share: str = phase2_option(
+        "const",
+        "online_share",
+        "const | linear:T | uniform: the --online_ratio share of each batch from the online "
+        "buffer from the first update, reached linearly over the first T online steps, or "
+        "each row drawn uniformly over the dataset's and the buffer's rows (d3rlpy's "
+        "fit_online)",
+        "the preset's (spec: const)",
+        _online_share_token,
+        _named("online_share", parse_online_share),
     )
 
     def check(self, n_ensemble: int, bonus_type: str) -> None:

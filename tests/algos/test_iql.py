@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import math
 
@@ -176,6 +177,24 @@ def test_updates_reduce_value_and_critic_losses_with_detached_finite_metrics(beh
         first = torch.stack([m[name] for m in history[:20]]).mean()
         last = torch.stack([m[name] for m in history[-20:]]).mean()
         assert last < 0.5 * first, (name, first, last)
+
+
+def test_update_reports_the_actor_log_std_and_the_share_of_clipped_weights(random_batch):
+    agent = make_agent()
+    batch = random_batch(16, OBS_DIM, ACT_DIM, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        agent.actor.log_std.copy_(torch.tensor([-7.0] + [0.5] * (ACT_DIM - 1)))
+    # The clamped value, before this update's step: (−5 + 0.5·(A − 1)) / A.
+    expected_log_std = (-5.0 + 0.5 * (ACT_DIM - 1)) / ACT_DIM
+    _, _, _, metrics = agent.losses(batch)
+    assert metrics["actor_log_std"].item() == pytest.approx(expected_log_std)
+    # Advantages far above max_weight's log for half the rows: those, and only those, clip.
+    agent.config = dataclasses.replace(agent.config, max_weight=2.0)
+    advantage = torch.tensor([5.0] * 8 + [-5.0] * 8)
+    _, weight = agent.actor_loss(agent.normalizer(batch.observations), batch.actions, advantage)
+    assert (weight >= 2.0).float().mean().item() == 0.5
+    metrics = agent.update(batch)
+    assert 0.0 <= metrics["weight_clipped_share"].item() <= 1.0
 
 
 @pytest.mark.parametrize("deterministic", [True, False])

@@ -203,6 +203,11 @@ class IQL:
             "q_data_std": q.std(),
             "advantage_mean": advantage.mean(),
             "weight_mean": weight.detach().mean(),
+            # Share of rows whose exp-advantage weight is clipped at max_weight, and the
+            # actor's (state-independent) log std: the two things AWR moves when advantages
+            # go wrong (issue 31).
+            "weight_clipped_share": (weight.detach() >= self.config.max_weight).float().mean(),
+            "actor_log_std": self.actor.clamped_log_std().detach().mean(),
         }
         return value_loss, critic_loss, actor_loss, metrics
 
