@@ -71,8 +71,11 @@ def test_killed_run_resumes_to_the_uninterrupted_result(hopper_file, tmp_path):
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
     metrics_file = config.run_dir / "metrics.json"
+    # A run writes metrics.json before its first step (what it is doing, for progress bars):
+    # the first checkpoint, written atomically, is the sign that it is under way.
+    checkpoint_file = config.run_dir / "checkpoint.pt"
     deadline = time.monotonic() + 120
-    while not metrics_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not checkpoint_file.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
