@@ -121,7 +121,7 @@ def test_an_algo_phase2_cannot_fine_tune_is_refused_before_anything_runs(tmp_pat
         (["--remove_top_k", "100"], "hybrid-rl study: --remove_top_k 100 is invalid: k_percent"),
         (["--online_ratio", "2"], "hybrid-rl study: --online_ratio 2 is invalid: online_ratio"),
         (["--phase1_steps", "0"], "hybrid-rl study: --phase1_steps 0 is invalid: total_steps"),
-        (["--online_steps", "1500"], "hybrid-rl study: --online_steps 1500 is invalid"),
+        (["--online_steps", "1234"], "hybrid-rl study: --online_steps 1234 is invalid"),
         (["--env", "no-such-env-v2"], "hybrid-rl study: --env no-such-env-v2 is invalid"),
         (["--workers", "0"], "hybrid-rl study: --workers must be at least 1"),
         (
